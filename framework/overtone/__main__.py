@@ -1,0 +1,5 @@
+import sys
+
+from overtone.cli import main
+
+sys.exit(main())

@@ -1,0 +1,167 @@
+"""Results I/O: netCDF (h5netcdf) and Zarr, with atomic writes and readable errors.
+
+A write goes to a temporary path beside the target and is renamed into place only when it
+is complete, so a crash never leaves a half-written file where a good one was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from overtone.errors import DatasetError
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5", ".hdf5")
+ZARR_SUFFIXES = (".zarr",)
+
+
+def storage_format(path: str | Path) -> str | None:
+    """``"netcdf"``, ``"zarr"`` or ``None`` from a path's suffix."""
+    name = str(path).rstrip("/").lower()
+    if name.endswith(ZARR_SUFFIXES):
+        return "zarr"
+    if name.endswith(NETCDF_SUFFIXES):
+        return "netcdf"
+    return None
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    target = tmp / path.name
+    try:
+        yield target
+        if target.is_dir():
+            backup = None
+            if path.exists():
+                backup = path.with_name(f".{path.name}.old")
+                if backup.exists():
+                    shutil.rmtree(backup)
+                os.replace(path, backup)
+            os.replace(target, path)
+            if backup is not None:
+                shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(target, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return contextlib.nullcontext()
+    from tqdm.dask import TqdmCallback
+
+    return TqdmCallback(desc="writing", unit="task")
+
+
+def write_dataset(ds: xr.Dataset, path: str | Path, *, progress: bool = False) -> Path:
+    """Write ``ds`` atomically to netCDF (``.nc``, h5netcdf engine) or Zarr (``.zarr``)."""
+    fmt = storage_format(path)
+    if fmt is None:
+        raise DatasetError(
+            f"cannot write {str(path)!r}: unknown format; use a .nc (netCDF) or .zarr path"
+        )
+    path = Path(path)
+    with atomic_target(path) as tmp, _progress(progress):
+        if fmt == "zarr":
+            ds.to_zarr(tmp, mode="w")
+        else:
+            ds.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=True)
+    return path
+
+
+def open_dataset(
+    path: str | Path,
+    *,
+    chunks: Mapping[str, Any] | str | None = None,
+    group: str | None = None,
+    registry: Any = None,
+) -> xr.Dataset:
+    """Open a netCDF or Zarr file, or any file a ``reader`` component handles by its suffix.
+
+    ``chunks`` is passed on to xarray (dask-backed, lazy) or to the reader.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"dataset {str(path)!r} not found; check the path")
+    fmt = storage_format(path)
+    if fmt is None:
+        return _open_with_reader(path, chunks, registry)
+    try:
+        if fmt == "zarr":
+            return xr.open_zarr(path, chunks=chunks, group=group)
+        return xr.open_dataset(path, engine="h5netcdf", chunks=chunks, group=group)
+    except Exception as exc:
+        kind = "Zarr store" if fmt == "zarr" else "netCDF4/HDF5 file"
+        raise DatasetError(
+            f"cannot read {str(path)!r} as a {kind} ({type(exc).__name__}: {exc}); "
+            f"the file is truncated or not in that format: re-create it"
+        ) from exc
+
+
+def _open_with_reader(path: Path, chunks: Any, registry: Any) -> xr.Dataset:
+    if registry is None:
+        from overtone.registry import registry as default_registry
+
+        registry = default_registry()
+    suffix = "".join(path.suffixes).lower()
+    readers = registry.of_kind("reader")
+    for entry in readers:
+        if any(suffix.endswith(s) for s in entry.component.suffixes):
+            reader = entry.component.load()
+            kwargs = {} if chunks is None else {"chunks": chunks}
+            return reader(path, **kwargs)
+    known = sorted({s for e in readers for s in e.component.suffixes})
+    raise DatasetError(
+        f"cannot open {str(path)!r}: no reader for {suffix or 'files without a suffix'!r}; "
+        f"known suffixes: {', '.join(['.nc', '.zarr', *known])}"
+    )
+
+
+def read_groups(path: str | Path) -> dict[str, xr.Dataset]:
+    """Load every group of a netCDF file into memory, keyed by group name."""
+    import xarray as xr
+
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        tree = xr.open_datatree(path, engine="h5netcdf")
+    except Exception as exc:
+        raise DatasetError(
+            f"cannot read {str(path)!r} as a netCDF4/HDF5 file ({type(exc).__name__}: {exc}); "
+            f"move it away to start a new one"
+        ) from exc
+    with tree:
+        return {
+            node.path.strip("/"): node.to_dataset().load()
+            for node in tree.subtree
+            if node.path != "/" and (node.data_vars or node.coords)
+        }
+
+
+def write_groups(path: str | Path, groups: Mapping[str, xr.Dataset]) -> Path:
+    """Add or replace netCDF groups in ``path`` atomically, keeping the other groups."""
+    import xarray as xr
+
+    merged = read_groups(path)
+    merged.update(groups)
+    tree = xr.DataTree.from_dict({f"/{name}": ds for name, ds in merged.items()})
+    path = Path(path)
+    with atomic_target(path) as tmp:
+        tree.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=True)
+    return path

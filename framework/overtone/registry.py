@@ -1,0 +1,156 @@
+"""The registry: every loaded plugin's components, keyed by ``(kind, name)``."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from overtone.component import KINDS, Component
+from overtone.errors import DuplicateComponentError, UnknownComponentError
+from overtone.plugins import LoadResult, load_plugins
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A component together with the plugin (distribution) that registered it."""
+
+    component: Component
+    plugin: str
+    version: str | None
+
+    @property
+    def qualified_id(self) -> str:
+        """``<plugin>.<name>``: unique even when two plugins use the same short name."""
+        return f"{self.plugin}.{self.component.name}"
+
+
+class Registry:
+    """Components of the loaded plugins, with lookup errors written for people.
+
+    Each plugin's hook implementations are called one at a time, so a hook that raises or
+    returns something other than :class:`Component` is blamed on its own plugin and the
+    rest of the registry is still built.
+    """
+
+    def __init__(self, loaded: LoadResult) -> None:
+        self.loaded = loaded
+        self.entries: list[Entry] = []
+        self.problems: list[str] = list(loaded.problems)
+        for kind, hook_name in KINDS.items():
+            for impl in getattr(loaded.manager.hook, hook_name).get_hookimpls():
+                plugin = loaded.plugin_name(impl.plugin)
+                self._collect(kind, hook_name, plugin, impl.function)
+
+    def _collect(self, kind: str, hook_name: str, plugin: str, function) -> None:
+        try:
+            returned = list(function() or ())
+        except Exception as exc:
+            self.problems.append(
+                f"plugin {plugin!r}: {hook_name}() raised {type(exc).__name__}: {exc}"
+            )
+            return
+        version = self.loaded.version_of(plugin)
+        for item in returned:
+            if not isinstance(item, Component):
+                self.problems.append(
+                    f"plugin {plugin!r}: {hook_name}() returned {item!r} "
+                    f"({type(item).__name__}); expected overtone.Component"
+                )
+            elif item.kind != kind:
+                self.problems.append(
+                    f"plugin {plugin!r}: {hook_name}() returned a {item.kind!r} component "
+                    f"{item.name!r}; it belongs in {KINDS[item.kind]}()"
+                )
+            else:
+                self.entries.append(Entry(item, plugin, version))
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def of_kind(self, kind: str) -> list[Entry]:
+        """Entries of one kind, sorted by name."""
+        return sorted(
+            (e for e in self.entries if e.component.kind == kind),
+            key=lambda e: (e.component.name, e.plugin),
+        )
+
+    def names(self, kind: str) -> list[str]:
+        """Sorted short names of the installed components of ``kind``."""
+        return sorted({e.component.name for e in self.entries if e.component.kind == kind})
+
+    @property
+    def failures(self) -> list[str]:
+        """One line per plugin that failed to load."""
+        return [f"plugin {p.name!r}: {p.error}" for p in self.loaded.plugins if not p.ok]
+
+    def duplicates(self) -> dict[tuple[str, str], list[Entry]]:
+        """Short names registered by more than one plugin."""
+        seen: dict[tuple[str, str], list[Entry]] = {}
+        for entry in self.entries:
+            seen.setdefault((entry.component.kind, entry.component.name), []).append(entry)
+        return {key: found for key, found in seen.items() if len(found) > 1}
+
+    def entry(self, kind: str, name: str) -> Entry:
+        """Find one entry by short name or qualified id ``<plugin>.<name>``."""
+        if kind not in KINDS:
+            raise UnknownComponentError(
+                f"no component kind {kind!r}; kinds are: {', '.join(KINDS)}"
+            )
+        of_kind = [e for e in self.entries if e.component.kind == kind]
+        found = [e for e in of_kind if e.qualified_id == name] or [
+            e for e in of_kind if e.component.name == name
+        ]
+        label = kind.replace("_", " ")
+        if len(found) > 1:
+            ids = " and ".join(repr(e.qualified_id) for e in found)
+            raise DuplicateComponentError(
+                f"{label} {name!r} is registered by more than one plugin: {ids}; "
+                f"name one of these qualified ids, or uninstall one plugin"
+            )
+        if not found:
+            raise UnknownComponentError(self._unknown_message(kind, name))
+        return found[0]
+
+    def get(self, kind: str, name: str) -> Component:
+        """Return the component ``name`` of ``kind``, or raise an error naming the alternatives."""
+        return self.entry(kind, name).component
+
+    def _unknown_message(self, kind: str, name: str) -> str:
+        label = kind.replace("_", " ")
+        installed = self.names(kind)
+        if installed:
+            message = f"no {label} named {name!r}; installed: {', '.join(installed)}"
+            close = difflib.get_close_matches(name, installed, n=1)
+            if close:
+                message += f" (did you mean {close[0]!r}?)"
+        else:
+            message = (
+                f"no {label} named {name!r}; no {label} is installed "
+                f"(install a plugin that provides one, then check with 'overtone plugins')"
+            )
+        if self.failures:
+            broken = ", ".join(repr(p.name) for p in self.loaded.plugins if not p.ok)
+            message += f"; plugins that failed to load: {broken} (see 'overtone doctor')"
+        return message
+
+
+_REGISTRY: Registry | None = None
+
+
+def registry(*, refresh: bool = False) -> Registry:
+    """The registry of every plugin selected by the entry points and the environment (cached)."""
+    global _REGISTRY
+    if _REGISTRY is None or refresh:
+        _REGISTRY = Registry(load_plugins())
+    return _REGISTRY
+
+
+def get(kind: str, name: str) -> Component:
+    """Shorthand for ``registry().get(kind, name)``."""
+    return registry().get(kind, name)
