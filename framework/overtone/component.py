@@ -79,6 +79,6 @@ class Component:
             ) from exc
         return target
 
-    def create(self, **params: Any) -> Any:
-        """Load the factory and call it with ``params``."""
-        return self.load()(**params)
+    def create(self, *args: Any, **params: Any) -> Any:
+        """Load the factory and call it: ``factory(*args, **params)``."""
+        return self.load()(*args, **params)

@@ -78,7 +78,7 @@ def write_dataset(ds: xr.Dataset, path: str | Path, *, progress: bool = False) -
         if fmt == "zarr":
             ds.to_zarr(tmp, mode="w")
         else:
-            ds.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=True)
+            ds.to_netcdf(tmp, engine="h5netcdf")
     return path
 
 
@@ -163,5 +163,5 @@ def write_groups(path: str | Path, groups: Mapping[str, xr.Dataset]) -> Path:
     tree = xr.DataTree.from_dict({f"/{name}": ds for name, ds in merged.items()})
     path = Path(path)
     with atomic_target(path) as tmp:
-        tree.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=True)
+        tree.to_netcdf(tmp, engine="h5netcdf")
     return path

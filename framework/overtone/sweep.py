@@ -1,0 +1,139 @@
+"""Sweeps: a grid of config values x seeds, run locally or on dask, metrics combined.
+
+The combined dataset has dims ``(variant, seed, step)``; each grid key becomes a coordinate
+along ``variant``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from overtone.config import apply_overrides, load_config, parse_value
+from overtone.errors import ConfigError
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
+    """Parse ``key=v1,v2`` items into ``{key: [v1, v2]}`` (values parsed as TOML values)."""
+    grid: dict[str, list[Any]] = {}
+    for text in items:
+        key, sep, values = text.partition("=")
+        if not sep or not key.strip() or not values.strip():
+            raise ConfigError(f"--grid {text!r}: expected KEY=V1,V2, e.g. --grid optimizer.lr=1e-3,3e-3")
+        grid[key.strip()] = [parse_value(v.strip()) for v in values.split(",")]
+    return grid
+
+
+def plan(base: dict[str, Any], grid: dict[str, list[Any]], seeds: int, name: str) -> list[dict[str, Any]]:
+    """Every (variant, seed) config of a sweep, named ``<name>-v<i>-s<seed>``."""
+    if seeds < 1:
+        raise ConfigError(f"--seeds {seeds}: need at least 1")
+    base_seed = base.get("run", {}).get("seed", 0)
+    jobs = []
+    keys = list(grid)
+    for v, values in enumerate(itertools.product(*(grid[k] for k in keys)) if keys else [()]):
+        assignment = dict(zip(keys, values))
+        for s in range(seeds):
+            config = apply_overrides(base, [f"{k}={_toml(v_)}" for k, v_ in assignment.items()])
+            config.setdefault("run", {})
+            config["run"]["seed"] = base_seed + s
+            config["run"]["name"] = f"{name}-v{v}-s{s}"
+            jobs.append({"variant": v, "seed": s, "assignment": assignment, "config": config})
+    return jobs
+
+
+def _toml(value: Any) -> str:
+    import tomli_w
+
+    return tomli_w.dumps({"v": value}).partition("=")[2].strip()
+
+
+def _run_job(config: dict[str, Any], source: str, out: str) -> str:
+    from overtone.runs import run_config
+
+    return str(run_config(config, source=source, default_name=config["run"]["name"], out=out))
+
+
+def run_sweep(
+    config_path: str | Path,
+    *,
+    grid: Sequence[str] = (),
+    seeds: int = 1,
+    overrides: Sequence[str] = (),
+    out: str | Path = "runs",
+    workers: int = 1,
+    scheduler: str | None = None,
+    registry: Any = None,
+) -> Path:
+    """Validate every variant, run them all, and write ``<out>/<name>-sweep/sweep.nc``."""
+    from overtone.runs import resolve_experiment
+
+    config_path = Path(config_path)
+    base = apply_overrides(load_config(config_path), list(overrides))
+    name = base.get("run", {}).get("name") or config_path.stem
+    sweep_dir = Path(out) / f"{name}-sweep"
+    jobs = plan(base, parse_grid(grid), seeds, name)
+    if registry is None:
+        from overtone.registry import registry as default_registry
+
+        registry = default_registry()
+    source = str(config_path)
+    for job in jobs:  # fail before any work if one variant is invalid
+        label = ", ".join(f"{k}={v!r}" for k, v in job["assignment"].items()) or "base"
+        try:
+            resolve_experiment(job["config"], source=source, default_name=name, registry=registry)
+        except ConfigError as exc:
+            raise ConfigError(f"sweep variant {label}: {exc}") from exc
+    run_dirs = _execute(jobs, source, str(sweep_dir), workers, scheduler)
+    combined = combine(jobs, run_dirs)
+    from overtone.io import write_dataset
+
+    return write_dataset(combined, sweep_dir / "sweep.nc")
+
+
+def _execute(jobs: list[dict[str, Any]], source: str, out: str, workers: int,
+             scheduler: str | None) -> list[str]:
+    from tqdm import tqdm
+
+    configs = [job["config"] for job in jobs]
+    if scheduler:
+        from dask.distributed import Client
+
+        with Client(scheduler) as client:
+            futures = client.map(_run_job, configs, [source] * len(configs), [out] * len(configs),
+                                 pure=False)
+            return client.gather(futures)
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [pool.submit(_run_job, c, source, out) for c in configs]
+            return [f.result() for f in tqdm(futures, desc="sweep", unit="run")]
+    return [_run_job(c, source, out) for c in tqdm(configs, desc="sweep", unit="run")]
+
+
+def combine(jobs: list[dict[str, Any]], run_dirs: Sequence[str]):
+    """Stack every run's metrics.nc into one Dataset with dims ``(variant, seed, step)``."""
+    import xarray as xr
+
+    from overtone.io import open_dataset
+
+    n_variants = max(job["variant"] for job in jobs) + 1
+    n_seeds = max(job["seed"] for job in jobs) + 1
+    grid: list[list[Any]] = [[None] * n_seeds for _ in range(n_variants)]
+    for job, run_dir in zip(jobs, run_dirs):
+        with open_dataset(Path(run_dir) / "metrics.nc") as ds:
+            grid[job["variant"]][job["seed"]] = ds.load()
+    by_variant = [xr.concat(row, dim="seed", join="outer") for row in grid]
+    combined = xr.concat(by_variant, dim="variant", join="outer")
+    combined = combined.assign_coords(seed=range(n_seeds), variant=range(n_variants))
+    assignments = {job["variant"]: job["assignment"] for job in jobs}
+    for key in assignments[0]:
+        values = [assignments[v][key] for v in range(n_variants)]
+        combined = combined.assign_coords({key: ("variant", values)})
+    combined.attrs["runs"] = "\n".join(run_dirs)
+    return combined
