@@ -76,7 +76,7 @@ def write_dataset(ds: xr.Dataset, path: str | Path, *, progress: bool = False) -
     path = Path(path)
     with atomic_target(path) as tmp, _progress(progress):
         if fmt == "zarr":
-            ds.to_zarr(tmp, mode="w")
+            ds.to_zarr(tmp, mode="w", consolidated=False)
         else:
             ds.to_netcdf(tmp, engine="h5netcdf")
     return path
@@ -103,7 +103,7 @@ def open_dataset(
         return _open_with_reader(path, chunks, registry)
     try:
         if fmt == "zarr":
-            return xr.open_zarr(path, chunks=chunks, group=group)
+            return xr.open_zarr(path, chunks=chunks, group=group, consolidated=False)
         return xr.open_dataset(path, engine="h5netcdf", chunks=chunks, group=group)
     except Exception as exc:
         kind = "Zarr store" if fmt == "zarr" else "netCDF4/HDF5 file"

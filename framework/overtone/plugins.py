@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
@@ -128,7 +129,8 @@ def load_plugins(
         except Exception as exc:
             record.error = f"import failed: {type(exc).__name__}: {exc}"
             continue
-        record.version = getattr(module, "__version__", None)
+        package = sys.modules.get(module_name.partition(".")[0])
+        record.version = getattr(module, "__version__", None) or getattr(package, "__version__", None)
         _register(result, record, module)
     return result
 

@@ -1,0 +1,171 @@
+"""The overtone command line, run as a user would (subprocess), with the example plugin."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import run_cli
+
+from overtone.io import open_dataset, read_groups, write_dataset
+
+CONFIG = """
+[run]
+name = "fit"
+engine = "linreg"
+seed = 3
+
+[train]
+steps = 40
+checkpoint_every = 10
+"""
+
+
+def one_line_error(result) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("overtone: error: ")
+    return lines[0].removeprefix("overtone: error: ")
+
+
+def test_help_on_every_command():
+    for command in ["plugins", "run", "demo", "sweep", "analyze", "process", "new-plugin", "doctor"]:
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and "usage: overtone " + command in result.stdout
+
+
+def test_plugins_table_json_verbose():
+    table = run_cli("plugins")
+    assert table.returncode == 0
+    assert re.search(r"^engine\s+linreg\s+overtone_example.plugin\s+least-squares", table.stdout, re.M)
+    listing = json.loads(run_cli("plugins", "--json").stdout)
+    names = {(c["kind"], c["name"]) for c in listing["components"]}
+    assert names == {("engine", "linreg"), ("analyzer", "moments"), ("signal_processor", "demean")}
+    assert listing["plugins"][0]["version"] == "1.0.0"
+    verbose = run_cli("plugins", "--verbose", "--kind", "analyzer").stdout
+    assert "variable = 'train_loss'  variable to summarise" in verbose and "linreg" not in verbose
+
+
+def test_broken_plugin_reported_and_others_work():
+    result = run_cli("plugins", "--json", OVERTONE_PLUGINS="overtone_example.plugin,no_such_plugin_mod")
+    listing = json.loads(result.stdout)
+    assert len(listing["components"]) == 3
+    assert listing["problems"] == ["plugin 'no_such_plugin_mod': import failed: ModuleNotFoundError: No module named 'no_such_plugin_mod'"]
+    doctor = run_cli("doctor", OVERTONE_PLUGINS="overtone_example.plugin,no_such_plugin_mod")
+    assert doctor.returncode == 1 and "1 problem(s) found" in doctor.stdout
+    assert run_cli("doctor").returncode == 0
+
+
+def test_run_writes_run_dir_and_resumes(tmp_path):
+    config = tmp_path / "fit.toml"
+    config.write_text(CONFIG)
+    partial = run_cli("run", str(config), "--out", str(tmp_path / "runs"), "--set", "train.stop_at=25")
+    assert partial.returncode == 0, partial.stderr
+    run_dir = tmp_path / "runs" / "fit"
+    saved = (run_dir / "config.toml").read_text()
+    assert "stop_at = 25" in saved and "[versions]" in saved and "overtone_example.plugin" in saved
+    again = run_cli("run", str(config), "--out", str(tmp_path / "runs"))
+    assert one_line_error(again) == (
+        f"run directory {str(run_dir)!r} already exists; pass --resume to continue it, "
+        "or choose another with --out or --set run.name=NEW"
+    )
+    changed = run_cli("run", str(config), "--out", str(tmp_path / "runs"), "--resume", "--set", "train.stop_at=30")
+    assert "the config differs from the saved one in train.stop_at" in one_line_error(changed)
+    # the saved config is what a resume runs; here: finish without the stop
+    (run_dir / "config.toml").write_text(saved.replace("stop_at = 25\n", ""))
+    resumed = run_cli("run", str(config), "--out", str(tmp_path / "runs"), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    straight = run_cli("run", str(config), "--out", str(tmp_path / "straight"))
+    with open_dataset(run_dir / "metrics.nc") as a, open_dataset(tmp_path / "straight" / "fit" / "metrics.nc") as b:
+        assert a.sizes["step"] == 40
+        np.testing.assert_array_equal(a["train_loss"].values, b["train_loss"].values)
+    assert straight.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[run]\nengine = 'linreg'\n[train]\nsteps = 'ten'\n", "[train]: steps = 'ten' has type str; expected int"),
+        ("[run]\nengine = 'linreg'\n[train]\nstpes = 10\n", "[train]: unknown key 'stpes'; allowed keys: checkpoint_every, lr, steps, stop_at (did you mean 'steps'?)"),
+        ("[run]\nengine = 'torchh'\n", "[run] engine: no engine named 'torchh'; installed: linreg"),
+        ("[run\n", "invalid TOML"),
+    ],
+)
+def test_bad_config_exits_before_work(tmp_path, text, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    error = one_line_error(run_cli("run", str(config), "--out", str(tmp_path / "runs")))
+    assert message in error and "bad.toml" in error
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_config_file(tmp_path):
+    error = one_line_error(run_cli("run", str(tmp_path / "nope.toml")))
+    assert error == f"config file {str(tmp_path / 'nope.toml')!r} not found; check the path"
+
+
+def test_demo_of_an_engine(tmp_path):
+    result = run_cli("demo", "--engine", "linreg", "--out", str(tmp_path))
+    assert result.returncode == 0 and "demo finished" in result.stdout
+    assert (tmp_path / "demo" / "metrics.nc").exists()
+
+
+def test_analyze_run_dir_and_file(tmp_path):
+    config = tmp_path / "fit.toml"
+    config.write_text(CONFIG)
+    run_cli("run", str(config), "--out", str(tmp_path))
+    result = run_cli("analyze", str(tmp_path / "fit"), "--with", "moments", "--input", "metrics",
+                     "--plot", str(tmp_path / "m.png"))
+    assert result.returncode == 0, result.stderr
+    group = read_groups(tmp_path / "fit" / "analysis.nc")["moments"]
+    with open_dataset(tmp_path / "fit" / "metrics.nc") as metrics:
+        np.testing.assert_allclose(float(group["mean"]), float(metrics["train_loss"].mean()))
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+    file_result = run_cli("analyze", str(tmp_path / "fit" / "metrics.nc"), "--with", "moments", "--param", "dim=step")
+    assert file_result.returncode == 0 and (tmp_path / "fit" / "metrics.moments.nc").exists()
+    bad = run_cli("analyze", str(tmp_path / "fit"), "--with", "moments", "--param", "varible=x", "--input", "metrics")
+    assert "no step takes 'varible'; parameters: moments.dim, moments.variable" in one_line_error(bad)
+    missing_var = run_cli("analyze", str(tmp_path / "fit"), "--with", "moments", "--param", "variable=zzz", "--input", "metrics")
+    assert one_line_error(missing_var) == "moments: no variable 'zzz'; have train_loss"
+
+
+def test_process_pipeline(tmp_path):
+    spectra = np.random.default_rng(0).normal(5.0, 1.0, size=(12, 16))
+    src = write_dataset(xr.Dataset({"spectra": (("time", "frequency"), spectra, {"units": "K"})}), tmp_path / "in.nc")
+    out = tmp_path / "out.zarr"
+    result = run_cli("process", str(src), "--with", "demean", "-o", str(out), "--chunks", "5", "-q")
+    assert result.returncode == 0, result.stderr
+    with open_dataset(out) as ds:
+        np.testing.assert_allclose(ds["spectra"].values, spectra - spectra.mean(1, keepdims=True))
+        assert ds["spectra"].attrs["units"] == "K" and "demean(variable='spectra')" in ds.attrs["history"]
+    same = run_cli("process", str(src), "--with", "demean", "-o", str(src))
+    assert one_line_error(same) == "-o must differ from INPUT: overtone never overwrites its input"
+    unknown = run_cli("process", str(src), "--with", "fft", "-o", str(tmp_path / "x.nc"))
+    assert one_line_error(unknown) == "no signal processor named 'fft'; installed: demean"
+    unreadable = tmp_path / "broken.nc"
+    unreadable.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 50)
+    error = one_line_error(run_cli("process", str(unreadable), "--with", "demean", "-o", str(tmp_path / "y.nc")))
+    assert error.startswith(f"cannot read {str(unreadable)!r} as a netCDF4/HDF5 file")
+    assert not (tmp_path / "y.nc").exists()
+
+
+def test_new_plugin_scaffold_passes_its_tests(tmp_path):
+    import subprocess
+
+    result = run_cli("new-plugin", "overtone-mine", "--kind", "analyzer", "--kind", "signal_processor",
+                     "--kind", "engine", "--kind", "reader", "--directory", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    root = tmp_path / "overtone-mine"
+    assert 'mine = "overtone_mine.plugin"' in (root / "pyproject.toml").read_text()
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root)],
+                           capture_output=True, text=True, env={**__import__("os").environ, "PYTHONPATH": str(root / "src")})
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "5 passed" in tests.stdout
+    again = run_cli("new-plugin", "overtone-mine", "--directory", str(tmp_path))
+    assert "already exists" in one_line_error(again)
+    assert "--kind 'lose': choose from analyzer" in one_line_error(run_cli("new-plugin", "x", "--kind", "lose", "--directory", str(tmp_path)))
