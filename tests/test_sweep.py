@@ -1,0 +1,55 @@
+"""Sweeps combine runs into (variant, seed, step)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from overtone import ConfigError
+from overtone.io import open_dataset
+from overtone.sweep import parse_grid, run_sweep
+
+
+def test_grid_parsing():
+    assert parse_grid(["optimizer.lr=1e-3,3e-3", "model.act=relu,gelu"]) == {
+        "optimizer.lr": [1e-3, 3e-3], "model.act": ["relu", "gelu"]}
+    with pytest.raises(ConfigError, match="expected KEY=V1,V2"):
+        parse_grid(["lr"])
+
+
+def test_sweep_combines_variants_and_seeds(tmp_path, example_registry):
+    config = tmp_path / "fit.toml"
+    config.write_text("[run]\nengine = 'linreg'\n[train]\nsteps = 12\ncheckpoint_every = 4\n")
+    out = run_sweep(config, grid=["train.lr=0.05,0.2"], seeds=3, out=tmp_path, registry=example_registry)
+    with open_dataset(out) as ds:
+        assert dict(ds["train_loss"].sizes) == {"variant": 2, "seed": 3, "step": 12}
+        assert ds["train.lr"].values.tolist() == [0.05, 0.2]
+        loss = ds["train_loss"].values
+    # seeds differ (different data), and a larger step size descends faster on every seed
+    assert not np.allclose(loss[0, 0], loss[0, 1])
+    assert (loss[1, :, -1] < loss[0, :, -1]).all()
+    with open_dataset(tmp_path / "fit-sweep" / "fit-v1-s2" / "metrics.nc") as single:
+        np.testing.assert_array_equal(single["train_loss"].values, loss[1, 2])
+
+
+def test_invalid_variant_fails_before_any_run(tmp_path, example_registry):
+    config = tmp_path / "fit.toml"
+    config.write_text("[run]\nengine = 'linreg'\n")
+    with pytest.raises(ConfigError, match=r"sweep variant train.steps='x': .*steps = 'x' has type str"):
+        run_sweep(config, grid=["train.steps=5,x"], out=tmp_path, registry=example_registry)
+    assert not (tmp_path / "fit-sweep").exists()
+
+
+def test_sweep_on_a_process_pool(tmp_path, monkeypatch):
+    from conftest import cli_env
+
+    for key, value in cli_env().items():
+        monkeypatch.setenv(key, value)
+    from overtone.registry import registry
+
+    config = tmp_path / "fit.toml"
+    config.write_text("[run]\nengine = 'linreg'\n[train]\nsteps = 5\ncheckpoint_every = 5\n")
+    out = run_sweep(config, seeds=2, workers=2, out=tmp_path, registry=registry(refresh=True))
+    with open_dataset(out) as ds:
+        assert dict(ds["train_loss"].sizes) == {"variant": 1, "seed": 2, "step": 5}
+    registry(refresh=True)
