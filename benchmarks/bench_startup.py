@@ -35,7 +35,7 @@ def main() -> None:
         "overtone plugins --json": [sys.executable, "-m", "overtone", "plugins", "--json"],
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
-    for name, command in commands.items():
+    for command in commands.values():
         timed(command)  # warm the file cache
     for _ in range(args.repeats):
         for name, command in commands.items():

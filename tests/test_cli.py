@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import xarray as xr
 from conftest import run_cli
-
 from overtone.io import open_dataset, read_groups, write_dataset
 
 CONFIG = """

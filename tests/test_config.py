@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from overtone import ConfigError, Param
 from overtone.config import apply_overrides, load_config, parse_value, resolve_component
 from overtone.params import resolve_params

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from conftest import FakeDist, FakeEntryPoint, make_plugin
-
 from overtone import Component, DuplicateComponentError, UnknownComponentError
 from overtone.plugins import load_plugins
 from overtone.registry import Registry
@@ -67,8 +66,9 @@ def test_hook_that_raises_or_returns_junk_is_blamed_on_its_plugin(fake_entry_poi
 
 
 def test_invalid_hook_implementation_is_unregistered(fake_entry_points):
-    from overtone import hookimpl
     import types
+
+    from overtone import hookimpl
 
     module = types.ModuleType("wrongargs")
 
@@ -152,11 +152,10 @@ def test_unknown_kind(example_registry):
 
 
 def test_contract_check_accepts_example_and_rejects_broken():
+    import overtone_example.plugin as example
     from conftest import make_plugin
-
     from overtone import Param, PluginError
     from overtone.testing import check_plugin
-    import overtone_example.plugin as example
 
     assert {c.name for c in check_plugin(example)} == {"linreg", "moments", "demean"}
     bad_default = make_plugin("bd", overtone_losses=[Component("loss", "x", "math:sqrt", params={"n": Param("2", type=int)})])

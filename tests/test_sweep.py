@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from overtone import ConfigError
 from overtone.io import open_dataset
 from overtone.sweep import parse_grid, run_sweep

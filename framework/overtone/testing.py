@@ -17,13 +17,12 @@ def check_plugin(module: ModuleType, *, load_factories: bool = True) -> list[Com
     ``load_factories``) every lazy factory must import to a callable.
     Raises :class:`overtone.PluginError` describing the first problem found.
     """
-    from overtone.params import check_value
-    from overtone.plugins import LoadResult, PluginRecord, _register
-    from overtone.registry import Registry
-
     import pluggy
 
     from overtone import hookspecs
+    from overtone.params import check_value
+    from overtone.plugins import LoadResult, PluginRecord, _register
+    from overtone.registry import Registry
 
     manager = pluggy.PluginManager("overtone")
     manager.add_hookspecs(hookspecs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import xarray as xr
-
 from overtone import DatasetError
 
 

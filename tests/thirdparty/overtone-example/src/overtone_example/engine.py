@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-
 from overtone import ConfigError, Param
 from overtone.config import check_sections
 from overtone.io import atomic_target, write_dataset
