@@ -168,3 +168,17 @@ def test_new_plugin_scaffold_passes_its_tests(tmp_path):
     again = run_cli("new-plugin", "overtone-mine", "--directory", str(tmp_path))
     assert "already exists" in one_line_error(again)
     assert "--kind 'lose': choose from analyzer" in one_line_error(run_cli("new-plugin", "x", "--kind", "lose", "--directory", str(tmp_path)))
+
+
+def test_process_on_a_dask_cluster_matches_in_memory(tmp_path):
+    from dask.distributed import LocalCluster
+
+    spectra = np.random.default_rng(1).normal(size=(10, 8))
+    src = write_dataset(xr.Dataset({"spectra": (("time", "frequency"), spectra)}), tmp_path / "in.nc")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        result = run_cli("process", str(src), "--with", "demean", "-o", str(tmp_path / "d.nc"),
+                         "--chunks", "3", "--scheduler", cluster.scheduler_address)
+    assert result.returncode == 0, result.stderr
+    run_cli("process", str(src), "--with", "demean", "-o", str(tmp_path / "m.nc"), "-q")
+    with open_dataset(tmp_path / "d.nc") as a, open_dataset(tmp_path / "m.nc") as b:
+        np.testing.assert_array_equal(a["spectra"].values, b["spectra"].values)

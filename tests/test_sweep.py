@@ -52,3 +52,24 @@ def test_sweep_on_a_process_pool(tmp_path, monkeypatch):
     with open_dataset(out) as ds:
         assert dict(ds["train_loss"].sizes) == {"variant": 1, "seed": 2, "step": 5}
     registry(refresh=True)
+
+
+def test_sweep_on_a_dask_cluster(tmp_path, monkeypatch):
+    from conftest import cli_env
+    from dask.distributed import LocalCluster
+
+    for key, value in cli_env().items():
+        monkeypatch.setenv(key, value)
+    from overtone.registry import registry
+
+    config = tmp_path / "fit.toml"
+    config.write_text("[run]\nengine = 'linreg'\n[train]\nsteps = 6\ncheckpoint_every = 3\n")
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        out = run_sweep(config, grid=["train.lr=0.1,0.2"], seeds=2, out=tmp_path,
+                        scheduler=cluster.scheduler_address, registry=registry(refresh=True))
+    local = run_sweep(config, grid=["train.lr=0.1,0.2"], seeds=2, out=tmp_path / "local",
+                      registry=registry())
+    with open_dataset(out) as a, open_dataset(local) as b:
+        assert dict(a["train_loss"].sizes) == {"variant": 2, "seed": 2, "step": 6}
+        np.testing.assert_array_equal(a["train_loss"].values, b["train_loss"].values)
+    registry(refresh=True)
