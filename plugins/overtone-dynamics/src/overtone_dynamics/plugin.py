@@ -1,0 +1,120 @@
+"""Registrations of overtone-dynamics. Imports only overtone: listing stays fast and torch-free."""
+
+from overtone import Component, Param, hookimpl
+
+_VARIABLE = Param(None, type=str, help="input variable (default: the usual probe name)")
+_SEED = Param(0, help="random seed (subsampling, bootstrap, probes)")
+
+
+def _dse_params() -> dict:
+    return {
+        "variable": _VARIABLE,
+        "sigma": Param(10.0, help="Gaussian kernel bandwidth (reference default 10)"),
+        "t": Param(1.0, help="diffusion time: eigenvalues are raised to t (reference default 1)"),
+        "max_samples": Param(10000, type=int, help="use a seeded random subset beyond this many samples"),
+        "seed": _SEED,
+        "method": Param("exact", choices=("exact", "lanczos"),
+                        help="all eigenvalues (exact) or stochastic Lanczos quadrature (fast, approximate)"),
+        "base": Param(2.0, help="logarithm base of the entropy (2: bits, as the reference)"),
+    }
+
+
+@hookimpl
+def overtone_analyzers():
+    return [
+        Component(
+            "analyzer", "embedding-fourier", "overtone_dynamics.fourier:EmbeddingFourier",
+            "Fourier power of embeddings over the token index; key frequencies (Nanda et al. 2023)",
+            params={
+                "variable": _VARIABLE,
+                "p": Param(None, type=int, help="modulus: the first p tokens are the numbers "
+                           "(default: attrs['p'] or every token)"),
+                "n_keys": Param(5, help="how many key frequencies to report"),
+                "exclude_dc": Param(True, help="leave frequency 0 (the mean embedding) out"),
+            },
+        ),
+        Component(
+            "analyzer", "grokking-frequency", "overtone_dynamics.fourier:GrokkingFrequency",
+            "error of outputs over the (a, b) grid per 2-D Fourier frequency, over training",
+            params={
+                "variable": _VARIABLE,
+                "op": Param(None, type=str, choices=(None, "+", "-", "*", "/"),
+                            help="modular operation giving the correct class (default: attrs['op'])"),
+                "output": Param("auto", choices=("auto", "probabilities", "scores"),
+                                help="what the outputs hold (auto: from attrs)"),
+                "error": Param("probability", choices=("probability", "loss"),
+                               help="q - onehot per class, or per-point cross-entropy"),
+                "target_variable": Param("targets", help="variable (a, b) of correct classes, if present"),
+            },
+        ),
+        Component(
+            "analyzer", "pca-structure", "overtone_dynamics.spectrum:PCAStructure",
+            "explained variance of the top principal components of representations",
+            params={
+                "variable": _VARIABLE,
+                "n_components": Param(10, help="components to report"),
+                "top": Param(2, help="report the variance share of this many leading components"),
+            },
+        ),
+        Component(
+            "analyzer", "effective-rank", "overtone_dynamics.spectrum:EffectiveRank",
+            "participation ratio and entropy effective rank of representations",
+            params={"variable": _VARIABLE},
+        ),
+        Component(
+            "analyzer", "dse", "overtone_dynamics.diffusion:DSE",
+            "diffusion spectral entropy of representations (Liao, Liu et al. 2023)",
+            params={**_dse_params(),
+                    "precision": Param("float64", choices=("float64", "float32"),
+                                       help="floating-point precision of the kernel and eigensolver")},
+        ),
+        Component(
+            "analyzer", "dsmi", "overtone_dynamics.diffusion:DSMI",
+            "diffusion spectral mutual information between representations and labels",
+            params={
+                **_dse_params(),
+                "labels": Param("labels", help="variable with one label (or scalar) per sample"),
+                "repetitions": Param(5, help="random subsets averaged per class (reference default 5)"),
+                "n_bins": Param(10, help="bins for a continuous scalar reference (reference default 10)"),
+                "reference": Param("auto", choices=("auto", "discrete", "continuous"),
+                                   help="treat labels as classes or bin them (auto: integers are classes)"),
+            },
+        ),
+        Component(
+            "analyzer", "scaling-law", "overtone_dynamics.scaling:ScalingLaw",
+            "fit L = L_inf + (x0/x)^alpha or L = E + A/N^alpha + B/D^beta with bootstrap intervals",
+            params={
+                "form": Param("auto", choices=("auto", "power", "chinchilla"),
+                              help="which law (auto: chinchilla when n and d are given)"),
+                "x": Param("x", help="variable or coordinate of the power law's x (e.g. step, N)"),
+                "n": Param(None, type=str, help="variable of parameter counts (chinchilla)"),
+                "d": Param(None, type=str, help="variable of data sizes (chinchilla)"),
+                "loss": Param("loss", help="variable of losses"),
+                "objective": Param("huber", choices=("huber", "mse"), help="residual loss on log L"),
+                "delta": Param(1e-3, help="Huber delta (Hoffmann et al.: 1e-3)"),
+                "n_starts": Param(10, help="L-BFGS runs from the best grid points"),
+                "n_bootstrap": Param(200, help="bootstrap resamples (0: no intervals)"),
+                "confidence": Param(0.95, help="confidence level of the intervals"),
+                "seed": _SEED,
+                "dropna": Param(False, help="drop points with NaN instead of failing"),
+            },
+        ),
+        Component(
+            "analyzer", "condensation", "overtone_dynamics.geometry:Condensation",
+            "cosine-similarity structure of neurons' input weights",
+            params={
+                "variable": Param(None, type=str, help="weight variable (out, in) (default: first weight_*)"),
+                "threshold": Param(0.9, help="|cos| at or above which two neurons count as aligned"),
+            },
+        ),
+        Component(
+            "analyzer", "neural-collapse", "overtone_dynamics.geometry:NeuralCollapse",
+            "NC1-NC4 of last-layer features (Papyan, Han and Donoho 2020)",
+            params={
+                "variable": _VARIABLE,
+                "labels": Param("labels", help="variable with the class of each sample"),
+                "weight_variable": Param(None, type=str, help="classifier weights (class, dim), for NC3/NC4"),
+                "bias_variable": Param(None, type=str, help="classifier bias (class,), for NC4"),
+            },
+        ),
+    ]
