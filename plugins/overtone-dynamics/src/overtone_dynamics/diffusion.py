@@ -269,9 +269,10 @@ def diffusion_spectral_mutual_information(
 
 
 def bin_scalar(values: np.ndarray, n_bins: int) -> np.ndarray:
-    """Equal-width bins 1..n_bins of a continuous scalar after min-max scaling (the reference's
-    binning: ``digitize`` against ``linspace(0, 1, n_bins + 1)[:-1]``, so the maximum falls in
-    bin n_bins + 1 of its own)."""
+    """Equal-width bins 1..n_bins of a continuous scalar after min-max scaling to [0, 1].
+
+    Bin i holds [(i - 1)/n_bins, i/n_bins), the last one closed at 1 (the reference's binning:
+    ``digitize`` against the left edges ``linspace(0, 1, n_bins + 1)[:-1]``)."""
     lo, hi = float(values.min()), float(values.max())
     if hi == lo:
         raise DatasetError("dsmi: the reference variable is constant; mutual information with "

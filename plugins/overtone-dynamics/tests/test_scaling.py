@@ -1,0 +1,102 @@
+"""scaling-law: published laws recovered from noisy data drawn from them; scipy as a peer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.optimize
+import xarray as xr
+from matplotlib.figure import Figure
+from overtone import DatasetError
+from overtone_dynamics.scaling import ScalingLaw
+
+# Hoffmann et al. 2022 (Chinchilla), approach 3: the published fit
+CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+
+
+def chinchilla_data(noise: float = 0.01, seed: int = 0) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    n = np.geomspace(7e7, 1.6e10, 8)  # parameter counts of the paper's range
+    d = np.geomspace(5e9, 5e11, 8)    # training tokens
+    nn, dd = np.meshgrid(n, d, indexing="ij")
+    c = CHINCHILLA
+    loss = c["E"] + c["A"] / nn ** c["alpha"] + c["B"] / dd ** c["beta"]
+    loss = loss * np.exp(noise * rng.normal(size=loss.shape))
+    return xr.Dataset({"loss": (("model", "data"), loss, {"units": "nats/token"}),
+                       "N": (("model", "data"), nn), "D": (("model", "data"), dd)})
+
+
+def test_chinchilla_fit_recovers_the_published_law():
+    result = ScalingLaw(n="N", d="D", n_bootstrap=60, seed=0)(chinchilla_data())
+    assert result.attrs["form"] == "chinchilla"
+    est = dict(zip(result["parameter"].values, result["estimate"].values))
+    # the well-determined parameters come back close
+    assert est["E"] == pytest.approx(1.69, rel=0.05)
+    assert est["alpha"] == pytest.approx(0.34, rel=0.15)
+    assert est["beta"] == pytest.approx(0.28, rel=0.15)
+    # and every bootstrap interval contains the truth
+    for name, truth in CHINCHILLA.items():
+        low, high = float(result["ci_low"].sel(parameter=name)), float(result["ci_high"].sel(parameter=name))
+        assert low <= truth <= high, (name, low, truth, high)
+    assert result["bootstrap"].shape == (60, 5)
+    assert result["observed"].attrs["units"] == "nats/token"
+    assert result.attrs["rmse_log"] < 0.02
+
+
+def test_noise_free_chinchilla_is_exact():
+    result = ScalingLaw(n="N", d="D", n_bootstrap=0)(chinchilla_data(noise=0.0))
+    est = dict(zip(result["parameter"].values, result["estimate"].values))
+    for name, truth in CHINCHILLA.items():
+        assert est[name] == pytest.approx(truth, rel=1e-3), name
+
+
+def test_power_law_recovered_with_intervals_and_plot():
+    rng = np.random.default_rng(3)
+    x = np.geomspace(1e3, 1e9, 40)
+    truth = {"L_inf": 2.0, "x0": 1e5, "alpha": 0.3}
+    loss = (truth["L_inf"] + (truth["x0"] / x) ** truth["alpha"]) * np.exp(0.01 * rng.normal(size=40))
+    ds = xr.Dataset({"eval_loss": ("step", loss)}, coords={"step": x})
+    law = ScalingLaw(x="step", loss="eval_loss", n_bootstrap=60)
+    result = law(ds)
+    assert result.attrs["form"] == "power"
+    for name, value in truth.items():
+        low, high = float(result["ci_low"].sel(parameter=name)), float(result["ci_high"].sel(parameter=name))
+        assert low <= value <= high, name
+    assert float(result["estimate"].sel(parameter="alpha")) == pytest.approx(0.3, rel=0.05)
+    assert isinstance(law.plot(result), Figure)
+    assert isinstance(ScalingLaw(n="N", d="D").plot(
+        ScalingLaw(n="N", d="D", n_bootstrap=0)(chinchilla_data())), Figure)
+
+
+def test_least_squares_fit_equals_scipy_curve_fit():
+    ds = chinchilla_data(noise=0.02, seed=5)
+    ours = ScalingLaw(n="N", d="D", objective="mse", n_bootstrap=0)(ds)
+    n, d, loss = (ds[k].values.ravel() for k in ("N", "D", "loss"))
+
+    def model(nd, e, a, b, alpha, beta):
+        return np.log(e + a / nd[0] ** alpha + b / nd[1] ** beta)
+
+    start = ours["estimate"].values * np.array([1.05, 0.9, 1.1, 0.97, 1.03])
+    peer, _ = scipy.optimize.curve_fit(model, np.vstack([n, d]), np.log(loss), p0=start,
+                                       maxfev=20000, xtol=1e-14, ftol=1e-14)
+    np.testing.assert_allclose(ours["estimate"].values, peer, rtol=2e-4)
+
+
+def test_fit_errors_are_clear():
+    ds = chinchilla_data().isel(model=slice(0, 1), data=slice(0, 5))
+    with pytest.raises(DatasetError, match="5 point.*at least 6"):
+        ScalingLaw(n="N", d="D")(ds.assign(N=ds.N * np.arange(1, 6)))
+    with pytest.raises(DatasetError, match="'N' is constant"):
+        ScalingLaw(n="N", d="D")(chinchilla_data().isel(model=slice(0, 1)))
+    x = np.geomspace(1, 100, 6)
+    flat = xr.Dataset({"loss": ("x", np.full(6, 2.0))}, coords={"x": x})
+    with pytest.raises(DatasetError, match="'loss' is constant"):
+        ScalingLaw()(flat)
+    nan = xr.Dataset({"loss": ("x", [3.0, 2.5, np.nan, 2.2, 2.1, 2.05])}, coords={"x": x})
+    with pytest.raises(DatasetError, match="NaN"):
+        ScalingLaw()(nan)
+    assert ScalingLaw(dropna=True, n_bootstrap=0)(nan).attrs["n_points"] == 5
+    with pytest.raises(DatasetError, match="positive"):
+        ScalingLaw()(flat.assign(loss=("x", [1.0, 0.5, 0.0, 0.2, 0.1, 0.1])))
+    with pytest.raises(DatasetError, match="no variable or coordinate 'tokens'"):
+        ScalingLaw(x="tokens")(flat)
