@@ -1,0 +1,99 @@
+"""Registrations of overtone-radio. Imports only overtone: listing stays fast."""
+
+from overtone import Component, Param, hookimpl
+
+_VARIABLE = Param(None, type=str, help="spectra variable (default: spectrum, T, Ta, flux, ... or "
+                  "the only float variable with a frequency dim)")
+_PROTECT = Param(True, help="substitute source_mask, flag and NaN channels before fitting "
+                 "(HiFAST-style protection; the sources keep their flux)")
+
+
+@hookimpl
+def overtone_signal_processors():
+    return [
+        Component(
+            "signal_processor", "fft-standing-wave", "overtone_radio.fftfilter:FFTStandingWave",
+            "FFT standing-wave filter of FAST spectra (arXiv 2411.13016, HiFAST)",
+            params={
+                "variable": _VARIABLE,
+                "windows_us": Param([[0.88, 0.97], [1.78, 1.92]], type=(list, tuple),
+                                    help="delay windows [low, high] in us (tau = 1 / period in MHz): "
+                                    "the ~1.09 MHz FAST ripple and its harmonic"),
+                "threshold": Param("significance", choices=("significance", "hifast"),
+                                   help="significance test per window, or HiFAST's factor x median rule"),
+                "nsigma": Param(5.0, help="significance mode: window peak above nsigma noise sigma"),
+                "factor": Param(1.4, help="hifast mode: factor x median of the mean |rfft|"),
+                "reference_us": Param([5.0, 50.0], type=(list, tuple),
+                                      help="significance mode: delay range (us) measuring the noise"),
+                "keep_us": Param(0.02, help="significance mode: keep bins within this delay of the peak (us)"),
+                "hifast_bins": Param(5, help="hifast mode: bins either side of the peak"),
+                "protect": _PROTECT,
+                "period_mhz": Param(None, type=(float, int),
+                                    help="substitution shift period (default 1 / centre of the first window)"),
+                "workers": Param(None, type=int, help="scipy.fft threads (default: all cores)"),
+                "batch": Param(256, help="spectra per FFT batch"),
+            },
+        ),
+        Component(
+            "signal_processor", "sine-fit", "overtone_radio.baselines:SineFit",
+            "sinusoid + line least squares per segment (the paper's sine-fit baseline)",
+            params={
+                "variable": _VARIABLE,
+                "segment_mhz": Param(10.0, help="fit segment width (MHz)"),
+                "tau_range_us": Param([0.88, 0.97], type=(list, tuple),
+                                      help="delay (1 / period) search range, us"),
+                "n_tau": Param(46, help="grid points over tau_range_us"),
+                "protect": _PROTECT,
+            },
+        ),
+        Component(
+            "signal_processor", "running-median", "overtone_radio.baselines:RunningMedian",
+            "subtract the running median over time (the paper's running-median baseline)",
+            params={"variable": _VARIABLE,
+                    "window": Param(200, help="spectra in the running median (HiFAST: 200)")},
+        ),
+        Component(
+            "signal_processor", "harmonic-rfi", "overtone_radio.rfi:HarmonicRFI",
+            "find comb-like (harmonic) RFI: periods, amplitudes and a channel mask",
+            params={
+                "variable": _VARIABLE,
+                "nsigma": Param(5.0, help="peak threshold in robust sigma of the mean spectrum"),
+                "min_height": Param(0.0, help="peak threshold in data units"),
+                "baseline_mhz": Param(0.12, help="running-median width removing the baseline (MHz)"),
+                "period_range_mhz": Param([0.1, 20.0], type=(list, tuple), help="periods searched (MHz)"),
+                "z_min": Param(20.0, help="Rayleigh power needed to accept a period"),
+                "min_teeth": Param(4, help="fewest teeth of a comb"),
+                "tolerance_mhz": Param(0.016, help="tooth position tolerance (MHz)"),
+                "mask_halfwidth_mhz": Param(0.023, help="masked half-width around each tooth (MHz)"),
+                "max_combs": Param(10, help="most combs reported"),
+                "update_flag": Param(True, help="OR the mask into the 'flag' variable"),
+            },
+        ),
+        Component(
+            "signal_processor", "rms-ratio", "overtone_radio.rms:RMSRatio",
+            "measured RMS over the radiometer equation T_sys / sqrt(dnu tau), per spectrum",
+            params={
+                "variable": _VARIABLE,
+                "average": Param(10, help="spectra averaged along time before measuring"),
+                "bin_channels": Param(16, help="channels binned before measuring"),
+                "window_mhz": Param(10.0, help="window for the line fit and RMS (MHz)"),
+                "edge_mhz": Param(10.0, help="band edge left out at each end (MHz)"),
+                "tsys": Param(None, type=(float, int), help="system temperature (default: the data's level)"),
+                "exposure": Param(None, type=(float, int), help="seconds per spectrum (default: the data's)"),
+            },
+        ),
+    ]
+
+
+@hookimpl
+def overtone_readers():
+    return [
+        Component("reader", "fits", "overtone_radio.readers:open_fits",
+                  "FAST raw FITS and SDFITS single-dish spectra (lazy along time)",
+                  params={"polarization": Param("XX,YY", help="FAST: 'XX,YY', 'XX', 'YY' or 'mean'")},
+                  suffixes=(".fits", ".fit", ".sdfits")),
+        Component("reader", "hifast-hdf5", "overtone_radio.readers:open_hifast",
+                  "HiFAST HDF5 (group S): call overtone_radio.readers.open_hifast; .hdf5 files "
+                  "open as netCDF in the core", params={"field": Param(None, type=str)},
+                  suffixes=(".hifast.h5",)),
+    ]

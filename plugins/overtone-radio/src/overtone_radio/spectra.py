@@ -1,0 +1,171 @@
+"""The spectra data model: checks and helpers shared by every processor.
+
+A spectra Dataset has a ``frequency`` dimension (any other dims, usually ``time`` and
+optionally ``beam``/``polarization``, are independent spectra), a data variable (kelvin, or
+raw counts), a ``frequency`` coordinate with a ``units`` attribute (any astropy frequency unit;
+MHz by convention), and optional boolean variables ``source_mask`` (channels to protect) and
+``flag`` (bad channels), each broadcastable against the data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from overtone import DatasetError
+
+#: Names tried, in order, when a processor is not told which variable holds the spectra.
+PREFERRED = ("spectrum", "T", "Ta", "flux", "power", "DATA")
+SOURCE_MASK = "source_mask"
+FLAG = "flag"
+
+
+@dataclass(frozen=True)
+class FrequencyAxis:
+    """A uniform frequency axis: ``n`` channels, signed step ``step_mhz``, values in MHz."""
+
+    values_mhz: np.ndarray
+    step_mhz: float
+
+    @property
+    def n(self) -> int:
+        return int(self.values_mhz.size)
+
+    @property
+    def width_mhz(self) -> float:
+        """Channel width |dnu| in MHz."""
+        return abs(self.step_mhz)
+
+    def delays_us(self) -> np.ndarray:
+        """Delay axis of an rfft along frequency: tau = rfftfreq(n, |dnu|) in microseconds."""
+        return np.fft.rfftfreq(self.n, self.width_mhz)
+
+
+def pick_variable(ds: xr.Dataset, variable: str | None) -> str:
+    """Name of the variable holding spectra: ``variable`` if given, else the usual names, else
+    the only floating-point variable with a ``frequency`` dim."""
+    if not isinstance(ds, xr.Dataset):
+        raise DatasetError(f"expected an xarray.Dataset of spectra, got {type(ds).__name__}")
+    if variable is not None:
+        if variable not in ds.data_vars:
+            raise DatasetError(f"variable {variable!r} not in the dataset; variables: "
+                               f"{', '.join(map(str, ds.data_vars)) or '(none)'}")
+        name = variable
+    else:
+        candidates = [str(k) for k, v in ds.data_vars.items()
+                      if "frequency" in v.dims and np.issubdtype(v.dtype, np.floating)]
+        preferred = [p for p in PREFERRED if p in candidates]
+        if preferred:
+            name = preferred[0]
+        elif len(candidates) == 1:
+            name = candidates[0]
+        elif not candidates:
+            dims = {str(d) for v in ds.data_vars.values() for d in v.dims}
+            raise DatasetError(
+                "no floating-point variable with a 'frequency' dimension; dims found: "
+                f"{', '.join(sorted(dims)) or '(none)'} (rename the channel dim, e.g. "
+                "ds.rename(chan='frequency'))")
+        else:
+            raise DatasetError(f"several spectra variables ({', '.join(candidates)}); "
+                               "name one with variable=")
+    if "frequency" not in ds[name].dims:
+        raise DatasetError(f"variable {name!r} has dims {ds[name].dims}; expected a 'frequency' "
+                           "dimension (rename the channel dim, e.g. ds.rename(chan='frequency'))")
+    return name
+
+
+def frequency_axis(ds: xr.Dataset, *, uniform: bool = True) -> FrequencyAxis:
+    """The ``frequency`` coordinate in MHz, checked for units, NaN and (if ``uniform``) a
+    constant step within 5% of a channel. A decreasing axis is allowed (negative step)."""
+    import astropy.units as u
+
+    if "frequency" not in ds.coords:
+        raise DatasetError("the dataset has no 'frequency' coordinate; add one in MHz, e.g. "
+                           "ds.assign_coords(frequency=('frequency', f_mhz, {'units': 'MHz'}))")
+    coord = ds["frequency"]
+    units = coord.attrs.get("units")
+    if not units:
+        raise DatasetError("the 'frequency' coordinate has no 'units' attribute; set it, e.g. "
+                           "ds.frequency.attrs['units'] = 'MHz'")
+    try:
+        scale = u.Unit(units).to(u.MHz)
+    except (ValueError, u.UnitConversionError) as exc:
+        raise DatasetError(f"the 'frequency' coordinate has units {units!r}, not a frequency "
+                           f"unit ({exc}); use 'MHz', 'GHz', 'kHz' or 'Hz'") from exc
+    values = np.asarray(coord.values, dtype=np.float64) * scale
+    if values.size < 8:
+        raise DatasetError(f"only {values.size} frequency channels; need at least 8")
+    if not np.all(np.isfinite(values)):
+        raise DatasetError("the 'frequency' coordinate has NaN or infinite values")
+    steps = np.diff(values)
+    step = float(np.median(steps))
+    if step == 0 or np.any(np.sign(steps) != np.sign(step)):
+        raise DatasetError("the 'frequency' coordinate is not monotonic; sort it "
+                           "(ds.sortby('frequency'))")
+    if uniform:
+        fit = values[0] + step * np.arange(values.size)
+        worst = float(np.max(np.abs(values - fit))) / abs(step)
+        if worst > 0.05:
+            raise DatasetError(
+                f"the frequency axis is not uniform (off a constant step of {step:.6g} MHz by up "
+                f"to {worst:.3g} channels); the FFT needs a uniform grid: interpolate onto one "
+                "(ds.interp(frequency=...)) or process each uniform piece separately")
+        step = float((values[-1] - values[0]) / (values.size - 1))
+    return FrequencyAxis(values, step)
+
+
+def optional_mask(ds: xr.Dataset, name: str, data: xr.DataArray) -> xr.DataArray | None:
+    """The boolean variable ``name`` broadcast against ``data`` (``None`` if absent)."""
+    if name not in ds.variables:
+        return None
+    mask = ds[name]
+    if mask.dtype != bool:
+        raise DatasetError(f"{name!r} must be boolean (True = {name.replace('_', ' ')}), "
+                           f"got dtype {mask.dtype}")
+    extra = set(mask.dims) - set(data.dims)
+    if extra:
+        raise DatasetError(f"{name!r} has dims {mask.dims} that the data ({data.dims}) lacks")
+    return mask
+
+
+def exposure_seconds(ds: xr.Dataset, data: xr.DataArray, given: float | None) -> xr.DataArray:
+    """Integration time per spectrum in seconds: ``given``, else an ``exposure`` variable or
+    coordinate (units s), else ``attrs['exposure']``."""
+    if given is not None:
+        if given <= 0:
+            raise DatasetError(f"exposure = {given} s; it must be positive")
+        return xr.DataArray(float(given))
+    if "exposure" in ds.variables:
+        exp = ds["exposure"]
+        unit = exp.attrs.get("units", "s")
+        if unit not in ("s", "second", "seconds", "sec"):
+            raise DatasetError(f"'exposure' has units {unit!r}; expected seconds ('s')")
+        return exp.astype(np.float64)
+    if "exposure" in ds.attrs:
+        return xr.DataArray(float(ds.attrs["exposure"]))
+    raise DatasetError("no integration time: add an 'exposure' variable (s, per spectrum) or "
+                       "attrs['exposure'], or pass exposure=<seconds>")
+
+
+def record(ds: xr.Dataset, name: str, version: str, params: dict[str, Any]) -> None:
+    """Append what a processor did (name, version, parameters) to ``attrs['processing']``."""
+    entry = f"{name} {version} {json.dumps(params, sort_keys=True, default=str)}"
+    previous = ds.attrs.get("processing", "")
+    ds.attrs["processing"] = f"{previous}\n{entry}".strip()
+
+
+def batch_dims(data: xr.DataArray) -> list[str]:
+    """Every dim of ``data`` except ``frequency`` (each index along them is one spectrum)."""
+    return [str(d) for d in data.dims if d != "frequency"]
+
+
+def frequency_chunked_once(data: xr.DataArray) -> xr.DataArray:
+    """``data`` with the whole band in one chunk (dask), needed by per-spectrum transforms."""
+    if data.chunks is not None:
+        axis = data.get_axis_num("frequency")
+        if len(data.chunks[axis]) > 1:
+            return data.chunk({"frequency": -1})
+    return data
