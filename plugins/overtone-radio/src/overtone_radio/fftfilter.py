@@ -112,10 +112,17 @@ def remove_standing_waves(
     every channel protected or NaN is returned unchanged with 0 bins removed.
     See the module docstring for the method.
     """
+    if step_mhz < 0:  # a decreasing axis is processed as its increasing mirror image
+        out, counts = remove_standing_waves(
+            x[..., ::-1], None if protect is None else protect[..., ::-1], step_mhz=-step_mhz,
+            windows_us=windows_us, threshold=threshold, nsigma=nsigma, factor=factor,
+            reference_us=reference_us, keep_us=keep_us, hifast_bins=hifast_bins,
+            period_mhz=period_mhz, workers=workers, batch=batch)
+        return out[..., ::-1], counts
     shape = x.shape
     n = shape[-1]
     dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
-    rows = x.reshape(-1, n).astype(dtype, copy=False)
+    rows = np.ascontiguousarray(x.reshape(-1, n), dtype=dtype)
     prot = None if protect is None else np.broadcast_to(protect, shape).reshape(-1, n)
     bin_us = 1.0 / (n * abs(step_mhz))  # delay resolution
     nbins = n // 2 + 1

@@ -18,6 +18,7 @@ How it is measured (this is the definition used by every table in docs/radio.md)
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -58,14 +59,14 @@ def window_rms(x: np.ndarray, edge: int, width: int) -> tuple[np.ndarray, np.nda
             slope = (sw * sty - st * sy) / det
             icpt = (sy - slope * st) / sw
             resid = np.where(ok, seg - icpt[..., None] - slope[..., None] * t, np.nan)
-            med = np.nanmedian(np.abs(resid), axis=-1) * 1.4826 / 0.6745
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med = np.nanmedian(np.abs(resid), axis=-1) * 1.4826 / 0.6745
         ok = ok & ~(np.abs(resid) > 5 * med[..., None])
     with np.errstate(invalid="ignore", divide="ignore"):
         std = np.sqrt(np.nansum(np.where(ok, resid, 0.0) ** 2, -1) / (ok.sum(-1) - 2))
         level = np.where(ok, seg, 0.0).sum(-1) / ok.sum(-1)
     std[ok.sum(-1) < max(8, width // 4)] = np.nan
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmedian(std, axis=1), np.nanmedian(level, axis=1)

@@ -1,0 +1,186 @@
+"""Readers, writers, the CLI, dask paths and documented behaviour on bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+from overtone import DatasetError
+from overtone.io import open_dataset, write_dataset
+from overtone_radio.fftfilter import FFTStandingWave, remove_standing_waves
+from overtone_radio.readers import open_fits, open_hifast
+from overtone_radio.rms import RMSRatio
+from overtone_radio.simulate import Observation, simulate, write_fast_fits
+
+
+def test_simulation_does_not_depend_on_chunking():
+    obs = Observation(n_time=10, nchan=2048)
+    a = simulate(obs, chunks=3)["spectrum"].values
+    b = simulate(obs, chunks=10)["spectrum"].values
+    np.testing.assert_array_equal(a, b)
+
+
+def test_fast_fits_round_trip_is_lazy_and_exact(tmp_path, small):
+    path = write_fast_fits(small, tmp_path / "obs.fits")
+    ds = open_fits(path, chunks={"time": 5})
+    assert ds["spectrum"].chunks is not None and ds["spectrum"].dims == ("time", "polarization", "frequency")
+    np.testing.assert_array_equal(ds["spectrum"].sel(polarization="XX").values, small["spectrum"].values)
+    np.testing.assert_allclose(ds["frequency"].values, small["frequency"].values, atol=1e-9)
+    assert ds["spectrum"].attrs["units"] == "K"
+    mean = open_dataset(path, chunks={"time": 8})  # dispatch through the core by suffix
+    assert mean.sizes["time"] == 24
+
+
+def test_truncated_fits_is_an_error(tmp_path, small):
+    path = write_fast_fits(small, tmp_path / "obs.fits")
+    data = path.read_bytes()
+    cut = tmp_path / "cut.fits"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetError, match="truncated"):
+        open_fits(cut)
+
+
+def test_sdfits_and_hifast_readers(tmp_path):
+    import h5py
+    from astropy.io import fits
+
+    rng = np.random.default_rng(0)
+    spec = rng.normal(20, 0.2, (6, 256)).astype(np.float32)
+    cols = [fits.Column("DATA", "256E", unit="K", array=spec),
+            fits.Column("CRVAL1", "D", array=np.full(6, 1.42e9)),
+            fits.Column("CDELT1", "D", array=np.full(6, 1e4)),
+            fits.Column("CRPIX1", "D", array=np.full(6, 1.0)),
+            fits.Column("EXPOSURE", "D", array=np.full(6, 2.0))]
+    hdu = fits.BinTableHDU.from_columns(cols, name="SINGLE DISH")
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp_path / "gbt.fits")
+    ds = open_fits(tmp_path / "gbt.fits")
+    np.testing.assert_array_equal(ds["spectrum"].values, spec)
+    assert ds["frequency"].values[1] - ds["frequency"].values[0] == pytest.approx(0.01)
+    with h5py.File(tmp_path / "x-M01.hdf5", "w") as h5:
+        g = h5.create_group("S")
+        g["T"] = spec[None].repeat(2, 0)
+        g["freq"] = 1420 + 0.01 * np.arange(256)
+        g["mjd"] = 60000 + np.arange(6) / 86400
+    hf = open_hifast(tmp_path / "x-M01.hdf5", chunks=3)
+    assert hf["spectrum"].dims == ("time", "polarization", "frequency")
+    np.testing.assert_array_equal(hf["spectrum"].isel(polarization=1).values, spec)
+
+
+def test_netcdf_and_zarr_round_trip(tmp_path, small):
+    out = FFTStandingWave()(small)
+    for name in ("clean.nc", "clean.zarr"):
+        write_dataset(out, tmp_path / name)
+        back = open_dataset(tmp_path / name)
+        np.testing.assert_allclose(back["spectrum"].values, out["spectrum"].values, rtol=0, atol=0)
+
+
+def test_dask_path_is_lazy_and_equals_numpy(small):
+    lazy = FFTStandingWave()(small)
+    assert lazy["spectrum"].chunks is not None
+    eager = FFTStandingWave()(small.compute())
+    np.testing.assert_allclose(lazy["spectrum"].values, eager["spectrum"].values, atol=1e-5)
+    np.testing.assert_array_equal(lazy["sw_bins"].values, eager["sw_bins"].values)
+
+
+def test_local_cluster_equals_in_memory(small):
+    from dask.distributed import Client, LocalCluster
+
+    eager = FFTStandingWave()(small.compute())["spectrum"].values
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster):
+        distributed = FFTStandingWave()(small)["spectrum"].compute().values
+    np.testing.assert_allclose(distributed, eager, atol=1e-5)
+
+
+def test_against_float64_numpy_reference():
+    """A band holding a whole number of ripple periods: the kept bins are exactly the ripple,
+    so float32 scipy.fft must match a float64 numpy.fft computation to float32 precision."""
+    n, step = 8192, 500 / 65536
+    f = 1400 + step * np.arange(n)
+    rng = np.random.default_rng(3)
+    cycles = 57
+    ripple = 0.08 * np.cos(2 * np.pi * cycles * np.arange(n) / n + 0.3)
+    x = (20 + ripple + 0.2 * rng.standard_normal((4, n))).astype(np.float32)
+    out, nb = remove_standing_waves(x, None, step_mhz=step, windows_us=[(0.88, 0.97)], keep_us=0.001)
+    assert (nb == 3).all()
+    x64 = x.astype(np.float64)
+    left, right = x64[:, :16].mean(1), x64[:, -16:].mean(1)
+    centre = np.arange(n) - 7.5
+    line = left[:, None] + (right - left)[:, None] * centre / (n - 16)
+    X = np.fft.rfft(x64 - line, axis=1)
+    keep = np.zeros_like(X)
+    peak = np.argmax(np.abs(X[:, 50:70]), axis=1) + 50
+    for r in range(4):
+        keep[r, peak[r] - 1:peak[r] + 2] = X[r, peak[r] - 1:peak[r] + 2]
+    ref = x - np.fft.irfft(keep, n=n, axis=1)
+    np.testing.assert_allclose(out, ref, atol=2e-4)
+    assert np.abs(out - x + ripple).std() < 0.01
+
+
+def test_pure_noise_significance_finds_nothing_hifast_mode_does():
+    obs = Observation(n_time=16, nchan=8192, include=("noise",), combs=())
+    ds = simulate(obs).compute()
+    assert (FFTStandingWave()(ds)["sw_bins"].values == 0).mean() >= 0.9
+    assert (FFTStandingWave(threshold="hifast")(ds)["sw_bins"].values > 0).all()
+
+
+def test_decreasing_axis_is_the_mirror_image(small):
+    ds = small.compute()
+    up = FFTStandingWave()(ds)
+    down = FFTStandingWave()(ds.isel(frequency=slice(None, None, -1)))
+    np.testing.assert_allclose(down["spectrum"].isel(frequency=slice(None, None, -1)).values,
+                               up["spectrum"].values, atol=1e-4)
+
+
+def test_nan_channels_stay_nan_and_all_flagged_spectra_pass_unchanged(small):
+    ds = small.compute()
+    x = ds["spectrum"].values.copy()
+    x[3, 100:140] = np.nan
+    ds["spectrum"].values[:] = x
+    flag = np.zeros(x.shape, bool)
+    flag[5] = True
+    ds["flag"] = (("time", "frequency"), flag)
+    out = FFTStandingWave()(ds)
+    y = out["spectrum"].values
+    assert np.isnan(y[3, 100:140]).all() and np.isfinite(y[3, :100]).all()
+    np.testing.assert_array_equal(y[5], x[5])
+    assert out["sw_bins"].values[5] == 0
+    assert np.isnan(RMSRatio(average=1)(out)["rms_ratio"].values[5])
+
+
+@pytest.mark.parametrize("case, match", [
+    ("nonuniform", "not uniform"), ("units", "no 'units'"), ("dims", "frequency"),
+    ("unsorted", "not monotonic")])
+def test_bad_axes_are_clear_errors(small, case, match):
+    ds = small.isel(time=slice(0, 2)).compute()
+    if case == "nonuniform":
+        f = ds["frequency"].values.copy()
+        f[2000:] += 0.05
+        ds = ds.assign_coords(frequency=("frequency", f, {"units": "MHz"}))
+    elif case == "units":
+        ds["frequency"].attrs.pop("units")
+    elif case == "dims":
+        ds = ds.rename(frequency="chan")
+    else:
+        f = ds["frequency"].values.copy()
+        f[10], f[11] = f[11], f[10]
+        ds = ds.assign_coords(frequency=("frequency", f, {"units": "MHz"}))
+    with pytest.raises(DatasetError, match=match):
+        FFTStandingWave()(ds)
+
+
+def test_cli_process_fits_with_plots(tmp_path, small):
+    path = write_fast_fits(small.isel(time=slice(0, 16)), tmp_path / "obs.fits")
+    out = tmp_path / "clean.nc"
+    cmd = [sys.executable, "-m", "overtone", "process", str(path), "--with",
+           "fft-standing-wave,harmonic-rfi", "--param", "harmonic-rfi.nsigma=4.0", "-o", str(out),
+           "--chunks", "8", "--plot", str(tmp_path / "plot.png")]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    ds = xr.open_dataset(out, engine="h5netcdf")
+    assert "sw_bins" in ds and "rfi_mask" in ds and "fft-standing-wave" in ds.attrs["processing"]
+    assert (tmp_path / "plot.fft-standing-wave.png").stat().st_size > 10_000
+    assert (tmp_path / "plot.harmonic-rfi.png").stat().st_size > 10_000

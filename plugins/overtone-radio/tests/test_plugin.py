@@ -1,0 +1,40 @@
+"""The plugin honours overtone's contract and its declared params match the factories."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import overtone_radio.plugin as plugin
+from overtone.params import as_param
+from overtone.testing import check_plugin
+
+
+def test_contract_check_passes():
+    names = {(c.kind, c.name) for c in check_plugin(plugin)}
+    assert {("signal_processor", n) for n in ("fft-standing-wave", "sine-fit", "running-median",
+                                              "harmonic-rfi", "rms-ratio")} <= names
+    assert ("reader", "fits") in names
+
+
+def test_declared_params_match_factory_signatures():
+    for component in check_plugin(plugin):
+        signature = inspect.signature(component.load())
+        accepted = {k: v.default for k, v in signature.parameters.items()
+                    if k not in ("path",) and v.kind is v.KEYWORD_ONLY or k not in ("path", "chunks")}
+        accepted.pop("path", None)
+        accepted.pop("chunks", None)
+        assert set(component.params) == set(accepted), component.name
+        for key, spec in component.params.items():
+            default = as_param(spec).default
+            got = accepted[key]
+            assert (list(map(list, got)) if key == "windows_us" else
+                    list(got) if isinstance(got, tuple) else got) == default, (component.name, key)
+
+
+def test_listing_plugins_imports_no_numpy():
+    code = ("import sys, overtone; overtone.registry(); "
+            "print(int(any(m in sys.modules for m in ('numpy', 'xarray', 'torch'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0"
