@@ -136,3 +136,13 @@ def test_dsmi_with_continuous_reference_bins_and_plot(rng):
     assert result.attrs["reference_kind"] == "binned"
     np.testing.assert_allclose(result["dsmi"].values, 1.0, atol=1e-9)
     assert isinstance(dsmi.plot(result), Figure)
+
+
+def test_dsmi_subsamples_each_entropy_like_the_reference():
+    # each DSE call keeps at most max_samples points (the reference's per-call max_N)
+    x = clusters(4, 40, 0.0)
+    y = np.repeat(np.arange(4), 40)
+    ds = xr.Dataset({"hidden": (("sample", "dim"), x), "labels": ("sample", y)})
+    result = DSMI(max_samples=20)(ds)
+    assert result.attrs["n_samples"] == 160
+    assert float(result["dsmi"]) == pytest.approx(2.0, abs=1e-9)

@@ -279,13 +279,15 @@ def diffusion_spectral_mutual_information(
     seed: int = 0,
     base: float = 2.0,
     method: str = "exact",
+    max_samples: int | None = 10000,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """DSMI between points ``x`` (n, d) and a discrete variable ``groups`` (n,).
 
     DSMI = DSE(X) - DSE(X | Y) = sum_c p(c) [DSE(X*_c) - DSE(X | Y = c)], where X*_c is a
     random subset of X as large as class c (averaged over ``repetitions`` draws, like the
-    reference, so both entropies are measured on equally many points). Returns the DSMI and,
-    per class, DSE(X | Y = c) and the mean DSE(X*_c).
+    reference, so both entropies are measured on equally many points). Each DSE uses at most
+    ``max_samples`` points (the reference's per-call subsample). Returns the DSMI and, per
+    class, DSE(X | Y = c) and the mean DSE(X*_c).
     """
     classes, counts = np.unique(groups, return_counts=True)
     conditional = np.zeros(len(classes))
@@ -295,6 +297,7 @@ def diffusion_spectral_mutual_information(
     def entropy(points: np.ndarray) -> float:
         if len(points) < 2:
             return 0.0
+        points = points[subsample_indices(len(points), max_samples, seed)]
         return diffusion_spectral_entropy(points, sigma, t, method=method, base=base, seed=seed)
 
     for i, c in enumerate(classes):
@@ -368,8 +371,6 @@ class DSMI:
         else:
             groups = raw
         values = as_float(da, self.name)
-        index = subsample_indices(da.sizes[sample_dim], self.max_samples, self.seed)
-        groups = groups[index]
         classes = np.unique(groups)
         if len(classes) < 2:
             raise DatasetError(f"{self.name}: {self.labels!r} has a single value; mutual "
@@ -377,8 +378,8 @@ class DSMI:
 
         def kernel(x: np.ndarray) -> xr.Dataset:
             mi, cond, marg = diffusion_spectral_mutual_information(
-                x[index], groups, self.sigma, self.t, repetitions=self.repetitions,
-                seed=self.seed, base=self.base, method=self.method)
+                x, groups, self.sigma, self.t, repetitions=self.repetitions, seed=self.seed,
+                base=self.base, method=self.method, max_samples=self.max_samples)
             return xr.Dataset({"dsmi": ((), mi), "conditional_dse": ("class", cond),
                                "subset_dse": ("class", marg)})
 
@@ -389,7 +390,7 @@ class DSMI:
                                     description="sum_c p(c) [DSE(random subset of size n_c) - DSE(X | Y=c)]")
         result["conditional_dse"].attrs.update(long_name="DSE within class", units=unit)
         result["subset_dse"].attrs.update(long_name="DSE of random subsets of class size", units=unit)
-        result.attrs.update(n_samples=len(index), reference_kind="discrete" if discrete else "binned")
+        result.attrs.update(n_samples=len(groups), reference_kind="discrete" if discrete else "binned")
         return finish(result, self.name, vars(self), str(da.name))
 
     def plot(self, result: xr.Dataset):

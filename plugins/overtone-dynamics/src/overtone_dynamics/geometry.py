@@ -29,20 +29,26 @@ def cosine_matrix(w: np.ndarray, analyzer: str = "condensation") -> np.ndarray:
     return np.clip(unit @ unit.T, -1.0, 1.0)
 
 
-def count_directions(cos: np.ndarray, threshold: float) -> int:
-    """Number of groups of neurons that share a line (|cos| >= threshold), by greedy grouping.
+def direction_groups(cos: np.ndarray, threshold: float) -> np.ndarray:
+    """Group label of each neuron: neurons sharing a line (|cos| >= threshold), greedily.
 
     Each not-yet-grouped neuron opens a group holding every remaining neuron within the
     threshold of it (parallel or antiparallel).
     """
-    remaining = np.ones(len(cos), dtype=bool)
-    groups = 0
+    labels = np.full(len(cos), -1)
+    group = 0
     for i in range(len(cos)):
-        if not remaining[i]:
+        if labels[i] >= 0:
             continue
-        groups += 1
-        remaining &= ~(np.abs(cos[i]) >= threshold)
-    return groups
+        labels[(labels < 0) & (np.abs(cos[i]) >= threshold)] = group
+        labels[i] = group
+        group += 1
+    return labels
+
+
+def count_directions(cos: np.ndarray, threshold: float) -> int:
+    """Number of distinct directions among the neurons (see :func:`direction_groups`)."""
+    return int(direction_groups(cos, threshold).max()) + 1
 
 
 class Condensation:
@@ -84,14 +90,16 @@ class Condensation:
         result["aligned_fraction"].attrs.update(
             long_name=f"pairs with |cos| >= {self.threshold}", units="1")
         result["n_directions"].attrs.update(long_name="distinct weight directions", units="count")
+        result.attrs["threshold"] = self.threshold
         return finish(result, self.name, vars(self), str(da.name))
 
     def plot(self, result: xr.Dataset):
-        """The cosine matrix at the last step (neurons ordered by their leading direction) and
-        the aligned share over steps."""
+        """The cosine matrix at the last step (neurons ordered by direction group) and the
+        aligned share over steps."""
         fig, (ax1, ax2) = figure(2)
         cos = last_step(result)["cosine"].values
-        order = np.argsort(np.arctan2(cos[:, 1] if cos.shape[1] > 1 else cos[:, 0], cos[:, 0]))
+        threshold = float(result.attrs.get("threshold", 0.9))
+        order = np.argsort(direction_groups(cos, threshold), kind="stable")
         mesh = ax1.imshow(cos[np.ix_(order, order)], vmin=-1, vmax=1, cmap="RdBu_r")
         fig.colorbar(mesh, ax=ax1, label="cosine similarity")
         ax1.set_title("input-weight cosine similarity (last step)")
