@@ -99,7 +99,6 @@ def test_against_float64_numpy_reference():
     """A band holding a whole number of ripple periods: the kept bins are exactly the ripple,
     so float32 scipy.fft must match a float64 numpy.fft computation to float32 precision."""
     n, step = 8192, 500 / 65536
-    f = 1400 + step * np.arange(n)
     rng = np.random.default_rng(3)
     cycles = 57
     ripple = 0.08 * np.cos(2 * np.pi * cycles * np.arange(n) / n + 0.3)
@@ -184,3 +183,23 @@ def test_cli_process_fits_with_plots(tmp_path, small):
     assert "sw_bins" in ds and "rfi_mask" in ds and "fft-standing-wave" in ds.attrs["processing"]
     assert (tmp_path / "plot.fft-standing-wave.png").stat().st_size > 10_000
     assert (tmp_path / "plot.harmonic-rfi.png").stat().st_size > 10_000
+
+
+def test_substitution_continues_the_ripple_in_phase():
+    """A masked run is filled from a whole number of ripple periods away: on a pure ripple with
+    an integer period the filled values equal the ripple itself (an independent check)."""
+    from overtone_radio.protect import substitute
+
+    n, period = 4096, 143
+    ripple = np.cos(2 * np.pi * np.arange(n) / period)[None].repeat(3, 0)
+    x = ripple + np.where(np.arange(n) % 1000 < 300, 5.0, 0.0)  # "sources" to hide
+    protect = np.zeros((3, n), bool)
+    protect[0, 1000:1300] = True
+    protect[1, 0:300] = True  # no room on the left: filled from the right
+    protect[1, 2000:2300] = True
+    protect[2] = True  # everything protected: nothing to estimate from
+    out, empty, changed = substitute(x, protect, float(period))
+    for r in (0, 1):
+        np.testing.assert_allclose(out[r][protect[r]], ripple[r][protect[r]], atol=1e-12)
+    assert list(empty) == [False, False, True]
+    assert sorted(r for r, _ in changed) == [0, 1]

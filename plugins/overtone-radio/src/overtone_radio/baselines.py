@@ -45,7 +45,7 @@ def sine_fit(x: np.ndarray, protect: np.ndarray | None, *, freq_mhz: np.ndarray,
     if protect is not None:
         prot = prot | np.broadcast_to(protect, shape).reshape(-1, n)
     period = period_mhz or 2.0 / (tau_range_us[0] + tau_range_us[1])
-    work, empty = substitute(rows, prot, period / step) if prot.any() else (rows, np.zeros(len(rows), bool))
+    work, empty, _ = substitute(rows, prot, period / step) if prot.any() else (rows, np.zeros(len(rows), bool), [])
     work = np.where(empty[:, None], 0.0, work).astype(np.float64)
     taus = np.linspace(tau_range_us[0], tau_range_us[1], n_tau)
     seg_len = max(16, int(round(segment_mhz / step)))

@@ -4,12 +4,14 @@ For each spectrum x(nu) on a uniform grid of N channels of width dnu:
 
 1. protected channels (``source_mask``, ``flag``, NaN) are substituted by a stretch of the
    same spectrum a whole number of ripple periods away (:mod:`overtone_radio.protect`);
-2. the straight line through the means of the first and last 16 channels is subtracted, so
-   the band's periodic extension has no step (a step would leak into every delay bin);
+2. the straight line through the means of the first and last 16 channels is taken out (in
+   the delay domain, from its closed-form DFT), so the band's periodic extension has no step
+   (a step would leak into every delay bin);
 3. X(tau) = rfft(x) with tau = rfftfreq(N, dnu) (microseconds for dnu in MHz);
 4. in each delay window (default 0.88-0.97 us: the ~1.09 MHz ripple of FAST, and its
    harmonic at 1.78-1.92 us) the peak bin is found; bins near it are kept (see thresholds);
-5. ripple = irfft(kept bins); out = x - ripple (on the original x: sources keep their flux).
+5. out = irfft(X - kept bins) = x - ripple; at substituted channels the original values are
+   put back, so out = x - ripple there too and sources keep their flux.
 
 Thresholds: ``"significance"`` (default) is a detection test per window: the ripple is there
 when the peak |X| > nsigma * s, where s is the noise scale of |X| measured per spectrum as
@@ -76,19 +78,6 @@ def window_bins(axis: FrequencyAxis, windows: Sequence[tuple[float, float]]) -> 
     return np.flatnonzero(inside)
 
 
-def detrend_line(x: np.ndarray, m: int = EDGE_CHANNELS) -> np.ndarray:
-    """The straight line through the means of the first and last ``m`` channels of each
-    row of ``x`` (rows, n); float32 like ``x``."""
-    n = x.shape[-1]
-    m = min(m, n // 4)
-    left = x[:, :m].mean(axis=1, dtype=np.float64)
-    right = x[:, n - m:].mean(axis=1, dtype=np.float64)
-    slope = (right - left) / (n - m)
-    start = left - slope * (m - 1) / 2
-    ramp = np.arange(n, dtype=np.float64)
-    return (start[:, None] + slope[:, None] * ramp).astype(x.dtype)
-
-
 def remove_standing_waves(
     x: np.ndarray,
     protect: np.ndarray | None,
@@ -133,52 +122,74 @@ def remove_standing_waves(
             raise ConfigError(f"delay window [{lo}, {hi}] us holds no delay bin (resolution "
                               f"{bin_us:.3g} us, delays up to {(nbins - 1) * bin_us:.3g} us)")
         spans.append((a, b + 1))
-    if threshold == "significance":
-        half = max(1, int(round(keep_us / bin_us)))
-    else:
-        half = hifast_bins
+    half = max(1, int(round(keep_us / bin_us))) if threshold == "significance" else hifast_bins
     ref_lo, ref_hi = int(np.ceil(reference_us[0] / bin_us)), int(reference_us[1] / bin_us)
     ref = np.arange(max(ref_lo, 1), min(ref_hi, nbins - 1) + 1)
     if threshold == "significance" and ref.size < 32:
         raise ConfigError(f"reference_us = {list(reference_us)} holds only {ref.size} delay bins "
                           f"(delays run to {(nbins - 1) * bin_us:.3g} us); widen it")
-    if ref.size > 2048:
-        ref = ref[:: ref.size // 2048]
+    if ref.size > 1024:
+        ref = ref[:: ref.size // 1024]
     if period_mhz is None:
         lo, hi = windows_us[0]
         period_mhz = 2.0 / (lo + hi)
     period_ch = period_mhz / abs(step_mhz)
     workers = workers or os.cpu_count() or 1
-    out = np.empty_like(rows)
+    ctype = np.complex64 if dtype == np.float32 else np.complex128
+    out = None if rows.shape[0] <= batch else np.empty_like(rows)
     counts = np.zeros(rows.shape[0], np.int16)
     for start in range(0, rows.shape[0], batch):
         sl = slice(start, start + batch)
         chunk = rows[sl]
-        bad = ~np.isfinite(chunk)
-        p = bad if prot is None else (bad | prot[sl])
-        if p.any():
-            work, empty = substitute(chunk, p, period_ch)
-        else:
-            work, empty = chunk, np.zeros(len(chunk), bool)
-        if empty.any():
-            work = work.copy()
-            work[empty] = 0.0
-        work = work - detrend_line(work)
+        work, empty, changed = chunk, np.zeros(len(chunk), bool), []
+        p = None
+        if prot is not None:
+            p = prot[sl]
+            if p.any():
+                work, empty, changed = substitute(chunk, p, period_ch)
         spec = sfft.rfft(work, axis=1, workers=workers)
+        nan_rows = np.flatnonzero(~np.isfinite(spec[:, 0]))  # a NaN makes its whole row NaN
+        if nan_rows.size:
+            bad = ~np.isfinite(chunk[nan_rows])
+            full = np.zeros(chunk.shape, bool)
+            full[nan_rows] = bad
+            if p is not None:
+                full[nan_rows] |= p[nan_rows]
+            redo, redo_empty, redo_changed = substitute(chunk, full, period_ch, rows=nan_rows)
+            if work is chunk:
+                work = chunk.copy()
+            work[nan_rows] = redo[nan_rows]
+            empty[nan_rows] = redo_empty[nan_rows]
+            done = set(nan_rows.tolist())
+            changed = [c for c in changed if c[0] not in done] + redo_changed
+            spec[nan_rows] = sfft.rfft(work[nan_rows], axis=1, workers=workers)
+        # the straight line through the first and last EDGE_CHANNELS channels, removed in the
+        # delay domain: X_line(k) = slope * sum_n n exp(-2 pi i k n / N) = -slope N / (1 - z_k)
+        m = EDGE_CHANNELS
+        left = work[:, :m].mean(axis=1, dtype=np.float64)
+        right = work[:, n - m:].mean(axis=1, dtype=np.float64)
+        slope = np.where(empty, 0.0, (right - left) / (n - m))
+
+        def line(k: np.ndarray, slope: np.ndarray = slope) -> np.ndarray:
+            z = np.exp(-2j * np.pi * k / n)
+            return (slope[:, None] * (-n / (1 - z))[None, :]).astype(ctype)
+
         if threshold == "significance":
-            scale = np.median(np.abs(spec[:, ref]), axis=1) / np.sqrt(np.log(4.0))
-            limit = nsigma * scale
+            amp_ref = np.abs(spec[:, ref] - line(ref))
+            limit = nsigma * np.median(amp_ref, axis=1) / np.sqrt(np.log(4.0))
         else:
             ok = ~empty
-            mean_amp = np.abs(spec[ok]).mean(axis=0) if ok.any() else np.zeros(nbins)
-            limit = np.full(len(chunk), factor * np.median(mean_amp[1:]))
-        ripple_spec = np.zeros_like(spec)
+            k_all = np.arange(1, nbins)
+            mean_amp = (np.abs(spec[ok, 1:] - line(k_all)[ok]).mean(axis=0) if ok.any()
+                        else np.zeros(nbins - 1))
+            limit = np.full(len(chunk), factor * np.median(mean_amp))
         kept = np.zeros(len(chunk), np.int32)
+        taken = np.zeros((len(chunk), nbins), bool) if len(spans) > 1 else None
         for a, b in spans:
             lo, hi = max(1, a - half), min(nbins, b + half)
-            local = spec[:, lo:hi]
-            amp = np.abs(local)
             inside = np.arange(lo, hi)
+            local = spec[:, lo:hi] - line(inside)
+            amp = np.abs(local)
             in_window = (inside >= a) & (inside < b)
             peak = lo + np.argmax(np.where(in_window, amp, -1.0), axis=1)
             near = np.abs(inside[None, :] - peak[:, None]) <= half
@@ -188,12 +199,22 @@ def remove_standing_waves(
             else:
                 keep = near & (amp > limit[:, None])
             keep &= ~empty[:, None]
-            keep &= ripple_spec[:, lo:hi] == 0  # a bin counts once where windows overlap
-            ripple_spec[:, lo:hi] = np.where(keep, local, ripple_spec[:, lo:hi])
+            if taken is not None:  # a bin counts once where windows overlap
+                keep &= ~taken[:, lo:hi]
+                taken[:, lo:hi] |= keep
+            spec[:, lo:hi] -= np.where(keep, local, 0)
             kept += keep.sum(axis=1)
-        ripple = sfft.irfft(ripple_spec, n=n, axis=1, workers=workers)
-        np.subtract(chunk, ripple, out=out[sl])
+        cleaned = sfft.irfft(spec, n=n, axis=1, workers=workers)
+        # irfft gave work - ripple; the output is x - ripple: put the original values back
+        for r, pos in changed:
+            cleaned[r, pos] += chunk[r, pos] - work[r, pos]
+        if empty.any():
+            cleaned[empty] = chunk[empty]
         counts[sl] = kept
+        if out is None:
+            out = cleaned
+        else:
+            out[sl] = cleaned
     return out.reshape(shape), counts.reshape(shape[:-1])
 
 
