@@ -80,3 +80,25 @@ def test_no_rfi_no_combs():
     obs = Observation(n_time=16, nchan=8192, f_start_mhz=1100.0, combs=(), include=("noise",))
     out = HarmonicRFI()(simulate(obs))
     assert out.sizes["rfi"] == 0 and not out["rfi_mask"].values.any()
+
+
+def test_milky_way_is_protected_without_a_source_mask(sub_band):
+    """protect_ranges_mhz (default: Galactic HI, 1419.4-1421.4 MHz) protects the 3 K line of
+    a file that carries no source_mask (such as a FAST FITS file)."""
+    with_src = simulate(sub_band).compute().drop_vars("source_mask")
+    no_src = simulate(Observation(**{**sub_band.__dict__, "include": ("ripple", "rfi", "noise")}))
+    no_src = no_src.compute().drop_vars("source_mask")
+    truth, _ = sources(sub_band, with_src["time"].values)
+    sel = np.abs(with_src["frequency"].values - 1420.406) < 0.45
+    for ranges, ok in (((1419.4, 1421.4),), True), ((), False):
+        f = FFTStandingWave(protect_ranges_mhz=ranges)
+        kept = (f(with_src)["spectrum"] - f(no_src)["spectrum"]).values
+        err = np.abs(kept[:, sel] - truth[:, sel]).max()
+        assert (err < 0.01) == ok, (ranges, err)
+
+
+def test_an_hour_of_data_is_generated_lazily():
+    ds = simulate(Observation(n_time=36000, dt_s=0.1))
+    assert ds["spectrum"].nbytes > 9e9 and ds["spectrum"].chunks is not None
+    one = ds["spectrum"].isel(time=30000).values
+    assert one.shape == (65536,) and 15 < np.median(one) < 25

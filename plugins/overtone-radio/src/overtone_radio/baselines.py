@@ -22,12 +22,11 @@ from overtone import ConfigError, DatasetError
 from overtone_radio import __version__
 from overtone_radio.protect import substitute
 from overtone_radio.spectra import (
-    FLAG,
-    SOURCE_MASK,
+    MILKY_WAY_MHZ,
     frequency_axis,
     frequency_chunked_once,
-    optional_mask,
     pick_variable,
+    protection_mask,
     record,
 )
 
@@ -85,7 +84,8 @@ class SineFit:
 
     def __init__(self, variable: str | None = None, segment_mhz: float = 10.0,
                  tau_range_us: Sequence[float] = (0.88, 0.97), n_tau: int = 46,
-                 protect: bool = True) -> None:
+                 protect: bool = True,
+                 protect_ranges_mhz: Sequence[Sequence[float]] = MILKY_WAY_MHZ) -> None:
         if segment_mhz <= 0 or n_tau < 2:
             raise ConfigError("segment_mhz must be positive and n_tau at least 2")
         if len(tau_range_us) != 2 or not 0 < tau_range_us[0] < tau_range_us[1]:
@@ -95,27 +95,22 @@ class SineFit:
         self.tau_range_us = (float(tau_range_us[0]), float(tau_range_us[1]))
         self.n_tau = int(n_tau)
         self.protect = protect
+        self.protect_ranges_mhz = [list(map(float, r)) for r in protect_ranges_mhz]
 
     def params(self) -> dict[str, Any]:
         return {"variable": self.variable, "segment_mhz": self.segment_mhz,
                 "tau_range_us": list(self.tau_range_us), "n_tau": self.n_tau,
-                "protect": self.protect}
+                "protect": self.protect, "protect_ranges_mhz": self.protect_ranges_mhz}
 
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         name = pick_variable(ds, self.variable)
         axis = frequency_axis(ds)
         data = frequency_chunked_once(ds[name])
-        masks = [m for m in (optional_mask(ds, SOURCE_MASK, data), optional_mask(ds, FLAG, data))
-                 if m is not None] if self.protect else []
         kwargs = dict(freq_mhz=axis.values_mhz, segment_mhz=self.segment_mhz,
                       tau_range_us=self.tau_range_us, n_tau=self.n_tau)
-        args = [data]
-        if masks:
-            protect = masks[0] if len(masks) == 1 else masks[0] | masks[1]
-            protect = protect.broadcast_like(data).transpose(*data.dims)
-            if data.chunks is not None:
-                protect = protect.chunk(dict(zip(data.dims, data.chunks)))
-            args.append(protect)
+        protect = (protection_mask(ds, data, axis, self.protect_ranges_mhz)
+                   if self.protect else None)
+        args = [data] if protect is None else [data, protect]
 
         def kernel(x, p=None):
             return sine_fit(x, p, **kwargs)

@@ -42,13 +42,12 @@ from overtone import ConfigError
 from overtone_radio import __version__
 from overtone_radio.protect import substitute
 from overtone_radio.spectra import (
-    FLAG,
-    SOURCE_MASK,
+    MILKY_WAY_MHZ,
     FrequencyAxis,
     frequency_axis,
     frequency_chunked_once,
-    optional_mask,
     pick_variable,
+    protection_mask,
     record,
 )
 
@@ -233,6 +232,7 @@ class FFTStandingWave:
                  threshold: str = "significance", nsigma: float = 5.0, factor: float = 1.4,
                  reference_us: Sequence[float] = (5.0, 50.0), keep_us: float = 0.02,
                  hifast_bins: int = 5, protect: bool = True,
+                 protect_ranges_mhz: Sequence[Sequence[float]] = MILKY_WAY_MHZ,
                  period_mhz: float | None = None, workers: int | None = None,
                  batch: int = 256) -> None:
         if threshold not in ("significance", "hifast"):
@@ -254,6 +254,7 @@ class FFTStandingWave:
         self.keep_us = float(keep_us)
         self.hifast_bins = int(hifast_bins)
         self.protect = protect
+        self.protect_ranges_mhz = [list(map(float, r)) for r in protect_ranges_mhz]
         self.period_mhz = period_mhz
         self.workers = workers
         self.batch = batch
@@ -262,27 +263,20 @@ class FFTStandingWave:
         return {"variable": self.variable, "windows_us": [list(w) for w in self.windows_us],
                 "threshold": self.threshold, "nsigma": self.nsigma, "factor": self.factor,
                 "reference_us": list(self.reference_us), "keep_us": self.keep_us,
-                "hifast_bins": self.hifast_bins, "protect": self.protect,
+                "hifast_bins": self.hifast_bins, "protect": self.protect, "protect_ranges_mhz": self.protect_ranges_mhz,
                 "period_mhz": self.period_mhz}
 
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         name = pick_variable(ds, self.variable)
         axis = frequency_axis(ds)
         data = frequency_chunked_once(ds[name])
-        masks = []
-        if self.protect:
-            masks = [m for m in (optional_mask(ds, SOURCE_MASK, data), optional_mask(ds, FLAG, data))
-                     if m is not None]
+        protect = (protection_mask(ds, data, axis, self.protect_ranges_mhz)
+                   if self.protect else None)
         kwargs = dict(step_mhz=axis.step_mhz, windows_us=self.windows_us, threshold=self.threshold,
                       nsigma=self.nsigma, factor=self.factor, reference_us=self.reference_us,
                       keep_us=self.keep_us, hifast_bins=self.hifast_bins,
                       period_mhz=self.period_mhz, workers=self.workers, batch=self.batch)
-        if masks:
-            protect = masks[0] if len(masks) == 1 else (masks[0] | masks[1])
-            protect = protect.broadcast_like(data).transpose(*data.dims)
-            if data.chunks is not None:
-                protect = protect.chunk(dict(zip(data.dims, data.chunks)))
-
+        if protect is not None:
             def kernel(x, p):
                 return remove_standing_waves(x, p, **kwargs)
 

@@ -4,8 +4,10 @@ from overtone import Component, Param, hookimpl
 
 _VARIABLE = Param(None, type=str, help="spectra variable (default: spectrum, T, Ta, flux, ... or "
                   "the only float variable with a frequency dim)")
-_PROTECT = Param(True, help="substitute source_mask, flag and NaN channels before fitting "
-                 "(HiFAST-style protection; the sources keep their flux)")
+_PROTECT = Param(True, help="substitute source_mask, flag, NaN and protect_ranges_mhz channels "
+                 "before fitting (HiFAST-style protection; the sources keep their flux)")
+_RANGES = Param([[1419.4, 1421.4]], type=(list, tuple),
+                help="frequency ranges [low, high] MHz always protected (default: Milky Way HI)")
 
 
 @hookimpl
@@ -28,6 +30,7 @@ def overtone_signal_processors():
                 "keep_us": Param(0.02, help="significance mode: keep bins within this delay of the peak (us)"),
                 "hifast_bins": Param(5, help="hifast mode: bins either side of the peak"),
                 "protect": _PROTECT,
+                "protect_ranges_mhz": _RANGES,
                 "period_mhz": Param(None, type=(float, int),
                                     help="substitution shift period (default 1 / centre of the first window)"),
                 "workers": Param(None, type=int, help="scipy.fft threads (default: all cores)"),
@@ -44,6 +47,7 @@ def overtone_signal_processors():
                                       help="delay (1 / period) search range, us"),
                 "n_tau": Param(46, help="grid points over tau_range_us"),
                 "protect": _PROTECT,
+                "protect_ranges_mhz": _RANGES,
             },
         ),
         Component(

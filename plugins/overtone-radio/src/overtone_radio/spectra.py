@@ -20,6 +20,8 @@ from overtone import DatasetError
 #: Names tried, in order, when a processor is not told which variable holds the spectra.
 PREFERRED = ("spectrum", "T", "Ta", "flux", "power", "DATA")
 SOURCE_MASK = "source_mask"
+#: Galactic HI around 1420.406 MHz (+-200 km/s), protected by default like HiFAST does.
+MILKY_WAY_MHZ = ((1419.4, 1421.4),)
 FLAG = "flag"
 
 
@@ -169,3 +171,30 @@ def frequency_chunked_once(data: xr.DataArray) -> xr.DataArray:
         if len(data.chunks[axis]) > 1:
             return data.chunk({"frequency": -1})
     return data
+
+
+def protection_mask(ds: xr.Dataset, data: xr.DataArray, axis: FrequencyAxis,
+                    ranges_mhz: list | tuple = ()) -> xr.DataArray | None:
+    """``source_mask | flag | channels inside any of ranges_mhz`` broadcast (and chunked)
+    like ``data``; ``None`` when nothing is protected."""
+    masks = [m for m in (optional_mask(ds, SOURCE_MASK, data), optional_mask(ds, FLAG, data))
+             if m is not None]
+    if ranges_mhz:
+        inside = np.zeros(axis.n, bool)
+        for r in ranges_mhz:
+            if len(r) != 2 or not r[0] < r[1]:
+                from overtone import ConfigError
+
+                raise ConfigError(f"protect_ranges_mhz: each range must be [low, high] MHz, got {list(r)}")
+            inside |= (axis.values_mhz >= r[0]) & (axis.values_mhz <= r[1])
+        if inside.any():
+            masks.append(xr.DataArray(inside, dims="frequency"))
+    if not masks:
+        return None
+    protect = masks[0]
+    for m in masks[1:]:
+        protect = protect | m
+    protect = protect.broadcast_like(data).transpose(*data.dims)
+    if data.chunks is not None:
+        protect = protect.chunk(dict(zip(data.dims, data.chunks)))
+    return protect
