@@ -14,9 +14,13 @@ import numpy as np
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Half-open index ranges ``[a, b)`` of the True runs of a 1-D boolean array."""
-    padded = np.concatenate(([False], mask, [False]))
-    edges = np.flatnonzero(padded[1:] != padded[:-1])
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+    edges = np.flatnonzero(mask[1:] != mask[:-1]) + 1
+    bounds = edges.tolist()
+    if mask[0]:
+        bounds.insert(0, 0)
+    if mask[-1]:
+        bounds.append(mask.size)
+    return list(zip(bounds[::2], bounds[1::2]))
 
 
 def substitution_map(mask: np.ndarray | list[tuple[int, int]], period_ch: float,
@@ -62,6 +66,17 @@ def substitution_map(mask: np.ndarray | list[tuple[int, int]], period_ch: float,
             np.concatenate([m for _, _, m in done]))
 
 
+def _single_run(a: int, b: int, n: int, period_ch: float) -> tuple[np.ndarray, int]:
+    """Sources of run ``[a, b)`` taken alone (``-1``: none fits) and the side used."""
+    length = b - a
+    shift = max(length, int(round(np.ceil(length / period_ch) * period_ch)))
+    if a - shift >= 0:
+        return np.arange(a - shift, b - shift), -shift
+    if b + shift <= n:
+        return np.arange(a + shift, b + shift), shift
+    return np.full(length, -1), 0
+
+
 def substitute(x: np.ndarray, protect: np.ndarray, period_ch: float,
                rows: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
@@ -69,29 +84,49 @@ def substitute(x: np.ndarray, protect: np.ndarray, period_ch: float,
     :func:`substitution_map`), only in ``rows`` (default: every row with a protected
     channel). Returns the substituted copy, a bool per row that is True where every channel is
     protected (that row is zeroed: nothing to estimate from) and, per changed row, the
-    channel indices written. Rows with the same runs share one map."""
+    channel indices written.
+
+    Runs whose source stretch holds no other protected channel are looked up in a per-run
+    cache; a row whose runs depend on each other goes through :func:`substitution_map`.
+    """
     out = x.copy()
     n = x.shape[1]
     empty = np.zeros(len(x), bool)
     changed: list[tuple[int, np.ndarray]] = []
-    cache: dict[tuple, tuple[np.ndarray, np.ndarray, bool]] = {}
+    run_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     todo = np.flatnonzero(protect.any(axis=1)) if rows is None else np.asarray(rows)
-    if todo.size == 0:
-        return out, empty, changed
+    previous: tuple | None = None
     for r in todo.tolist():
-        key = tuple(runs(protect[r]))
-        if key == ((0, n),):
-            empty[r] = True
-            out[r] = 0.0
-            continue
-        entry = cache.get(key)
-        if entry is None:
-            pos, src = substitution_map(list(key), period_ch, n)
-            entry = cache[key] = (pos, src, bool((src < 0).any()))
-        pos, src, missing = entry
+        mask = protect[r]
+        if previous is not None and np.array_equal(mask, previous[0]):
+            pos, src = previous[1]
+        else:
+            found = runs(mask)
+            if found == [(0, n)]:
+                empty[r] = True
+                out[r] = 0.0
+                previous = None
+                continue
+            parts, independent = [], True
+            for a, b in found:
+                entry = run_cache.get((a, b))
+                if entry is None:
+                    src_run, _ = _single_run(a, b, n, period_ch)
+                    entry = run_cache[(a, b)] = (np.arange(a, b), src_run)
+                src_run = entry[1]
+                if src_run[0] < 0 or mask[src_run[0]:src_run[-1] + 1].any():
+                    independent = False
+                    break
+                parts.append(entry)
+            if independent:
+                pos = np.concatenate([p for p, _ in parts])
+                src = np.concatenate([s for _, s in parts])
+            else:
+                pos, src = substitution_map(found, period_ch, n)
+            previous = (mask, (pos, src))
         row = x[r]
         out[r, pos] = row[np.maximum(src, 0)]
-        if missing:
+        if (src < 0).any():
             keep = np.ones(n, bool)
             keep[pos] = False
             out[r, pos[src < 0]] = np.median(row[keep])
