@@ -1,0 +1,1 @@
+"""Losses that own their output head."""

@@ -1,0 +1,1 @@
+"""Models: trunks mapping inputs to features of width ``d_out`` (the loss owns the head)."""

@@ -1,0 +1,1 @@
+"""Tasks: data sources with train/eval splits (see ``overtone_torch.task_api``)."""
