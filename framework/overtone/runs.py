@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,8 @@ def _differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -
 def prepare_run_dir(out: Path, config: Mapping[str, Any], *, resume: bool) -> Path:
     """Create (or, with ``resume``, check) ``out/<name>`` and write ``config.toml`` into it."""
     run_dir = Path(out) / config["run"]["name"]
+    if os.environ.get("RANK", "0") != "0":
+        return run_dir  # under torchrun, only rank 0 creates and checks the run directory
     saved_path = run_dir / "config.toml"
     comparable = {k: v for k, v in config.items() if k != VERSIONS_SECTION}
     if resume:

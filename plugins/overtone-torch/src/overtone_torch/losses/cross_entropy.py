@@ -9,6 +9,11 @@ from torch import nn
 IGNORE = -100
 
 
+def _upcast(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision scores are reduced in float32; float32/float64 stay as they are."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
     """``sum_i [logsumexp(x_i W^T + b) - (x_i W^T + b)_{y_i}]`` computed ``chunk`` rows at a time.
 
@@ -86,7 +91,7 @@ class CrossEntropyLoss(nn.Module):
         if self.chunk_size:
             count = (t != IGNORE).sum().clamp_min(1)
             return chunked_linear_cross_entropy(x, self.weight, self.bias, t, self.chunk_size) / count
-        return F.cross_entropy(self.scores(x).float(), t, ignore_index=IGNORE,
+        return F.cross_entropy(_upcast(self.scores(x)), t, ignore_index=IGNORE,
                                label_smoothing=self.label_smoothing)
 
 
@@ -105,5 +110,5 @@ class MSELoss(nn.Module):
     def forward(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         x, t = features.reshape(-1, features.shape[-1]), targets.reshape(-1)
         keep = t != IGNORE
-        scores = self.scores(x[keep]).float()
-        return F.mse_loss(scores, F.one_hot(t[keep], self.n_classes).float())
+        scores = _upcast(self.scores(x[keep]))
+        return F.mse_loss(scores, F.one_hot(t[keep], self.n_classes).to(scores.dtype))

@@ -1,0 +1,41 @@
+"""Checkpoints: everything needed to continue a run bit-for-bit, written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from overtone.io import atomic_target
+
+
+def save(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` with ``torch.save`` to a temporary file, then rename it over ``path``."""
+    with atomic_target(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save`."""
+    from overtone import ConfigError
+
+    if not path.exists():
+        raise ConfigError(f"cannot resume: {str(path)!r} not found (the run never reached a checkpoint); "
+                          f"start it again without --resume after removing its directory")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def rng_state(generator: torch.Generator) -> dict[str, Any]:
+    """The data generator's and torch's global RNG states (CPU, and CUDA when present)."""
+    state = {"data": generator.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(generator: torch.Generator, state: dict[str, Any]) -> None:
+    generator.set_state(state["data"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

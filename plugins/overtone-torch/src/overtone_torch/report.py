@@ -1,0 +1,109 @@
+"""report.html: metric curves and analyzer plots, PNGs embedded, readable without a server."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _png(figure) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def metric_figure(metrics):
+    """Loss (log scale) and accuracy, train vs eval, over steps: the grokking gap at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, style in (("train_loss", "-"), ("eval_loss", "-"), ("train_batch_loss", ":")):
+        if name in metrics:
+            series = metrics[name].dropna("step")
+            if series.size:
+                ax_loss.plot(series.step, series, style, label=name, alpha=0.5 if "batch" in name else 1)
+    ax_loss.set(xlabel="step", ylabel="loss (nat)", yscale="log", title="loss")
+    ax_loss.legend()
+    for name in ("train_acc", "eval_acc"):
+        if name in metrics:
+            series = metrics[name].dropna("step")
+            ax_acc.plot(series.step, series, label=name)
+    ax_acc.set(xlabel="step", ylabel="accuracy", ylim=(-0.02, 1.02), title="accuracy")
+    if metrics.sizes.get("step", 0) and metrics.step.max() > 10 * max(1, int(metrics.step.min())):
+        ax_acc.set_xscale("log")
+        ax_loss.set_xscale("log")
+    ax_acc.legend()
+    fig.tight_layout()
+    return fig
+
+
+def grokking_summary(metrics) -> dict[str, Any]:
+    """Steps at which train and eval accuracy first pass 90%, and the gap between them."""
+    out: dict[str, Any] = {}
+    for name in ("train_acc", "eval_acc"):
+        if name in metrics:
+            series = metrics[name].dropna("step")
+            above = series.step.values[series.values >= 0.9]
+            out[name] = int(above[0]) if above.size else None
+    if out.get("train_acc") is not None and out.get("eval_acc") is not None:
+        out["gap"] = out["eval_acc"] - out["train_acc"]
+    return out
+
+
+def write(run_dir: Path, config: dict[str, Any], metrics, registry: Any) -> Path:
+    """Write ``run_dir/report.html`` atomically and return its path."""
+    from overtone.config import dump_toml
+    from overtone.io import atomic_target, read_groups
+
+    sections = [f"<h2>Metrics</h2><img src='data:image/png;base64,{_png(metric_figure(metrics))}'>"]
+    summary = grokking_summary(metrics)
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{'' if v is None else v}</td></tr>"
+        for k, v in {**{f"first step with {k} >= 0.9": v for k, v in summary.items() if k != "gap"},
+                     **({"grokking gap (steps)": summary["gap"]} if "gap" in summary else {})}.items())
+    final = {name: float(metrics[name].dropna("step")[-1]) for name in
+             ("train_loss", "eval_loss", "train_acc", "eval_acc") if name in metrics and metrics[name].notnull().any()}
+    rows += "".join(f"<tr><td>final {k}</td><td>{v:.4g}</td></tr>" for k, v in final.items())
+    sections.append(f"<h2>Summary</h2><table>{rows}</table>")
+    analyses = read_groups(run_dir / "analysis.nc") if (run_dir / "analysis.nc").exists() else {}
+    for entry in config.get("analyzers", []):
+        result = analyses.get(entry["name"])
+        if result is None:
+            continue
+        params = {k: v for k, v in entry.items() if k not in ("name", "every", "input")}
+        analyzer = registry.get("analyzer", entry["name"]).create(**params)
+        block = f"<h2>Analyzer: {html.escape(entry['name'])}</h2>"
+        if hasattr(analyzer, "plot"):
+            try:
+                block += f"<img src='data:image/png;base64,{_png(analyzer.plot(result))}'>"
+            except Exception as exc:  # a plot failure must not lose the report
+                block += f"<p>plot failed: {html.escape(str(exc))}</p>"
+        scalars = {k: v for k, v in result.data_vars.items() if v.size == 1}
+        if scalars:
+            block += "<table>" + "".join(
+                f"<tr><td>{html.escape(str(k))}</td><td>{np.asarray(v.values).item():.4g}</td></tr>"
+                for k, v in scalars.items()) + "</table>"
+        sections.append(block)
+    sections.append(f"<h2>Config</h2><pre>{html.escape(dump_toml(config))}</pre>")
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>overtone run {html.escape(config['run']['name'])}</title>"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+        "img{max-width:100%}td{padding:2px 12px}pre{background:#f5f5f5;padding:1em}</style></head><body>"
+        f"<h1>Run {html.escape(config['run']['name'])}</h1>" + "".join(sections) + "</body></html>"
+    )
+    path = run_dir / "report.html"
+    with atomic_target(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path
