@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from overtone import ConfigError
 from overtone.testing import check_plugin
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from overtone import ConfigError, OvertoneError
 from overtone.config import check_sections, resolve_component
 from overtone.params import resolve_params
+
 from overtone_torch import schema
 
 
@@ -111,6 +111,7 @@ class TorchEngine:
     def run(self, config: Mapping[str, Any], run_dir: Path, *, resume: bool = False) -> None:
         """Train as configured, writing metrics, probes, analyses, checkpoints and a report."""
         from overtone.registry import registry as default_registry
+
         from overtone_torch import checkpoint, distributed, probes, report
         from overtone_torch.metrics import MetricsLog
         from overtone_torch.schedule import lr_factor

@@ -47,7 +47,10 @@ class ProbeRecorder:
     def dataset(self) -> xr.Dataset | None:
         if not self.snapshots:
             return None
-        return xr.concat(self.snapshots, dim="step", join="outer", combine_attrs="override")
+        ds = xr.concat(self.snapshots, dim="step", join="outer", combine_attrs="override")
+        if "labels" in ds and "step" in ds["labels"].dims:  # the probe batch is fixed: one label per sample
+            ds["labels"] = ds["labels"].dropna("step", how="all").isel(step=0, drop=True).astype("int64")
+        return ds
 
     # -- probe kinds --------------------------------------------------------------------
 
@@ -55,7 +58,7 @@ class ProbeRecorder:
         embedding = getattr(net.model, "token_embedding", None)
         if embedding is None:
             return {}
-        weight = embedding.weight.detach().float().cpu().numpy()
+        weight = embedding.weight.detach().float().cpu().numpy().copy()
         labels = self.task.token_labels() or [str(i) for i in range(len(weight))]
         return {"embeddings": xr.DataArray(weight, dims=("token", "embed_dim"), coords={"token_label": ("token", labels)},
                                            attrs={"long_name": "token embedding vectors"})}
@@ -67,7 +70,7 @@ class ProbeRecorder:
         if features.dim() == 3:
             features = features[:, -1]
         return {
-            "hidden": xr.DataArray(features.float().cpu().numpy(), dims=("sample", "feature"),
+            "hidden": xr.DataArray(features.float().cpu().numpy().copy(), dims=("sample", "feature"),
                                    attrs={"long_name": "features fed to the loss head"}),
             "labels": xr.DataArray(y.cpu().numpy(), dims=("sample",), attrs={"long_name": "class of each sample"}),
         }
@@ -93,7 +96,7 @@ class ProbeRecorder:
                 from overtone import ConfigError
 
                 raise ConfigError(f"[[probes]] weights: no parameter {name!r}; have {', '.join(params)}")
-            value = params[name].detach().float().cpu().numpy()
+            value = params[name].detach().float().cpu().numpy().copy()
             dims = ("out", "in") if value.ndim == 2 else tuple(f"{name}_dim{i}" for i in range(value.ndim))
             out[f"weight_{name.replace('.', '_')}"] = xr.DataArray(value, dims=dims)
         return out

@@ -6,9 +6,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from overtone import ConfigError
+from torch import nn
 
 PRESETS = {"gpt2-small": {"n_layer": 12, "n_head": 12, "d_model": 768, "context": 1024}}
 

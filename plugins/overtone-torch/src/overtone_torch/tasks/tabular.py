@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-
 from overtone import ConfigError
+
 from overtone_torch.tasks.base import TensorTask, check_fraction
 
 

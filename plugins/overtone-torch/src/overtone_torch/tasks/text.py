@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-
 from overtone import ConfigError
+
 from overtone_torch.tasks.base import check_fraction
 
 
