@@ -66,7 +66,7 @@ class Form:
 
     def predict(self, theta: np.ndarray, inputs: np.ndarray) -> np.ndarray:
         """Predicted loss L at ``inputs`` (points, 1 or 2)."""
-        return np.exp(logsumexp(self.features(inputs) @ theta, axis=0))
+        return np.exp(logsumexp(np.einsum("kpj,j->kp", self.features(inputs), theta), axis=0))
 
 
 FORMS = {
@@ -88,7 +88,7 @@ FORMS = {
 def _objective(theta: np.ndarray, features: np.ndarray, log_loss: np.ndarray,
                delta: float, huber: bool) -> tuple[float, np.ndarray]:
     """Sum of Huber (or squared) residuals of log L and its gradient."""
-    terms = features @ theta  # (terms, points)
+    terms = np.einsum("kpj,j->kp", features, theta)  # (terms, points); einsum: no BLAS threads
     pred = logsumexp(terms, axis=0)
     r = pred - log_loss
     if huber:
@@ -127,6 +127,21 @@ def fit_law(form: Form, inputs: np.ndarray, loss: np.ndarray, *, delta: float = 
     Starts from ``starts`` if given, else from the ``n_starts`` best points of the form's grid.
     Returns (theta, objective, converged).
     """
+    with single_threaded_blas():
+        return _fit_law(form, inputs, loss, delta=delta, huber=huber, starts=starts,
+                        n_starts=n_starts)
+
+
+def single_threaded_blas():
+    """A context limiting BLAS to one thread: these fits are thousands of tiny operations, and
+    BLAS worker threads spinning beside them make them several times slower on a busy machine."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _fit_law(form: Form, inputs: np.ndarray, loss: np.ndarray, *, delta: float,
+             huber: bool, starts: np.ndarray | None, n_starts: int) -> tuple[np.ndarray, float, bool]:
     features = form.features(inputs)
     log_loss = np.log(loss)
     if starts is None:
@@ -214,15 +229,16 @@ class ScalingLaw:
         form = FORMS[self.form]
         inputs, loss, names = self._points(ds)
         huber = self.objective == "huber"
-        theta, value, converged = fit_law(form, inputs, loss, delta=self.delta, huber=huber,
-                                          n_starts=self.n_starts)
-        rng = np.random.default_rng(self.seed)
-        boot_starts = theta[None, :]  # each resample starts from the full-data optimum
-        boots = np.empty((self.n_bootstrap, len(theta)))
-        for i in range(self.n_bootstrap):
-            pick = rng.integers(0, len(loss), len(loss))
-            boots[i] = fit_law(form, inputs[pick], loss[pick], delta=self.delta, huber=huber,
-                               starts=boot_starts)[0]
+        with single_threaded_blas():
+            theta, value, converged = _fit_law(form, inputs, loss, delta=self.delta, huber=huber,
+                                               starts=None, n_starts=self.n_starts)
+            rng = np.random.default_rng(self.seed)
+            boot_starts = theta[None, :]  # each resample starts from the full-data optimum
+            boots = np.empty((self.n_bootstrap, len(theta)))
+            for i in range(self.n_bootstrap):
+                pick = rng.integers(0, len(loss), len(loss))
+                boots[i] = _fit_law(form, inputs[pick], loss[pick], delta=self.delta,
+                                    huber=huber, starts=boot_starts, n_starts=1)[0]
         natural = form.natural(theta)
         boot_natural = form.natural(boots)
         tail = (1 - self.confidence) / 2 * 100
