@@ -1,4 +1,4 @@
-"""Shared fixtures: planted probe datasets with known answers."""
+"""Fixtures of the overtone-dynamics tests (helpers live in dynamics_testing.py)."""
 
 from __future__ import annotations
 
@@ -8,29 +8,8 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import xarray as xr  # noqa: E402
-
-
-def planted_embedding(p: int, d: int, keys: list[int], noise: float = 0.0, seed: int = 0) -> np.ndarray:
-    """W (p, d) whose columns are cos/sin of 2 pi k n / p for the key frequencies k, mixed by a
-    random orthogonal map (so no column is a pure wave), plus optional noise."""
-    rng = np.random.default_rng(seed)
-    n = np.arange(p)
-    waves = []
-    for k in keys:
-        waves += [np.cos(2 * np.pi * k * n / p), np.sin(2 * np.pi * k * n / p)]
-    waves = np.stack(waves, axis=1)  # (p, 2 * len(keys))
-    mix, _ = np.linalg.qr(rng.normal(size=(d, d)))
-    w = waves @ mix[: waves.shape[1]]
-    return w + noise * rng.normal(size=(p, d))
 
 
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
-
-
-def with_steps(arrays: list[np.ndarray], dims: tuple[str, ...], name: str, steps=None) -> xr.Dataset:
-    """A dataset with one variable stacked over a leading step dim."""
-    steps = np.arange(len(arrays)) * 100 if steps is None else steps
-    return xr.Dataset({name: (("step", *dims), np.stack(arrays))}, coords={"step": steps})

@@ -10,7 +10,7 @@ import random
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import with_steps
+from dynamics_testing import with_steps
 from matplotlib.figure import Figure
 from overtone_dynamics.diffusion import (
     DSE,

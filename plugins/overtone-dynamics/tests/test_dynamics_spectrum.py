@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import with_steps
+from dynamics_testing import with_steps
 from matplotlib.figure import Figure
 from overtone_dynamics.spectrum import EffectiveRank, PCAStructure
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from conftest import planted_embedding
+from dynamics_testing import planted_embedding
 from overtone.cli import main
 from overtone.io import read_groups
 
