@@ -203,3 +203,18 @@ def test_substitution_continues_the_ripple_in_phase():
         np.testing.assert_allclose(out[r][protect[r]], ripple[r][protect[r]], atol=1e-12)
     assert list(empty) == [False, False, True]
     assert sorted(r for r, _ in changed) == [0, 1]
+
+
+def test_frequency_only_mask_equals_the_same_mask_per_spectrum(small):
+    """A (frequency,) source_mask takes a vectorised path; it must match the per-spectrum path,
+    NaN rows included."""
+    ds = small.compute().drop_vars("source_mask")
+    ds["spectrum"].values[2, 50:60] = np.nan
+    mask = np.zeros(ds.sizes["frequency"], bool)
+    mask[1000:1200] = True
+    one = FFTStandingWave()(ds.assign(source_mask=("frequency", mask)))
+    full = np.broadcast_to(mask, ds["spectrum"].shape).copy()
+    every = FFTStandingWave()(ds.assign(source_mask=(("time", "frequency"), full)))
+    np.testing.assert_array_equal(one["spectrum"].values, every["spectrum"].values)
+    lazy = FFTStandingWave()(ds.chunk({"time": 8}).assign(source_mask=("frequency", mask)))
+    np.testing.assert_allclose(lazy["spectrum"].values, one["spectrum"].values, atol=1e-5)

@@ -144,7 +144,7 @@ def remove_standing_waves(
         p = None
         if prot is not None:
             p = prot[sl]
-            if p.any():
+            if (p[:1] if p.strides[0] == 0 else p).any():
                 work, empty, changed = substitute(chunk, p, period_ch)
         spec = sfft.rfft(work, axis=1, workers=workers)
         nan_rows = np.flatnonzero(~np.isfinite(spec[:, 0]))  # a NaN makes its whole row NaN
@@ -160,7 +160,10 @@ def remove_standing_waves(
             work[nan_rows] = redo[nan_rows]
             empty[nan_rows] = redo_empty[nan_rows]
             done = set(nan_rows.tolist())
-            changed = [c for c in changed if c[0] not in done] + redo_changed
+            changed = [c for c in changed if isinstance(c[0], slice) or c[0] not in done]
+            changed = [(r, pos) if not isinstance(r, slice) else (np.setdiff1d(
+                np.arange(len(chunk)), nan_rows)[:, None], pos[None, :]) for r, pos in changed]
+            changed += redo_changed
             spec[nan_rows] = sfft.rfft(work[nan_rows], axis=1, workers=workers)
         # the straight line through the first and last EDGE_CHANNELS channels, removed in the
         # delay domain: X_line(k) = slope * sum_n n exp(-2 pi i k n / N) = -slope N / (1 - z_k)

@@ -83,16 +83,30 @@ def substitute(x: np.ndarray, protect: np.ndarray, period_ch: float,
     """Spectra ``x`` (rows, n) with protected channels substituted (see
     :func:`substitution_map`), only in ``rows`` (default: every row with a protected
     channel). Returns the substituted copy, a bool per row that is True where every channel is
-    protected (that row is zeroed: nothing to estimate from) and, per changed row, the
-    channel indices written.
+    protected (that row is zeroed: nothing to estimate from) and, per changed row (or
+    ``slice(None)`` for all rows), the channel indices written.
 
-    Runs whose source stretch holds no other protected channel are looked up in a per-run
+    A mask that is one broadcast row (stride 0) is mapped once for all rows. Runs whose source stretch holds no other protected channel are looked up in a per-run
     cache; a row whose runs depend on each other goes through :func:`substitution_map`.
     """
     out = x.copy()
     n = x.shape[1]
     empty = np.zeros(len(x), bool)
-    changed: list[tuple[int, np.ndarray]] = []
+    changed: list[tuple[int | slice, np.ndarray]] = []
+    if rows is None and protect.strides[0] == 0:  # one mask for every row (a broadcast view)
+        mask = protect[0]
+        if mask.all():
+            out[:] = 0.0
+            empty[:] = True
+        elif mask.any():
+            pos, src = substitution_map(mask, period_ch)
+            out[:, pos] = x[:, np.maximum(src, 0)]
+            if (src < 0).any():
+                keep = np.ones(n, bool)
+                keep[pos] = False
+                out[:, pos[src < 0]] = np.median(x[:, keep], axis=1, keepdims=True)
+            changed.append((slice(None), pos))
+        return out, empty, changed
     run_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     todo = np.flatnonzero(protect.any(axis=1)) if rows is None else np.asarray(rows)
     previous: tuple | None = None

@@ -194,6 +194,9 @@ def protection_mask(ds: xr.Dataset, data: xr.DataArray, axis: FrequencyAxis,
     protect = masks[0]
     for m in masks[1:]:
         protect = protect | m
+    if protect.dims == ("frequency",):
+        # one mask for every spectrum: passed as is, apply_ufunc broadcasts it with stride 0
+        return protect.chunk({"frequency": -1}) if data.chunks is not None else protect
     protect = protect.broadcast_like(data).transpose(*data.dims)
     if data.chunks is not None:
         protect = protect.chunk(dict(zip(data.dims, data.chunks)))
