@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Recipe: simulate a FAST-like observation, remove its standing waves, find harmonic RFI,
 # measure the noise against the radiometer equation, and plot before/after.
-#   bash examples/radio-clean.sh [SECONDS]     (default 60 s: 60 spectra x 65,536 channels)
+#   bash examples/radio-clean.sh [SECONDS]     (default 120 s: 120 spectra x 65,536 channels, XX and YY)
 set -euo pipefail
-seconds="${1:-60}"
+seconds="${1:-120}"
 out="${OUT:-runs/radio-demo}"
 mkdir -p "$out"
 
-# 1. 60 one-second spectra over 1000-1500 MHz, written as a FAST raw FITS file (~63 MB)
+# 1. one-second spectra over 1000-1500 MHz, written as a FAST raw FITS file (~1 MB per spectrum)
 python -m overtone_radio.simulate -o "$out/obs.fits" --seconds "$seconds"
 
 # 2. harmonic RFI first (its mask goes into `flag`, which the filter then protects),

@@ -13,7 +13,8 @@ Method (on the time-mean spectrum, so weak combs rise above the noise):
    the fundamental is the k maximising members^2 / slots (members: peaks within
    min(``tolerance_mhz``, 0.05 P) of nu_0 + n P; slots: teeth the span could hold), so a
    harmonic tau = k / P does not report P / k and a short period does not collect stray
-   peaks; P and nu_0 are refined by least squares on (n, nu_i);
+   peaks; P and nu_0 are refined by least squares on (n, nu_i), and only the stretch of teeth
+   with at most 8 missing in a row that holds the most members is kept;
    combs with at least ``min_teeth`` members are kept and their peaks removed; repeat.
 
 In the delay domain the FAST periods 8.1, 0.5 and 0.37 MHz sit at 0.123, 2.0 and 2.70 us.
@@ -55,6 +56,41 @@ def _members(freqs: np.ndarray, period: float, tol: float) -> tuple[np.ndarray, 
     return np.abs(dist[anchor]) <= tol, float(freqs[anchor])
 
 
+def _fit_comb(freqs: np.ndarray, period: float, tolerance: float
+              ) -> tuple[float, float, np.ndarray, float]:
+    """Members of the comb near ``period`` and its least-squares period and offset: members
+    are found with a loose tolerance, (n, nu) fitted, then recounted with the tight one."""
+    tol = min(tolerance, 0.05 * period)
+    member, offset = _members(freqs, period, min(2 * tol, 0.1 * period))
+    for _ in range(2):
+        idx = np.round((freqs[member] - offset) / period)
+        if member.sum() < 2 or np.ptp(idx) == 0:
+            break
+        period, offset = np.polyfit(idx, freqs[member], 1)
+        period = abs(period)
+        dist = (freqs - offset + period / 2) % period - period / 2
+        member = np.abs(dist) <= tol
+        member = _densest_stretch(freqs, member, period, offset)
+    return float(period), float(offset), member, tol
+
+
+def _densest_stretch(freqs: np.ndarray, member: np.ndarray, period: float, offset: float,
+                     max_gap: int = 8) -> np.ndarray:
+    """Keep the members of the stretch of teeth, with no more than ``max_gap`` missing teeth in
+    a row, that holds the most members (stray peaks far from the comb fall out)."""
+    where = np.flatnonzero(member)
+    if where.size < 2:
+        return member
+    order = where[np.argsort(freqs[where])]
+    teeth = np.round((freqs[order] - offset) / period)
+    breaks = np.flatnonzero(np.diff(teeth) > max_gap + 1) + 1
+    groups = np.split(order, breaks)
+    keep = max(groups, key=len)
+    out = np.zeros_like(member)
+    out[keep] = True
+    return out
+
+
 def find_combs(freq_mhz: np.ndarray, resid: np.ndarray, peaks: np.ndarray, *,
                period_range_mhz: tuple[float, float], z_min: float, min_teeth: int,
                tolerance_mhz: float, max_combs: int) -> list[dict[str, float]]:
@@ -75,25 +111,23 @@ def find_combs(freq_mhz: np.ndarray, resid: np.ndarray, peaks: np.ndarray, *,
         if z[best] < z_min:
             break
         f = freq_mhz[remaining]
-        scores = []
-        k_max = int(min(100, max(1, np.floor(tau[best] * period_range_mhz[1]))))
+        # refine the delay on a grid 20x finer than the rfft bins (the peak of a short comb is
+        # broad, and its harmonics multiply the error)
+        fine = tau[best] + np.linspace(-1, 1, 41) * (tau[1] - tau[0])
+        power = np.abs(np.exp(-2j * np.pi * np.outer(fine, f)).sum(axis=1))
+        tau_best = fine[np.argmax(power)]
+        best_fit = (-1.0, 0.0, 0.0, np.zeros(f.size, bool), 0.0)
+        k_max = int(min(100, max(1, np.floor(tau_best * period_range_mhz[1]))))
         for k in range(1, k_max + 1):
-            trial = k / tau[best]
-            member, _ = _members(f, trial, min(tolerance_mhz, 0.05 * trial))
+            period, offset, member, tol = _fit_comb(f, k / tau_best, tolerance_mhz)
             m = int(member.sum())
-            slots = np.ptp(f[member]) / trial + 1 if m else 1.0
-            scores.append(m * m / slots)
-        k = 1 + int(np.argmax(scores))
-        period = k / tau[best]
-        tol = min(tolerance_mhz, 0.05 * period)
-        member, offset = _members(f, period, tol)
-        for _ in range(2):
-            idx = np.round((f[member] - offset) / period)
-            if member.sum() < 2 or np.ptp(idx) == 0:
-                break
-            period, offset = np.polyfit(idx, f[member], 1)
-            dist = (f - offset + period / 2) % period - period / 2
-            member = np.abs(dist) <= tol
+            if m < 2:
+                continue
+            slots = np.ptp(f[member]) / period + 1
+            score = m * m / slots
+            if score > best_fit[0]:
+                best_fit = (score, period, offset, member, tol)
+        _, period, offset, member, tol = best_fit
         if member.sum() < min_teeth:
             rejected[max(0, best - 2):best + 3] = True
             continue
