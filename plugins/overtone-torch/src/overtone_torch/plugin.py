@@ -19,27 +19,29 @@ def overtone_engines():
 
 @hookimpl
 def overtone_tasks():
-    fraction = Param(0.3, help="fraction of all examples used for training")
     return [
         Component("task", "modular-arithmetic", "overtone_torch.tasks.modular:ModularArithmetic",
-                  "a op b mod p over token pairs; the grokking benchmark",
-                  params={"p": Param(97, help="prime modulus"),
-                          "op": Param("+", choices=("+", "-", "*", "/"), help="operation"),
-                          "train_fraction": fraction}),
+                  "a op b mod p over token pairs (a, b); the grokking benchmark",
+                  params={"p": Param(97, help="prime modulus: tokens and classes are 0..p-1"),
+                          "op": Param("+", choices=("+", "-", "*", "/"),
+                                      help="operation; '/' multiplies by the modular inverse (b != 0)"),
+                          "train_fraction": Param(0.3, help="fraction of all pairs used for training")}),
         Component("task", "digits", "overtone_torch.tasks.tabular:Digits",
                   "scikit-learn's bundled 8x8 handwritten digits (real data, no download)",
-                  params={"train_fraction": Param(0.8, help="fraction used for training")}),
+                  params={"train_fraction": Param(0.8, help="fraction of the 1,797 images used for training")}),
         Component("task", "gaussian-mixture", "overtone_torch.tasks.tabular:GaussianMixture",
-                  "synthetic classification: one Gaussian blob per class",
-                  params={"n_classes": 4, "dim": 16, "n_samples": 2000,
-                          "separation": Param(3.0, help="distance scale of the class means"),
-                          "train_fraction": Param(0.8)}),
+                  "synthetic classification: one Gaussian blob N(mu_k, I) per class",
+                  params={"n_classes": Param(4, help="number of classes (>= 2)"),
+                          "dim": Param(16, help="input dimension"),
+                          "n_samples": Param(2000, help="examples in total (train + eval)"),
+                          "separation": Param(3.0, help="typical norm of the class means (noise std is 1)"),
+                          "train_fraction": Param(0.8, help="fraction used for training")}),
         Component("task", "char-text", "overtone_torch.tasks.text:CharText",
-                  "character-level language modelling on a text file (bundled: KJV corpus)",
-                  params={"path": Param("", help="UTF-8 text file (default: the bundled corpus)"),
-                          "context": Param(128, help="characters per training window"),
-                          "eval_fraction": Param(0.1, help="tail of the text held out"),
-                          "eval_windows": Param(64, help="windows in the evaluation set")}),
+                  "character-level language modelling on a text file (bundled: KJV corpus, 1.27 MB)",
+                  params={"path": Param("", help="UTF-8 text file (empty: the bundled data/corpus.txt)"),
+                          "context": Param(128, help="characters per training window (sequence length)"),
+                          "eval_fraction": Param(0.1, help="tail of the text held out for evaluation"),
+                          "eval_windows": Param(64, help="evenly spaced windows in the evaluation set")}),
     ]
 
 
@@ -48,17 +50,23 @@ def overtone_models():
     return [
         Component("model", "mlp", "overtone_torch.models.mlp:MLP",
                   "multilayer perceptron; token inputs are embedded and concatenated",
-                  params={"width": 256, "depth": 1,
-                          "activation": Param("relu", choices=ACTIVATIONS),
-                          "init_scale": Param(1.0, help="weights ~ N(0, init_scale^2 / fan_in)"),
-                          "embed_dim": Param(128, help="embedding width per token")}),
+                  params={"width": Param(256, help="units per hidden layer"),
+                          "depth": Param(1, help="hidden layers (0: one linear map to the features)"),
+                          "activation": Param("relu", choices=ACTIVATIONS, help="hidden-layer nonlinearity"),
+                          "init_scale": Param(1.0, help="weights ~ N(0, init_scale^2 / fan_in), "
+                                                        "embeddings ~ N(0, init_scale^2)"),
+                          "embed_dim": Param(128, help="embedding width per token (token inputs)")}),
         Component("model", "transformer", "overtone_torch.models.transformer:Transformer",
-                  "GPT-2-style pre-LN decoder (preset 'gpt2-small' = 124M parameters)",
-                  params={"n_layer": 2, "n_head": 4, "d_model": 128,
-                          "context": Param(0, help="maximum sequence length (0: the task's)"),
-                          "dropout": 0.0, "bias": True,
-                          "tie_weights": Param(False, help="share the loss head with the token embedding"),
-                          "preset": Param("", choices=("", "gpt2-small"), help="a named shape")}),
+                  "GPT-2-style pre-LN decoder (preset 'gpt2-small': 124M parameters)",
+                  params={"n_layer": Param(2, help="transformer blocks"),
+                          "n_head": Param(4, help="attention heads (must divide d_model)"),
+                          "d_model": Param(128, help="residual width = feature width"),
+                          "context": Param(0, help="learned positions (0: the task's sequence length)"),
+                          "dropout": Param(0.0, help="dropout on embeddings, attention and residuals"),
+                          "bias": Param(True, help="biases in linear layers and LayerNorms"),
+                          "tie_weights": Param(False, help="the loss head's weight is the token embedding"),
+                          "preset": Param("", choices=("", "gpt2-small"),
+                                          help="a named shape; sets n_layer, n_head, d_model, context")}),
     ]
 
 
@@ -67,23 +75,41 @@ def overtone_losses():
     return [
         Component("loss", "cross-entropy", "overtone_torch.losses.cross_entropy:CrossEntropyLoss",
                   "linear head + softmax cross-entropy (chunk_size: no full logits matrix)",
-                  params={"bias": True,
-                          "chunk_size": Param(None, type=int, help="rows per chunk; never materialises (N, V) logits"),
-                          "label_smoothing": 0.0}),
-        Component("loss", "mse", "overtone_torch.losses.cross_entropy:MSELoss",
-                  "linear head regressed onto one-hot targets"),
+                  params={"bias": Param(True, help="a bias in the linear head"),
+                          "chunk_size": Param(None, type=int,
+                                              help="rows per chunk: the (tokens x classes) logits are never "
+                                                   "materialised, forward or backward (default: off)"),
+                          "label_smoothing": Param(0.0, help="target (1 - s) one-hot + s / n_classes")}),
+        Component("loss", "mse", "overtone_torch.losses.mse:MSELoss",
+                  "linear head regressed onto one-hot targets (mean squared error)",
+                  params={"bias": Param(True, help="a bias in the linear head")}),
     ]
 
 
 @hookimpl
 def overtone_optimizers():
-    common = {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8}
+    paths = {"foreach": Param(True, help="torch's multi-tensor path (when not fused)"),
+             "fused": Param(None, type=bool, help="torch's fused kernel (default: on when every "
+                                                  "parameter is on CUDA)")}
+    adam_like = {"lr": Param(1e-3, help="learning rate"),
+                 "betas": Param([0.9, 0.999], help="[beta1, beta2]: moment decay rates"),
+                 "eps": Param(1e-8, help="added to sqrt(v)"),
+                 "amsgrad": Param(False, help="use the running maximum of v (AMSGrad)")}
     return [
-        Component("optimizer", "adamw", "overtone_torch.optimizers:adamw", "torch.optim.AdamW (foreach)",
-                  params={**common, "weight_decay": 0.01, "foreach": True}),
-        Component("optimizer", "adam", "overtone_torch.optimizers:adam", "torch.optim.Adam (foreach)",
-                  params={**common, "weight_decay": 0.0, "foreach": True}),
-        Component("optimizer", "sgd", "overtone_torch.optimizers:sgd", "torch.optim.SGD (foreach)",
-                  params={"lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
-                          "foreach": True}),
+        Component("optimizer", "adamw", "overtone_torch.optimizers:adamw",
+                  "torch.optim.AdamW: Adam with decoupled weight decay (foreach / fused)",
+                  params={**adam_like, "weight_decay": Param(0.01, help="decoupled: p <- p - lr * wd * p"),
+                          **paths}),
+        Component("optimizer", "adam", "overtone_torch.optimizers:adam",
+                  "torch.optim.Adam (foreach / fused)",
+                  params={**adam_like, "weight_decay": Param(0.0, help="L2: wd * p added to the gradient"),
+                          **paths}),
+        Component("optimizer", "sgd", "overtone_torch.optimizers:sgd",
+                  "torch.optim.SGD with optional (Nesterov) momentum (foreach / fused)",
+                  params={"lr": Param(0.1, help="learning rate"),
+                          "momentum": Param(0.0, help="momentum factor mu"),
+                          "dampening": Param(0.0, help="v <- mu v + (1 - dampening) g"),
+                          "nesterov": Param(False, help="Nesterov momentum (needs momentum > 0)"),
+                          "weight_decay": Param(0.0, help="L2: wd * p added to the gradient"),
+                          **paths}),
     ]

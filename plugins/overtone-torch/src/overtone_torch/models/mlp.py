@@ -8,38 +8,46 @@ import torch
 from overtone import ConfigError
 from torch import nn
 
+from overtone_torch.models.spec import check_input_spec
+
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 
 
 class MLP(nn.Module):
-    """``depth`` hidden layers of ``width`` units, then a linear map to ``d_out`` features.
+    """``depth`` hidden layers ``h <- act(W h + b)`` of ``width`` units; features of width ``d_out``.
 
-    Token inputs ``(B, T)`` are embedded (``token_embedding``, ``embed_dim`` each) and
-    concatenated, as in the grokking MLPs. Every weight is initialised from
-    ``N(0, init_scale^2 / fan_in)``.
+    Token inputs ``(B, T)`` are embedded (``token_embedding``, ``embed_dim`` per token) and
+    concatenated to ``(B, T * embed_dim)``, as in the grokking MLPs (Liu et al. 2022, Nanda
+    et al. 2023); vector inputs ``(B, dim)`` enter directly. The features are the last hidden
+    layer's activations when ``d_out == width``; otherwise (or when ``depth = 0``) a final
+    linear map to ``d_out`` follows. Linear weights start as ``N(0, init_scale^2 / fan_in)``
+    with zero biases, embeddings as ``N(0, init_scale^2)``.
     """
 
     def __init__(self, *, input_spec: dict[str, Any], d_out: int, width: int = 256, depth: int = 1,
                  activation: str = "relu", init_scale: float = 1.0, embed_dim: int = 128) -> None:
         super().__init__()
-        if input_spec.get("output", "pooled") != "pooled":
-            raise ConfigError("[model] mlp gives one feature vector per example; this task needs a "
-                              "sequence model: use name = 'transformer'")
-        if depth < 0 or width < 1:
-            raise ConfigError(f"[model] mlp needs depth >= 0 and width >= 1 (got depth={depth}, width={width})")
-        if input_spec["kind"] == "tokens":
-            self.token_embedding = nn.Embedding(input_spec["vocab_size"], embed_dim)
+        kind, _ = check_input_spec("mlp", input_spec, ("tokens", "vector"), ("pooled",), "transformer")
+        if depth < 0 or width < 1 or embed_dim < 1 or d_out < 1:
+            raise ConfigError(f"[model] mlp needs depth >= 0 and width, embed_dim, d_out >= 1 "
+                              f"(got depth={depth}, width={width}, embed_dim={embed_dim}, d_out={d_out})")
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"[model] activation = {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
+        if init_scale <= 0:
+            raise ConfigError(f"[model] init_scale = {init_scale} must be positive")
+        if kind == "tokens":
+            self.token_embedding: nn.Embedding | None = nn.Embedding(input_spec["vocab_size"], embed_dim)
             d_in = embed_dim * input_spec["seq_len"]
-        elif input_spec["kind"] == "vector":
+        else:
             self.token_embedding = None
             d_in = input_spec["dim"]
-        else:
-            raise ConfigError(f"[model] mlp cannot take inputs of kind {input_spec['kind']!r}")
         layers: list[nn.Module] = []
         for i in range(depth):
             layers += [nn.Linear(d_in if i == 0 else width, width), ACTIVATIONS[activation]()]
-        layers.append(nn.Linear(width if depth else d_in, d_out))
+        if depth == 0 or d_out != width:
+            layers.append(nn.Linear(width if depth else d_in, d_out))
         self.layers = nn.Sequential(*layers)
+        self.d_out = d_out
         with torch.no_grad():
             for module in self.modules():
                 if isinstance(module, nn.Linear):
@@ -49,6 +57,7 @@ class MLP(nn.Module):
                     module.weight.normal_(0.0, init_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``(B, d_out)`` of token ids ``(B, T)`` or vectors ``(B, dim)``."""
         if self.token_embedding is not None:
             x = self.token_embedding(x).flatten(1)
         return self.layers(x)

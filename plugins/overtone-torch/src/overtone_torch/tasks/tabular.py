@@ -5,17 +5,22 @@ from __future__ import annotations
 import torch
 from overtone import ConfigError
 
-from overtone_torch.tasks.base import TensorTask, check_fraction
+from overtone_torch.tasks.base import TensorTask, check_fraction, check_positive
 
 
-def _split(x: torch.Tensor, y: torch.Tensor, seed: int, train_fraction: float):
+def random_split(x: torch.Tensor, y: torch.Tensor, seed: int, train_fraction: float):
+    """A seeded random permutation: the first ``round(train_fraction * n)`` train, the rest evaluate."""
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     n_train = int(round(train_fraction * len(y)))
     return x[order[:n_train]], y[order[:n_train]], x[order[n_train:]], y[order[n_train:]]
 
 
 class Digits(TensorTask):
-    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes), pixels scaled to [0, 1]."""
+    """scikit-learn's bundled 8x8 handwritten digits (UCI; 1,797 images, 10 classes).
+
+    Pixels (0-16) are scaled to ``[0, 1]`` and flattened to 64-vectors; the split is random
+    under ``seed``. The data ship inside scikit-learn: nothing is downloaded.
+    """
 
     def __init__(self, *, seed: int, train_fraction: float = 0.8) -> None:
         from sklearn.datasets import load_digits
@@ -24,29 +29,38 @@ class Digits(TensorTask):
         data = load_digits()
         x = torch.tensor(data.data, dtype=torch.float32) / 16.0
         y = torch.tensor(data.target, dtype=torch.long)
-        super().__init__(*_split(x, y, seed, train_fraction))
+        super().__init__(*random_split(x, y, seed, train_fraction))
         self.input_spec = {"kind": "vector", "dim": 64, "output": "pooled"}
         self.n_classes = 10
 
-    def describe(self):
-        return {"source": "sklearn.datasets.load_digits"}
+    def describe(self) -> dict[str, object]:
+        return {"source": "sklearn.datasets.load_digits", "examples": len(self.y["train"]) + len(self.y["eval"])}
 
 
 class GaussianMixture(TensorTask):
-    """Class ``k`` draws ``x ~ N(mu_k, I)`` with ``mu_k ~ separation * N(0, I/dim)``."""
+    """Synthetic classes: example ``i`` has class ``k = i mod n_classes`` and ``x ~ N(mu_k, I_dim)``.
+
+    The means are ``mu_k = separation * g_k / sqrt(dim)`` with ``g_k ~ N(0, I_dim)``, so
+    ``|mu_k| ~ separation`` and the classes overlap less as ``separation`` grows. Means,
+    samples and the split are all drawn under ``seed``.
+    """
 
     def __init__(self, *, seed: int, n_classes: int = 4, dim: int = 16, n_samples: int = 2000,
                  separation: float = 3.0, train_fraction: float = 0.8) -> None:
+        check_positive("n_classes", n_classes, 2)
+        check_positive("dim", dim)
+        check_positive("n_samples", n_samples, 2 * n_classes)
         check_fraction("train_fraction", train_fraction)
-        if n_classes < 2 or dim < 1 or n_samples < 2 * n_classes:
-            raise ConfigError("[task] gaussian-mixture needs n_classes >= 2, dim >= 1, n_samples >= 2 * n_classes")
+        if separation < 0:
+            raise ConfigError(f"[task] separation = {separation} must be >= 0")
         g = torch.Generator().manual_seed(seed)
         means = separation * torch.randn(n_classes, dim, generator=g) / dim**0.5
         y = torch.arange(n_samples) % n_classes
         x = means[y] + torch.randn(n_samples, dim, generator=g)
-        super().__init__(*_split(x, y, seed, train_fraction))
+        super().__init__(*random_split(x, y, seed, train_fraction))
+        self.means, self.separation = means, separation
         self.input_spec = {"kind": "vector", "dim": dim, "output": "pooled"}
         self.n_classes = n_classes
 
-    def describe(self):
-        return {"n_classes": self.n_classes}
+    def describe(self) -> dict[str, object]:
+        return {"n_classes": self.n_classes, "dim": self.input_spec["dim"], "separation": self.separation}

@@ -5,72 +5,97 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 from overtone import ConfigError
 
-from overtone_torch.tasks.base import check_fraction
+from overtone_torch.tasks.base import check_fraction, check_positive
 
 
 def default_corpus() -> Path:
-    """The bundled public-domain corpus (``data/corpus.txt`` in the package or the repository)."""
+    """The bundled public-domain corpus: ``data/corpus.txt`` of the repository (see data/README.md)."""
     here = Path(__file__).resolve()
     for candidate in (here.parents[1] / "data" / "corpus.txt", here.parents[5] / "data" / "corpus.txt"):
         if candidate.exists():
             return candidate
-    raise ConfigError("[task] char-text: no bundled corpus found; pass path = 'some.txt'")
+    raise ConfigError("[task] char-text: the bundled corpus (data/corpus.txt of the overtone repository) "
+                      "is not installed here; pass path = 'some.txt'")
+
+
+def encode(text: str) -> tuple[list[str], torch.Tensor]:
+    """The sorted characters of ``text`` and ``text`` as indices into them (int64)."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+    chars, ids = np.unique(codes, return_inverse=True)
+    return [chr(c) for c in chars], torch.from_numpy(ids.astype(np.int64).reshape(-1))
 
 
 class CharText:
     """Next-character prediction over windows of ``context`` characters.
 
-    The first ``1 - eval_fraction`` of the text trains, the rest evaluates; the vocabulary is
-    every character of the file.
+    The vocabulary is every distinct character of the file (sorted by code point). The
+    first ``1 - eval_fraction`` of the text trains, the tail evaluates (a contiguous split,
+    so no window straddles both). A batch is ``x = text[s : s + context]``,
+    ``y = text[s + 1 : s + context + 1]`` at random starts ``s``; evaluation uses
+    ``eval_windows`` evenly spaced windows of the tail. ``train_size`` is None: training
+    windows are sampled, not enumerated.
     """
 
     def __init__(self, *, seed: int, path: str = "", context: int = 128, eval_fraction: float = 0.1,
                  eval_windows: int = 64) -> None:
-        file = Path(path) if path else default_corpus()
-        if not file.exists():
-            raise ConfigError(f"[task] path = {str(file)!r} not found; give a UTF-8 text file")
-        text = file.read_text(encoding="utf-8", errors="replace")
+        check_positive("context", context)
+        check_positive("eval_windows", eval_windows)
         check_fraction("eval_fraction", eval_fraction)
-        self.chars = sorted(set(text))
-        lookup = {c: i for i, c in enumerate(self.chars)}
-        data = torch.tensor([lookup[c] for c in text], dtype=torch.long)
+        file = Path(path).expanduser() if path else default_corpus()
+        if not file.is_file():
+            raise ConfigError(f"[task] path = {str(file)!r} not found; give a UTF-8 text file")
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"[task] path = {str(file)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        self.path = file
+        self.chars, data = encode(text)
         cut = int(len(data) * (1 - eval_fraction))
         self.data = {"train": data[:cut], "eval": data[cut:]}
         if min(len(d) for d in self.data.values()) <= context + 1:
-            raise ConfigError(f"[task] {str(file)!r} is too short for context = {context}")
+            raise ConfigError(f"[task] {str(file)!r} ({len(data)} characters) is too short for context = "
+                              f"{context} with eval_fraction = {eval_fraction}; lower context")
         self.context, self.eval_windows, self.seed = context, eval_windows, seed
         self.input_spec = {"kind": "tokens", "vocab_size": len(self.chars), "seq_len": context,
                            "output": "sequence"}
         self.n_classes = len(self.chars)
         self.train_size = None
 
-    def _windows(self, split: str, starts: torch.Tensor):
-        offsets = torch.arange(self.context + 1)
-        chunk = self.data[split][starts[:, None] + offsets]
+    def _windows(self, split: str, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        chunk = self.data[split][starts[:, None] + torch.arange(self.context + 1)]
         return chunk[:, :-1], chunk[:, 1:]
 
+    def _spread(self, n: int) -> torch.Tensor:
+        """``n`` evenly spaced window starts in the evaluation text."""
+        return torch.linspace(0, len(self.data["eval"]) - self.context - 1, n).long()
+
     def sample_batch(self, split: str, batch_size: int, generator: torch.Generator):
-        high = len(self.data[split]) - self.context - 1
+        """``batch_size`` windows at uniform random starts (drawn from ``generator``)."""
+        high = len(self.data[split]) - self.context
         return self._windows(split, torch.randint(0, high, (batch_size,), generator=generator))
 
     def eval_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        high = len(self.data["eval"]) - self.context - 1
-        starts = torch.linspace(0, high, self.eval_windows).long()
+        """The ``eval_windows`` fixed evaluation windows, ``batch_size`` at a time."""
+        starts = self._spread(self.eval_windows)
         for i in range(0, len(starts), batch_size):
             yield self._windows("eval", starts[i:i + batch_size])
 
     def probe_batch(self, n: int):
-        x, y = self._windows("eval", torch.arange(n) * self.context)
+        """``n`` fixed evaluation windows; the label of each is its next character."""
+        x, y = self._windows("eval", self._spread(n))
         return x, y[:, -1]
 
     def input_grid(self):
         return None
 
-    def token_labels(self):
+    def token_labels(self) -> list[str]:
+        """Printable names of the characters (``\\n`` for a newline)."""
         return [repr(c)[1:-1] for c in self.chars]
 
-    def describe(self):
-        return {"characters": len(self.data["train"]) + len(self.data["eval"]), "vocab": len(self.chars)}
+    def describe(self) -> dict[str, object]:
+        return {"source": self.path.name, "characters": len(self.data["train"]) + len(self.data["eval"]),
+                "vocab": len(self.chars), "context": self.context}
