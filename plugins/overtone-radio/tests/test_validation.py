@@ -102,3 +102,11 @@ def test_an_hour_of_data_is_generated_lazily():
     assert ds["spectrum"].nbytes > 9e9 and ds["spectrum"].chunks is not None
     one = ds["spectrum"].isel(time=30000).values
     assert one.shape == (65536,) and 15 < np.median(one) < 25
+
+
+def test_weak_integration_reports_only_true_periods(full_band):
+    """60 s: some combs are too weak to find, but nothing false is reported."""
+    out = HarmonicRFI()(full_band)
+    for p in out["rfi_period"].values:
+        assert min(abs(p - c) / c for c in (8.1, 0.5, 0.37)) < 0.002, p
+    assert out.sizes["rfi"] >= 1

@@ -17,11 +17,11 @@ Thresholds: ``"significance"`` (default) is a detection test per window: the rip
 when the peak |X| > nsigma * s, where s is the noise scale of |X| measured per spectrum as
 median(|X|) / sqrt(ln 4) over a reference delay range (|X| of white noise is Rayleigh
 distributed with median s sqrt(2 ln 2)); with nsigma = 5 a window of 45 noise bins passes
-with probability 45 exp(-12.5) = 2e-4. When it is there, every bin within +-``keep_us`` of the
-peak is kept, including the leakage bins below the noise (a ripple that is not periodic over
-the band spreads as 1/k around its peak; keeping +-0.02 us, +-10 bins over 500 MHz, leaves
-about 3% of its amplitude, mostly within a few MHz of the band edges, while removing about
-0.1% of the noise power of a raw spectrum).
+with probability 45 exp(-12.5) = 2e-4. When it is there, every bin within +-``keep_bins`` of
+the peak is kept, including the leakage bins below the noise (a ripple that is not periodic
+over the band spreads as 1/k bins around its peak, whatever the bandwidth, so this width is in
+bins; +-10 bins, 0.02 us over 500 MHz, leave about 3% of its amplitude, mostly within a few
+MHz of the band edges, while removing about 0.1% of the noise power of a raw spectrum).
 ``"hifast"`` reproduces HiFAST's rule: bins within +-``hifast_bins`` of the peak whose
 |X| > factor * median over all tau of the mean |X| over the spectra of the chunk (factor 1.4
 per spectrum in HiFAST); on pure noise that threshold is about 1.4 sigma and some bins always
@@ -87,7 +87,7 @@ def remove_standing_waves(
     nsigma: float = 5.0,
     factor: float = 1.4,
     reference_us: tuple[float, float] = (5.0, 50.0),
-    keep_us: float = 0.02,
+    keep_bins: int = 10,
     hifast_bins: int = 5,
     period_mhz: float | None = None,
     workers: int | None = None,
@@ -104,7 +104,7 @@ def remove_standing_waves(
         out, counts = remove_standing_waves(
             x[..., ::-1], None if protect is None else protect[..., ::-1], step_mhz=-step_mhz,
             windows_us=windows_us, threshold=threshold, nsigma=nsigma, factor=factor,
-            reference_us=reference_us, keep_us=keep_us, hifast_bins=hifast_bins,
+            reference_us=reference_us, keep_bins=keep_bins, hifast_bins=hifast_bins,
             period_mhz=period_mhz, workers=workers, batch=batch)
         return out[..., ::-1], counts
     shape = x.shape
@@ -121,7 +121,7 @@ def remove_standing_waves(
             raise ConfigError(f"delay window [{lo}, {hi}] us holds no delay bin (resolution "
                               f"{bin_us:.3g} us, delays up to {(nbins - 1) * bin_us:.3g} us)")
         spans.append((a, b + 1))
-    half = max(1, int(round(keep_us / bin_us))) if threshold == "significance" else hifast_bins
+    half = keep_bins if threshold == "significance" else hifast_bins
     ref_lo, ref_hi = int(np.ceil(reference_us[0] / bin_us)), int(reference_us[1] / bin_us)
     ref = np.arange(max(ref_lo, 1), min(ref_hi, nbins - 1) + 1)
     if threshold == "significance" and ref.size < 32:
@@ -233,7 +233,7 @@ class FFTStandingWave:
     def __init__(self, variable: str | None = None,
                  windows_us: Sequence[Sequence[float]] = DEFAULT_WINDOWS_US,
                  threshold: str = "significance", nsigma: float = 5.0, factor: float = 1.4,
-                 reference_us: Sequence[float] = (5.0, 50.0), keep_us: float = 0.02,
+                 reference_us: Sequence[float] = (5.0, 50.0), keep_bins: int = 10,
                  hifast_bins: int = 5, protect: bool = True,
                  protect_ranges_mhz: Sequence[Sequence[float]] = MILKY_WAY_MHZ,
                  period_mhz: float | None = None, workers: int | None = None,
@@ -252,9 +252,9 @@ class FFTStandingWave:
         self.nsigma = float(nsigma)
         self.factor = float(factor)
         self.reference_us = (float(reference_us[0]), float(reference_us[1]))
-        if keep_us <= 0 or hifast_bins < 0:
-            raise ConfigError("keep_us must be positive and hifast_bins non-negative")
-        self.keep_us = float(keep_us)
+        if keep_bins < 0 or hifast_bins < 0:
+            raise ConfigError("keep_bins and hifast_bins must be non-negative")
+        self.keep_bins = int(keep_bins)
         self.hifast_bins = int(hifast_bins)
         self.protect = protect
         self.protect_ranges_mhz = [list(map(float, r)) for r in protect_ranges_mhz]
@@ -265,7 +265,7 @@ class FFTStandingWave:
     def params(self) -> dict[str, Any]:
         return {"variable": self.variable, "windows_us": [list(w) for w in self.windows_us],
                 "threshold": self.threshold, "nsigma": self.nsigma, "factor": self.factor,
-                "reference_us": list(self.reference_us), "keep_us": self.keep_us,
+                "reference_us": list(self.reference_us), "keep_bins": self.keep_bins,
                 "hifast_bins": self.hifast_bins, "protect": self.protect, "protect_ranges_mhz": self.protect_ranges_mhz,
                 "period_mhz": self.period_mhz}
 
@@ -277,7 +277,7 @@ class FFTStandingWave:
                    if self.protect else None)
         kwargs = dict(step_mhz=axis.step_mhz, windows_us=self.windows_us, threshold=self.threshold,
                       nsigma=self.nsigma, factor=self.factor, reference_us=self.reference_us,
-                      keep_us=self.keep_us, hifast_bins=self.hifast_bins,
+                      keep_bins=self.keep_bins, hifast_bins=self.hifast_bins,
                       period_mhz=self.period_mhz, workers=self.workers, batch=self.batch)
         if protect is not None:
             def kernel(x, p):

@@ -27,7 +27,8 @@ def overtone_signal_processors():
                 "factor": Param(1.4, help="hifast mode: factor x median of the mean |rfft|"),
                 "reference_us": Param([5.0, 50.0], type=(list, tuple),
                                       help="significance mode: delay range (us) measuring the noise"),
-                "keep_us": Param(0.02, help="significance mode: keep bins within this delay of the peak (us)"),
+                "keep_bins": Param(10, help="significance mode: keep this many bins either side of the peak "
+                                   "(the ripple's leakage; 10 bins = 0.02 us over 500 MHz)"),
                 "hifast_bins": Param(5, help="hifast mode: bins either side of the peak"),
                 "protect": _PROTECT,
                 "protect_ranges_mhz": _RANGES,
