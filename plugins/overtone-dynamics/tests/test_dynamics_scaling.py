@@ -47,6 +47,8 @@ def test_chinchilla_fit_recovers_the_published_law():
 
 def test_noise_free_chinchilla_is_exact():
     result = ScalingLaw(n="N", d="D", n_bootstrap=0)(chinchilla_data(noise=0.0))
+    assert "ci_low" not in result and "bootstrap" not in result  # no NaN placeholders
+    assert "nats/token x N^alpha" in result["estimate"].attrs["units"]
     est = dict(zip(result["parameter"].values, result["estimate"].values))
     for name, truth in CHINCHILLA.items():
         assert est[name] == pytest.approx(truth, rel=1e-3), name

@@ -85,6 +85,13 @@ FORMS = {
 }
 
 
+#: units of each form's parameters, in parameter order
+PARAMETER_UNITS = {
+    "power": "L_inf: {loss}; x0: units of {x}; alpha: 1",
+    "chinchilla": "E: {loss}; A: {loss} x {n}^alpha; B: {loss} x {d}^beta; alpha, beta: 1",
+}
+
+
 def _objective(theta: np.ndarray, features: np.ndarray, log_loss: np.ndarray,
                delta: float, huber: bool) -> tuple[float, np.ndarray]:
     """Sum of Huber (or squared) residuals of log L and its gradient."""
@@ -214,7 +221,8 @@ class ScalingLaw:
         if np.any(flat <= 0):
             bad = [names[j] for j in range(flat.shape[1]) if np.any(flat[:, j] <= 0)]
             raise DatasetError(f"{self.name}: {', '.join(bad)} must be positive (the fit works on "
-                               "their logarithms)")
+                               "their logarithms); select the positive part first, e.g. "
+                               "ds.sel(step=slice(1, None))")
         n_params = len(FORMS[self.form].raw_names)
         if len(flat) < n_params + 1:
             raise DatasetError(f"{self.name}: {len(flat)} point(s) for a {n_params}-parameter "
@@ -240,43 +248,51 @@ class ScalingLaw:
                 boots[i] = _fit_law(form, inputs[pick], loss[pick], delta=self.delta,
                                     huber=huber, starts=boot_starts, n_starts=1)[0]
         natural = form.natural(theta)
-        boot_natural = form.natural(boots)
-        tail = (1 - self.confidence) / 2 * 100
-        if self.n_bootstrap:
-            low, high = np.nanpercentile(boot_natural, [tail, 100 - tail], axis=0)
-        else:
-            low = high = np.full(len(theta), np.nan)
+        if not np.all(np.isfinite(natural)):
+            bad = [n for n, v in zip(form.natural_names, natural) if not np.isfinite(v)]
+            raise DatasetError(f"{self.name}: the best {form.name} fit has non-finite "
+                               f"{', '.join(bad)} (a vanishing exponent): these data show no "
+                               f"{form.formula} law; check x and loss")
         predicted = form.predict(theta, inputs)
-        result = xr.Dataset(
-            {
-                "estimate": ("parameter", natural),
-                "ci_low": ("parameter", low),
-                "ci_high": ("parameter", high),
-                "bootstrap": (("resample", "parameter"), boot_natural),
-                "observed": ("point", loss),
-                "predicted": ("point", predicted),
-                **{f"input_{name}": ("point", inputs[:, j]) for j, name in enumerate(names[:-1])},
-            },
-            coords={"parameter": list(form.natural_names), "resample": np.arange(self.n_bootstrap),
-                    "point": np.arange(len(loss))},
-        )
-        result["estimate"].attrs.update(long_name="fitted parameter", units="see parameter",
-                                        description=form.formula)
-        result["ci_low"].attrs.update(long_name=f"{self.confidence:.0%} bootstrap interval, low end")
-        result["ci_high"].attrs.update(long_name=f"{self.confidence:.0%} bootstrap interval, high end")
-        result["bootstrap"].attrs.update(long_name="estimates on bootstrap resamples")
+        data_vars = {
+            "estimate": ("parameter", natural),
+            "observed": ("point", loss),
+            "predicted": ("point", predicted),
+            **{f"input_{name}": ("point", inputs[:, j]) for j, name in enumerate(names[:-1])},
+        }
+        coords = {"parameter": list(form.natural_names), "point": np.arange(len(loss))}
+        if self.n_bootstrap:
+            boot_natural = form.natural(boots)
+            tail = (1 - self.confidence) / 2 * 100
+            low, high = np.nanpercentile(boot_natural, [tail, 100 - tail], axis=0)
+            data_vars.update(ci_low=("parameter", low), ci_high=("parameter", high),
+                             bootstrap=(("resample", "parameter"), boot_natural))
+            coords["resample"] = np.arange(self.n_bootstrap)
+        result = xr.Dataset(data_vars, coords=coords)
         loss_units = ds[self.loss].attrs.get("units", "loss units")
+        units = PARAMETER_UNITS[form.name].format(loss=loss_units, x=names[0],
+                                                  n=names[0], d=names[1] if len(names) > 2 else "")
+        result["estimate"].attrs.update(long_name="fitted parameter", units=units,
+                                        description=form.formula)
+        if self.n_bootstrap:
+            level = f"{self.confidence:.0%}"
+            result["ci_low"].attrs.update(long_name=f"{level} bootstrap interval, low end", units=units)
+            result["ci_high"].attrs.update(long_name=f"{level} bootstrap interval, high end", units=units)
+            result["bootstrap"].attrs.update(long_name="estimates on bootstrap resamples", units=units)
         result["observed"].attrs.update(long_name=f"observed {self.loss}", units=loss_units)
         result["predicted"].attrs.update(long_name=f"fitted {self.loss}", units=loss_units)
         for name in names[:-1]:
             result[f"input_{name}"].attrs.update(long_name=name,
-                                                 units=ds[name].attrs.get("units", ""))
+                                                 units=ds[name].attrs.get("units", "1"))
         result.attrs.update(form=form.name, formula=form.formula, objective=self.objective,
                             objective_value=value, converged=int(converged), n_points=len(loss),
                             inputs=",".join(names[:-1]), loss=self.loss,
                             rmse_log=float(np.sqrt(np.mean((np.log(predicted) - np.log(loss)) ** 2))))
-        for name, v, lo, hi in zip(form.natural_names, natural, low, high):
-            result.attrs[f"fit_{name}"] = f"{v:.6g} [{lo:.6g}, {hi:.6g}]"
+        for i, name in enumerate(form.natural_names):
+            text = f"{natural[i]:.6g}"
+            if self.n_bootstrap:
+                text += f" [{result['ci_low'].values[i]:.6g}, {result['ci_high'].values[i]:.6g}]"
+            result.attrs[f"fit_{name}"] = text
         return finish(result, self.name, vars(self), ",".join(names))
 
     def plot(self, result: xr.Dataset):
