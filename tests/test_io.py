@@ -76,3 +76,27 @@ def test_groups_add_and_replace(tmp_path):
     groups = read_groups(path)
     assert sorted(groups) == ["a", "b"]
     assert float(groups["a"]["loss"][0]) == 5.0 and float(groups["b"]["loss"][0]) == 2.0
+
+
+def test_reader_plugin_claims_suffix_before_netcdf(tmp_path):
+    from conftest import make_plugin
+    from overtone import Component
+    from overtone.plugins import load_plugins
+    from overtone.registry import Registry
+
+    def read(path, chunks=None):
+        return sample(7.0)
+
+    plugin = make_plugin("r", overtone_readers=[Component("reader", "special", read, suffixes=(".special.h5",))])
+    loaded = load_plugins(use_entry_points=False, modules=[])
+    from overtone.plugins import PluginRecord, _register
+
+    record = PluginRecord("r", "test")
+    loaded.plugins.append(record)
+    _register(loaded, record, plugin)
+    reg = Registry(loaded)
+    (tmp_path / "x.special.h5").write_bytes(b"not hdf5")
+    assert float(open_dataset(tmp_path / "x.special.h5", registry=reg)["loss"][0]) == 7.0
+    plain = write_dataset(sample(2.0), tmp_path / "y.h5")
+    with open_dataset(plain, registry=reg) as ds:
+        assert float(ds["loss"][0]) == 2.0

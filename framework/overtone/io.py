@@ -99,7 +99,8 @@ def open_dataset(
     if not path.exists():
         raise DatasetError(f"dataset {str(path)!r} not found; check the path")
     fmt = storage_format(path)
-    if fmt is None:
+    if fmt is None or (fmt == "netcdf" and _reader_for(path, registry) is not None):
+        # a reader plugin that claims the suffix (e.g. HiFAST's .hdf5) wins over plain netCDF
         return _open_with_reader(path, chunks, registry)
     try:
         if fmt == "zarr":
@@ -113,18 +114,30 @@ def open_dataset(
         ) from exc
 
 
-def _open_with_reader(path: Path, chunks: Any, registry: Any) -> xr.Dataset:
+def _readers(registry: Any) -> list[Any]:
     if registry is None:
         from overtone.registry import registry as default_registry
 
         registry = default_registry()
+    return registry.of_kind("reader")
+
+
+def _reader_for(path: Path, registry: Any) -> Any:
+    """The reader entry whose suffixes match ``path``'s name, if any."""
+    name = path.name.lower()
+    for entry in _readers(registry):
+        if any(name.endswith(s) for s in entry.component.suffixes):
+            return entry
+    return None
+
+
+def _open_with_reader(path: Path, chunks: Any, registry: Any) -> xr.Dataset:
+    entry = _reader_for(path, registry)
+    if entry is not None:
+        kwargs = {} if chunks is None else {"chunks": chunks}
+        return entry.component.load()(path, **kwargs)
     suffix = "".join(path.suffixes).lower()
-    readers = registry.of_kind("reader")
-    for entry in readers:
-        if any(suffix.endswith(s) for s in entry.component.suffixes):
-            reader = entry.component.load()
-            kwargs = {} if chunks is None else {"chunks": chunks}
-            return reader(path, **kwargs)
+    readers = _readers(registry)
     known = sorted({s for e in readers for s in e.component.suffixes})
     raise DatasetError(
         f"cannot open {str(path)!r}: no reader for {suffix or 'files without a suffix'!r}; "
