@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -27,7 +28,8 @@ def test_listing_does_not_import_torch():
     code = ("import sys, overtone; r = overtone.registry(); "
             "assert r.get('loss', 'cross-entropy').params['chunk_size'] is not None; "
             "assert 'torch' not in sys.modules, 'torch imported'")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    env = {**os.environ, "OVERTONE_LOAD_PLUGINS": "overtone-torch"}  # this plugin only
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
 
 
