@@ -10,7 +10,10 @@ Algorithm 1 of the paper, element-wise, with ``m_0 = 0`` and ``theta_bar_0 = 0``
 
 ``decay_order = "reference"`` applies the weight-decay line after the sign step, as the
 authors' public code does; the two agree when ``weight_decay = 0``. The parameter average is
-kept in float32 or wider (in bf16 with beta2 = 0.999 it would stall). The foreach and
+kept in float32 or wider (in bf16 with beta2 = 0.999 it would stall). The moving averages are
+computed as ``lerp`` (``m + (1 - beta)(g - m)``, the same quantity in one pass), and the pull
+``sign(theta - theta_hat)`` as ``sign(theta (1 - beta2^t) - theta_bar)``, which needs no
+``theta_hat`` tensor. The foreach and
 single-tensor paths run the same operations in the same order and agree bit for bit.
 """
 
@@ -80,32 +83,31 @@ class FOCUS(Optimizer):
 
 
 def _single_tensor(params, grads, ms, bars, *, step, lr, beta1, beta2, gamma, weight_decay, decay_first):
+    # sign(theta - theta_bar / c) = sign(theta * c - theta_bar) for c = 1 - beta2^t > 0: no theta_hat tensor
     correction = 1.0 - beta2**step
     for p, g, m, bar in zip(params, grads, ms, bars):
-        m.mul_(beta1).add_(g, alpha=1.0 - beta1)
-        bar.mul_(beta2).add_(p, alpha=1.0 - beta2)
-        hat = bar.div(correction)
+        m.lerp_(g, 1.0 - beta1)
+        bar.lerp_(p.to(bar.dtype), 1.0 - beta2)
         if weight_decay and decay_first:
-            p.add_(hat.to(p.dtype), alpha=-lr * weight_decay)
-        update = torch.sign(m).add_(torch.sign(p.sub(hat.to(p.dtype))), alpha=gamma)
+            p.add_(bar.to(p.dtype), alpha=-lr * weight_decay / correction)
+        pull = p.to(bar.dtype).mul(correction).sub_(bar).sign_()
+        update = torch.sign(m).add_(pull.to(p.dtype), alpha=gamma)
         p.add_(update, alpha=-lr)
         if weight_decay and not decay_first:
-            p.add_(hat.to(p.dtype), alpha=-lr * weight_decay)
+            p.add_(bar.to(p.dtype), alpha=-lr * weight_decay / correction)
 
 
 def _multi_tensor(params, grads, ms, bars, *, step, lr, beta1, beta2, gamma, weight_decay, decay_first):
     correction = 1.0 - beta2**step
-    torch._foreach_mul_(ms, beta1)
-    torch._foreach_add_(ms, grads, alpha=1.0 - beta1)
-    torch._foreach_mul_(bars, beta2)
-    torch._foreach_add_(bars, params, alpha=1.0 - beta2)
-    hats = torch._foreach_div(bars, correction)
+    torch._foreach_lerp_(ms, grads, 1.0 - beta1)
+    torch._foreach_lerp_(bars, params, 1.0 - beta2)
     if weight_decay and decay_first:
-        torch._foreach_add_(params, hats, alpha=-lr * weight_decay)
-    pulls = torch._foreach_sub(params, hats)
+        torch._foreach_add_(params, bars, alpha=-lr * weight_decay / correction)
+    pulls = torch._foreach_mul(params, correction)
+    torch._foreach_sub_(pulls, bars)
     torch._foreach_sign_(pulls)
     updates = torch._foreach_sign(ms)
     torch._foreach_add_(updates, pulls, alpha=gamma)
     torch._foreach_add_(params, updates, alpha=-lr)
     if weight_decay and not decay_first:
-        torch._foreach_add_(params, hats, alpha=-lr * weight_decay)
+        torch._foreach_add_(params, bars, alpha=-lr * weight_decay / correction)

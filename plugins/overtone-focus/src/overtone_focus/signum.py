@@ -50,14 +50,13 @@ class Signum(Optimizer):
             if foreach is None:
                 foreach = all(p.device.type in ("cpu", "cuda") for p in params)
             if foreach:
-                torch._foreach_mul_(ms, beta)
-                torch._foreach_add_(ms, grads, alpha=1.0 - beta)
+                torch._foreach_lerp_(ms, grads, 1.0 - beta)
                 if wd:
                     torch._foreach_mul_(params, 1.0 - lr * wd)
                 torch._foreach_add_(params, torch._foreach_sign(ms), alpha=-lr)
             else:
                 for p, g, m in zip(params, grads, ms):
-                    m.mul_(beta).add_(g, alpha=1.0 - beta)
+                    m.lerp_(g, 1.0 - beta)
                     if wd:
                         p.mul_(1.0 - lr * wd)
                     p.add_(torch.sign(m), alpha=-lr)
