@@ -106,3 +106,22 @@ def test_missing_variables_and_params():
         DSE(sigma=0.0)
     with pytest.raises(ConfigError, match="method"):
         DSE(method="fast")
+
+
+def test_steps_where_a_probe_was_not_recorded_are_skipped():
+    # probes.nc aligns probes on one step dim: a probe taken every 2nd step is NaN in between
+    h = RNG.normal(size=(4, 30, 4))
+    h[[1, 3]] = np.nan
+    ds = xr.Dataset({"hidden": (("step", "sample", "dim"), h), "labels": ("sample", np.arange(30) % 3),
+                     "weight_head": (("step", "class", "dim"), RNG.normal(size=(4, 3, 4)))},
+                    coords={"step": [0, 100, 200, 300]})
+    for analyzer in (PCAStructure(), EffectiveRank(), DSE(),
+                     NeuralCollapse(weight_variable="weight_head")):
+        result = analyzer(ds)
+        assert result["step"].values.tolist() == [0, 200], analyzer.name
+    reference = NeuralCollapse(weight_variable="weight_head")(ds.isel(step=[0, 2]))
+    np.testing.assert_allclose(NeuralCollapse(weight_variable="weight_head")(ds)["nc3"].values,
+                               reference["nc3"].values)
+    h[:] = np.nan
+    with pytest.raises(DatasetError, match="NaN at every step"):
+        DSE()(ds.assign(hidden=(("step", "sample", "dim"), h)))

@@ -127,3 +127,15 @@ def test_error_falls_over_steps_and_plot():
     assert total[0] > total[1] > total[2]
     assert result["radial_power"].dims == ("step", "radius")
     assert isinstance(gf.plot(result), Figure)
+
+
+def test_division_leaves_out_the_undefined_column():
+    p = 7
+    targets = modular_targets(p, "/")
+    q = np.eye(p)[targets]
+    q[:, 0, :] = 1.0 / p  # whatever the network says about a / 0
+    ds = xr.Dataset({"outputs": (("a", "b", "class"), q, {"output": "probabilities"})},
+                    attrs={"op": "/", "p": p})
+    result = GrokkingFrequency()(ds)
+    assert float(result["total_error"]) == pytest.approx(0.0, abs=1e-24)
+    assert float(result["accuracy"]) == 1.0

@@ -68,6 +68,23 @@ def check_dims(da: xr.DataArray, ndim: int, analyzer: str, expected: str) -> Non
         )
 
 
+def drop_missing_steps(da: xr.DataArray, analyzer: str) -> xr.DataArray:
+    """Leave out the steps at which ``da`` is entirely NaN.
+
+    A run's probes.nc aligns every probe on one ``step`` dim, so a probe recorded less often
+    than another is NaN at the other's steps: those steps hold no data for this analyzer and
+    are skipped (a NaN inside a recorded step is still an error).
+    """
+    if STEP not in da.dims or not np.issubdtype(da.dtype, np.floating):
+        return da
+    other = [d for d in da.dims if d != STEP]
+    present = ~np.isnan(da.values).reshape(da.sizes[STEP], -1).all(axis=1) if other else \
+        ~np.isnan(da.values)
+    if not present.any():
+        raise DatasetError(f"{analyzer}: {da.name!r} is NaN at every step; nothing to analyze")
+    return da if present.all() else da.isel({STEP: np.flatnonzero(present)})
+
+
 def check_finite(values: np.ndarray, name: str, analyzer: str) -> None:
     """Raise if ``values`` holds NaN or infinity."""
     if not np.all(np.isfinite(values)):

@@ -21,6 +21,7 @@ from overtone_dynamics._common import (
     STEP,
     as_float,
     check_dims,
+    drop_missing_steps,
     figure,
     finish,
     per_step,
@@ -243,6 +244,7 @@ class DSE:
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         da = pick_variable(ds, self.variable, REPRESENTATIONS, self.name)
         check_dims(da, 2, self.name, "(sample, dim)")
+        da = drop_missing_steps(da, self.name)
         values = as_float(da, self.name)
         n = da.sizes[[d for d in da.dims if d != STEP][0]]
         if n < 2:
@@ -352,6 +354,7 @@ class DSMI:
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         da = pick_variable(ds, self.variable, REPRESENTATIONS, self.name)
         check_dims(da, 2, self.name, "(sample, dim)")
+        da = drop_missing_steps(da, self.name)
         sample_dim = [d for d in da.dims if d != STEP][0]
         if not isinstance(ds, xr.Dataset) or self.labels not in ds.variables:
             raise DatasetError(f"{self.name}: no {self.labels!r} variable with one label per "

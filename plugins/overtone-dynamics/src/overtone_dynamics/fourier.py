@@ -19,6 +19,7 @@ from overtone_dynamics._common import (
     STEP,
     as_float,
     check_dims,
+    drop_missing_steps,
     figure,
     finish,
     last_step,
@@ -70,6 +71,7 @@ class EmbeddingFourier:
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         da = pick_variable(ds, self.variable, ["embeddings", "embedding"], self.name)
         check_dims(da, 2, self.name, "(token, dim)")
+        da = drop_missing_steps(da, self.name)
         token_dim = [d for d in da.dims if d != STEP][0]
         p = self.p if self.p is not None else int(getattr(ds, "attrs", {}).get("p", da.sizes[token_dim]))
         if p > da.sizes[token_dim]:
@@ -175,7 +177,8 @@ class GrokkingFrequency:
     From outputs q(a, b, c) over the full grid (probabilities, or scores turned into
     probabilities by a softmax over classes) and the correct classes y(a, b), the error field is
     e(a, b, c) = q(a, b, c) - onehot(y(a, b))_c (``error="probability"``) or the per-point
-    cross-entropy e(a, b) = -log q(a, b, y) (``error="loss"``). Its 2-D DFT over (a, b) gives
+    cross-entropy e(a, b) = -log q(a, b, y) (``error="loss"``); for ``op="/"`` the column
+    b = 0 (undefined) is set to zero error. Its 2-D DFT over (a, b) gives
     the error power per frequency (ka, kb), normalised so that it sums to sum e^2 (Parseval),
     and a radial spectrum over k = round(|(ka', kb')|) with k' = min(k, p - k). Followed over
     training steps this shows which frequencies of the target the network fits first (the
@@ -211,6 +214,9 @@ class GrokkingFrequency:
             f"{self.name}: cannot tell whether {da.name!r} holds probabilities or scores (no "
             "'output' attribute); set output='probabilities' or output='scores'")
 
+    def _op(self, ds: Any) -> str | None:
+        return self.op or str(getattr(ds, "attrs", {}).get("op", "")) or None
+
     def _targets(self, ds: Any, p: int, nb: int) -> np.ndarray:
         if isinstance(ds, xr.Dataset) and self.target_variable in ds.variables:
             targets = np.asarray(ds[self.target_variable].values)
@@ -218,7 +224,7 @@ class GrokkingFrequency:
                 raise DatasetError(f"{self.name}: {self.target_variable!r} has shape "
                                    f"{targets.shape}; expected ({p}, {nb}) like the (a, b) grid")
             return targets.astype(np.int64)
-        op = self.op or str(getattr(ds, "attrs", {}).get("op", "")) or None
+        op = self._op(ds)
         if op is None:
             raise DatasetError(
                 f"{self.name}: no {self.target_variable!r} variable and no 'op' attribute; "
@@ -230,6 +236,7 @@ class GrokkingFrequency:
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         da = pick_variable(ds, self.variable, ["outputs", "output"], self.name)
         check_dims(da, 3, self.name, "(a, b, class)")
+        da = drop_missing_steps(da, self.name)
         a_dim, b_dim, c_dim = [d for d in da.dims if d != STEP]
         na, nb, nc = da.sizes[a_dim], da.sizes[b_dim], da.sizes[c_dim]
         if na < 2 or nb < 2:
@@ -240,6 +247,10 @@ class GrokkingFrequency:
             raise DatasetError(f"{self.name}: correct classes range {targets.min()}..{targets.max()} "
                                f"but {da.name!r} has {nc} classes")
         onehot = np.eye(nc)[targets]
+        # a / 0 is undefined: with op = "/" the column b = 0 carries no error
+        valid = np.ones((na, nb))
+        if self._op(ds) == "/" and not (isinstance(ds, xr.Dataset) and self.target_variable in ds.variables):
+            valid[:, 0] = 0.0
         values = as_float(da, self.name)
         radius = radial_bins(na, nb)
         n_radius = int(radius.max()) + 1
@@ -253,10 +264,10 @@ class GrokkingFrequency:
             else:
                 q = out
             if error_kind == "probability":
-                err = q - onehot
+                err = (q - onehot) * valid[..., None]
             else:
                 picked = np.take_along_axis(q, targets[..., None], axis=-1)[..., 0]
-                err = -np.log(np.clip(picked, 1e-300, None))
+                err = -np.log(np.clip(picked, 1e-300, None)) * valid
             power = error_spectrum(err)
             radial = np.bincount(radius.ravel(), weights=power.ravel(), minlength=n_radius)
             total = float(power.sum())
@@ -264,7 +275,7 @@ class GrokkingFrequency:
                 "power": (("ka", "kb"), power),
                 "radial_power": ("radius", radial),
                 "total_error": ((), total),
-                "accuracy": ((), float(np.mean(q.argmax(axis=-1) == targets))),
+                "accuracy": ((), float(np.sum((q.argmax(axis=-1) == targets) * valid) / valid.sum())),
             })
 
         result = per_step(da.copy(data=values), kernel)

@@ -10,6 +10,7 @@ from overtone_dynamics._common import (
     STEP,
     as_float,
     check_dims,
+    drop_missing_steps,
     figure,
     finish,
     last_step,
@@ -70,6 +71,7 @@ class Condensation:
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         da = pick_variable(ds, self.variable, [], self.name, prefix="weight_")
         check_dims(da, 2, self.name, "(out, in)")
+        da = drop_missing_steps(da, self.name)
         values = as_float(da, self.name)
         n = da.sizes[[d for d in da.dims if d != STEP][0]]
         if n < 2:
@@ -178,6 +180,7 @@ class NeuralCollapse:
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         da = pick_variable(ds, self.variable, ["hidden", "features"], self.name)
         check_dims(da, 2, self.name, "(sample, dim)")
+        da = drop_missing_steps(da, self.name)
         sample_dim = [d for d in da.dims if d != STEP][0]
         if not isinstance(ds, xr.Dataset) or self.labels not in ds.variables:
             raise DatasetError(f"{self.name}: no {self.labels!r} variable (one class per sample); "
@@ -230,6 +233,8 @@ class NeuralCollapse:
         if name not in ds.variables:
             raise DatasetError(f"{self.name}: no variable {name!r} in the dataset")
         var = ds[name]
+        if STEP in var.dims and STEP in da.dims and STEP in var.coords and STEP in da.coords:
+            var = var.sel({STEP: da[STEP].values})  # the steps kept for the features
         if STEP in var.dims and STEP in da.dims and var.sizes[STEP] != da.sizes[STEP]:
             raise DatasetError(f"{self.name}: {name!r} and {da.name!r} have different step counts")
         if var.ndim - (STEP in var.dims) != ndim:

@@ -14,6 +14,7 @@ from overtone_dynamics._common import (
     STEP,
     as_float,
     check_dims,
+    drop_missing_steps,
     figure,
     finish,
     last_step,
@@ -58,6 +59,7 @@ class PCAStructure:
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         da = pick_variable(ds, self.variable, REPRESENTATIONS, self.name)
         check_dims(da, 2, self.name, "(sample, dim)")
+        da = drop_missing_steps(da, self.name)
         values = as_float(da, self.name)
         sample_dim = [d for d in da.dims if d != STEP][0]
         k = min(self.n_components, da.sizes[sample_dim], da.sizes[da.dims[-1]])
@@ -115,6 +117,7 @@ class EffectiveRank:
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         da = pick_variable(ds, self.variable, REPRESENTATIONS, self.name)
         check_dims(da, 2, self.name, "(sample, dim)")
+        da = drop_missing_steps(da, self.name)
         values = as_float(da, self.name)
 
         def kernel(x: np.ndarray) -> xr.Dataset:
