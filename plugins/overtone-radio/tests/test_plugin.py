@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import subprocess
 import sys
 
@@ -34,7 +35,11 @@ def test_declared_params_match_factory_signatures():
 
 
 def test_listing_plugins_imports_no_numpy():
-    code = ("import sys, overtone; overtone.registry(); "
-            "print(int(any(m in sys.modules for m in ('numpy', 'xarray', 'torch'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "0"
+    """Only this plugin loaded (OVERTONE_LOAD_PLUGINS): listing it imports no numpy/xarray."""
+    code = ("import sys, overtone; r = overtone.registry(); "
+            "print(len(r.of_kind('signal_processor')), "
+            "int(any(m in sys.modules for m in ('numpy', 'xarray', 'torch'))))")
+    env = {**os.environ, "OVERTONE_LOAD_PLUGINS": "overtone-radio"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env)
+    assert out.stdout.split() == ["5", "0"]

@@ -86,8 +86,9 @@ def substitute(x: np.ndarray, protect: np.ndarray, period_ch: float,
     protected (that row is zeroed: nothing to estimate from) and, per changed row (or
     ``slice(None)`` for all rows), the channel indices written.
 
-    A mask that is one broadcast row (stride 0) is mapped once for all rows. Runs whose source stretch holds no other protected channel are looked up in a per-run
-    cache; a row whose runs depend on each other goes through :func:`substitution_map`.
+    A mask that is one broadcast row (stride 0) is mapped once for all rows. Otherwise the
+    run edges of all rows are found in one pass; runs whose source stretch holds no other
+    protected channel are looked up in a per-run cache; a row whose runs depend on each other goes through :func:`substitution_map`.
     """
     out = x.copy()
     n = x.shape[1]
@@ -108,41 +109,60 @@ def substitute(x: np.ndarray, protect: np.ndarray, period_ch: float,
             changed.append((slice(None), pos))
         return out, empty, changed
     run_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    row_cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
     todo = np.flatnonzero(protect.any(axis=1)) if rows is None else np.asarray(rows)
-    previous: tuple | None = None
-    for r in todo.tolist():
-        mask = protect[r]
-        if previous is not None and np.array_equal(mask, previous[0]):
-            pos, src = previous[1]
-        else:
-            found = runs(mask)
-            if found == [(0, n)]:
-                empty[r] = True
-                out[r] = 0.0
-                previous = None
-                continue
+    if todo.size == 0:
+        return out, empty, changed
+    # run edges of every row in one pass: where the mask changes, plus its ends
+    sub = protect[todo]
+    flat = np.flatnonzero(sub[:, 1:] != sub[:, :-1])
+    rr, cc = np.divmod(flat, n - 1)
+    splits = np.searchsorted(rr, np.arange(1, len(todo)))
+    edges_per_row = np.split(cc + 1, splits)
+    starts, ends = sub[:, 0].tolist(), sub[:, -1].tolist()
+    all_r, all_pos, all_src, fills = [], [], [], []
+    for i, r in enumerate(todo.tolist()):
+        bounds = edges_per_row[i].tolist()
+        if starts[i]:
+            bounds.insert(0, 0)
+        if ends[i]:
+            bounds.append(n)
+        key = tuple(bounds)
+        if key == (0, n):
+            empty[r] = True
+            out[r] = 0.0
+            continue
+        entry = row_cache.get(key)
+        if entry is None:
+            found = list(zip(bounds[::2], bounds[1::2]))
             parts, independent = [], True
             for a, b in found:
-                entry = run_cache.get((a, b))
-                if entry is None:
+                run = run_cache.get((a, b))
+                if run is None:
                     src_run, _ = _single_run(a, b, n, period_ch)
-                    entry = run_cache[(a, b)] = (np.arange(a, b), src_run)
-                src_run = entry[1]
-                if src_run[0] < 0 or mask[src_run[0]:src_run[-1] + 1].any():
+                    run = run_cache[(a, b)] = (np.arange(a, b), src_run)
+                src_run = run[1]
+                if src_run[0] < 0 or sub[i, src_run[0]:src_run[-1] + 1].any():
                     independent = False
                     break
-                parts.append(entry)
+                parts.append(run)
             if independent:
-                pos = np.concatenate([p for p, _ in parts])
-                src = np.concatenate([s for _, s in parts])
+                entry = (np.concatenate([p for p, _ in parts]), np.concatenate([q for _, q in parts]))
             else:
-                pos, src = substitution_map(found, period_ch, n)
-            previous = (mask, (pos, src))
-        row = x[r]
-        out[r, pos] = row[np.maximum(src, 0)]
+                entry = substitution_map(found, period_ch, n)
+            row_cache[key] = entry
+        pos, src = entry
+        all_r.append(np.full(pos.size, r))
+        all_pos.append(pos)
+        all_src.append(src)
         if (src < 0).any():
-            keep = np.ones(n, bool)
-            keep[pos] = False
-            out[r, pos[src < 0]] = np.median(row[keep])
+            fills.append((r, pos[src < 0], pos))
         changed.append((int(r), pos))
+    if all_r:
+        big_r = np.concatenate(all_r)
+        out[big_r, np.concatenate(all_pos)] = x[big_r, np.maximum(np.concatenate(all_src), 0)]
+    for r, missing, pos in fills:
+        keep = np.ones(n, bool)
+        keep[pos] = False
+        out[r, missing] = np.median(x[r, keep])
     return out, empty, changed
