@@ -97,8 +97,10 @@ def overtone_readers():
                   "FAST raw FITS and SDFITS single-dish spectra (lazy along time)",
                   params={"polarization": Param("XX,YY", help="FAST: 'XX,YY', 'XX', 'YY' or 'mean'")},
                   suffixes=(".fits", ".fit", ".sdfits")),
+        # No suffix: the core opens .hdf5/.h5 as netCDF before asking readers, so this one is
+        # used by name: overtone.get("reader", "hifast-hdf5").create(path, chunks=...).
         Component("reader", "hifast-hdf5", "overtone_radio.readers:open_hifast",
-                  "HiFAST HDF5 (group S): call overtone_radio.readers.open_hifast; .hdf5 files "
-                  "open as netCDF in the core", params={"field": Param(None, type=str)},
-                  suffixes=(".hifast.h5",)),
+                  "HiFAST HDF5 (group S: T/Ta/flux/Power, freq, mjd, is_rfi), by name",
+                  params={"field": Param(None, type=str,
+                                         help="dataset in group S (default: T, Ta, flux, Power)")}),
     ]
