@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-
-from overtone_radio.baselines import RunningMedian, SineFit, sine_fit
+from overtone_radio.baselines import RunningMedian, sine_fit
 
 
 def test_sine_fit_removes_a_sinusoid_it_can_model():
