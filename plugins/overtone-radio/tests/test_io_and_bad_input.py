@@ -218,3 +218,11 @@ def test_frequency_only_mask_equals_the_same_mask_per_spectrum(small):
     np.testing.assert_array_equal(one["spectrum"].values, every["spectrum"].values)
     lazy = FFTStandingWave()(ds.chunk({"time": 8}).assign(source_mask=("frequency", mask)))
     np.testing.assert_allclose(lazy["spectrum"].values, one["spectrum"].values, atol=1e-5)
+
+
+def test_a_band_too_narrow_for_the_windows_is_a_config_error_before_compute(small):
+    from overtone import ConfigError
+
+    narrow = small.isel(frequency=slice(0, 64))  # 0.49 MHz: delay bins of 2 us
+    with pytest.raises(ConfigError, match="holds no delay bin"):
+        FFTStandingWave()(narrow)

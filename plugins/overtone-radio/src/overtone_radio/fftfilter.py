@@ -273,6 +273,10 @@ class FFTStandingWave:
         name = pick_variable(ds, self.variable)
         axis = frequency_axis(ds)
         data = frequency_chunked_once(ds[name])
+        # check the delay windows against this band now, not later inside a dask task
+        remove_standing_waves(np.zeros((1, axis.n), np.float32), None, step_mhz=axis.step_mhz,
+                              windows_us=self.windows_us, threshold=self.threshold,
+                              reference_us=self.reference_us)
         protect = (protection_mask(ds, data, axis, self.protect_ranges_mhz)
                    if self.protect else None)
         kwargs = dict(step_mhz=axis.step_mhz, windows_us=self.windows_us, threshold=self.threshold,
