@@ -161,3 +161,12 @@ def test_agrees_with_pytorch_optimizer_peer():
     _, theirs = run_steps(peer_module.FOCUS, SHAPES, grads, lr=0.01, gamma=0.1)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=0, atol=1e-12)
+
+
+def test_listing_plugins_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import overtone, sys; overtone.registry(); assert 'torch' not in sys.modules, 'torch imported'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -148,3 +148,12 @@ def test_trains_with_the_engine(tmp_path):
     run_dir = run_experiment(tmp_path / "h.toml", out=tmp_path, registry=registry())
     with open_dataset(run_dir / "metrics.nc") as m:
         assert float(m["eval_acc"].dropna("step")[-1]) > 0.95  # well-separated classes: near-perfect
+
+
+def test_listing_plugins_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import overtone, sys; overtone.registry(); assert 'torch' not in sys.modules, 'torch imported'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -9,12 +9,13 @@ Algorithm 1 of the paper, element-wise, with ``m_0 = 0`` and ``theta_bar_0 = 0``
     theta_{t+1} = theta_t - lr * (sign(m_t) + gamma * sign(theta_t - theta_hat_t))
 
 ``decay_order = "reference"`` applies the weight-decay line after the sign step, as the
-authors' public code does; the two agree when ``weight_decay = 0``. The parameter average is
-kept in float32 or wider (in bf16 with beta2 = 0.999 it would stall). The moving averages are
-computed as ``lerp`` (``m + (1 - beta)(g - m)``, the same quantity in one pass), and the pull
-``sign(theta - theta_hat)`` as ``sign(theta (1 - beta2^t) - theta_bar)``, which needs no
-``theta_hat`` tensor. The foreach and
-single-tensor paths run the same operations in the same order and agree bit for bit.
+authors' public code does; the two agree when ``weight_decay = 0``.
+
+Numerics. ``sign(theta - theta_hat)`` is computed as ``sign(c theta - theta_bar)`` with
+``c = 1 - beta2^t > 0`` (the same sign, without a ``theta_hat`` tensor); at ``t = 1``, where
+``theta_hat = theta`` exactly, this gives 0 in floating point too. The parameter average is kept in
+float32 or wider (in bf16 with beta2 = 0.999 it would stall). The foreach and single-tensor paths
+run the same operations in the same order and agree bit for bit.
 """
 
 from __future__ import annotations
@@ -24,34 +25,44 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.optim import Optimizer
 
-from overtone_focus.checks import check_betas, check_lr, check_nonnegative
+from overtone_focus.blocks import block_size_for, blocks, bucket_key
+from overtone_focus.checks import check_betas, check_choice, check_lr, check_nonnegative
 
 
 class FOCUS(Optimizer):
-    """FOCUS; defaults lr 0.01, betas (0.9, 0.999), gamma 0.1, weight_decay 0 (the paper's)."""
+    """FOCUS (arXiv 2501.12243, Algorithm 1): Signum plus an attraction toward the parameters' average.
+
+    ``theta <- theta - lr (sign(m) + gamma sign(theta - theta_hat))``, ``m`` the gradients' and
+    ``theta_hat`` the parameters' bias-corrected exponential moving averages (rates ``betas``).
+    Defaults as the paper and its reference code: lr 0.01, betas (0.9, 0.999), gamma 0.1,
+    weight_decay 0. Weight decay is decoupled and uses ``theta_hat``: ``theta -= lr wd theta_hat``,
+    before the sign step (``decay_order="paper"``) or after it (``"reference"``, the public code).
+    ``foreach=None`` picks the multi-tensor path for CPU and CUDA tensors.
+    """
 
     def __init__(self, params, lr: float = 0.01, betas: Sequence[float] = (0.9, 0.999), gamma: float = 0.1,
                  weight_decay: float = 0.0, decay_order: str = "paper", foreach: bool | None = None) -> None:
-        from overtone import ConfigError
-
-        check_lr(lr)
-        betas = check_betas(betas)
-        check_nonnegative("gamma", gamma)
-        check_nonnegative("weight_decay", weight_decay)
-        if decay_order not in ("paper", "reference"):
-            raise ConfigError(f"decay_order = {decay_order!r}; allowed: 'paper', 'reference'")
+        check_lr("FOCUS", lr)
+        betas = check_betas("FOCUS", betas)
+        check_nonnegative("FOCUS", "gamma", gamma)
+        check_nonnegative("FOCUS", "weight_decay", weight_decay)
+        check_choice("FOCUS", "decay_order", decay_order, ("paper", "reference"))
         super().__init__(params, dict(lr=lr, betas=betas, gamma=gamma, weight_decay=weight_decay,
                                       decay_order=decay_order, foreach=foreach))
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None):
-        """One FOCUS update of every parameter with a gradient; returns ``closure()`` if given."""
+        """One FOCUS update of every parameter with a gradient; returns ``closure()`` if given.
+
+        Each parameter keeps its own step count ``t`` (a parameter that first gets a gradient
+        late starts its averages then, with its own bias correction).
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            params, grads, ms, bars = [], [], [], []
+            buckets: dict[tuple, tuple[list, list, list, list]] = {}
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -64,50 +75,49 @@ class FOCUS(Optimizer):
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["param_avg"] = torch.zeros_like(p, dtype=wide, memory_format=torch.preserve_format)
                 state["step"] += 1
-                params.append(p)
-                grads.append(p.grad)
-                ms.append(state["exp_avg"])
-                bars.append(state["param_avg"])
-            if not params:
-                continue
-            step = self.state[params[0]]["step"]
+                bucket = buckets.setdefault(bucket_key(p, state["step"]), ([], [], [], []))
+                for out, tensor in zip(bucket, (p, p.grad, state["exp_avg"], state["param_avg"])):
+                    out.append(tensor)
             foreach = group["foreach"]
-            if foreach is None:
-                foreach = all(p.device.type in ("cpu", "cuda") for p in params)
-            same_dtype = all(b.dtype == p.dtype for b, p in zip(bars, params))
-            run = _multi_tensor if foreach and same_dtype else _single_tensor
-            run(params, grads, ms, bars, step=step, lr=group["lr"], beta1=group["betas"][0],
-                beta2=group["betas"][1], gamma=group["gamma"], weight_decay=group["weight_decay"],
-                decay_first=group["decay_order"] == "paper")
+            hp = dict(lr=group["lr"], beta1=group["betas"][0], beta2=group["betas"][1], gamma=group["gamma"],
+                      weight_decay=group["weight_decay"], decay_first=group["decay_order"] == "paper")
+            for (step, device, _), (params, grads, ms, bars) in buckets.items():
+                fast = (foreach if foreach is not None else device.type in ("cpu", "cuda"))
+                if fast and all(b.dtype == p.dtype for b, p in zip(bars, params)):
+                    for block in blocks((params, grads, ms, bars), block_size_for(device)):
+                        _multi_tensor(*block, step=step, **hp)
+                else:
+                    _single_tensor(params, grads, ms, bars, step=step, **hp)
         return loss
 
 
 def _single_tensor(params, grads, ms, bars, *, step, lr, beta1, beta2, gamma, weight_decay, decay_first):
-    # sign(theta - theta_bar / c) = sign(theta * c - theta_bar) for c = 1 - beta2^t > 0: no theta_hat tensor
-    correction = 1.0 - beta2**step
+    """One parameter at a time; parameters narrower than float32 keep a float32 average."""
+    c = 1.0 - beta2**step
     for p, g, m, bar in zip(params, grads, ms, bars):
         m.lerp_(g, 1.0 - beta1)
         bar.lerp_(p.to(bar.dtype), 1.0 - beta2)
         if weight_decay and decay_first:
-            p.add_(bar.to(p.dtype), alpha=-lr * weight_decay / correction)
-        pull = p.to(bar.dtype).mul(correction).sub_(bar).sign_()
+            p.add_(bar.to(p.dtype), alpha=-lr * weight_decay / c)
+        pull = p.to(bar.dtype).mul(c).sub_(bar).sign_()
         update = torch.sign(m).add_(pull.to(p.dtype), alpha=gamma)
         p.add_(update, alpha=-lr)
         if weight_decay and not decay_first:
-            p.add_(bar.to(p.dtype), alpha=-lr * weight_decay / correction)
+            p.add_(bar.to(p.dtype), alpha=-lr * weight_decay / c)
 
 
 def _multi_tensor(params, grads, ms, bars, *, step, lr, beta1, beta2, gamma, weight_decay, decay_first):
-    correction = 1.0 - beta2**step
+    """The same operations as :func:`_single_tensor`, as ``torch._foreach_*`` calls on lists."""
+    c = 1.0 - beta2**step
     torch._foreach_lerp_(ms, grads, 1.0 - beta1)
     torch._foreach_lerp_(bars, params, 1.0 - beta2)
     if weight_decay and decay_first:
-        torch._foreach_add_(params, bars, alpha=-lr * weight_decay / correction)
-    pulls = torch._foreach_mul(params, correction)
+        torch._foreach_add_(params, bars, alpha=-lr * weight_decay / c)
+    pulls = torch._foreach_mul(params, c)
     torch._foreach_sub_(pulls, bars)
     torch._foreach_sign_(pulls)
     updates = torch._foreach_sign(ms)
     torch._foreach_add_(updates, pulls, alpha=gamma)
     torch._foreach_add_(params, updates, alpha=-lr)
     if weight_decay and not decay_first:
-        torch._foreach_add_(params, bars, alpha=-lr * weight_decay / correction)
+        torch._foreach_add_(params, bars, alpha=-lr * weight_decay / c)

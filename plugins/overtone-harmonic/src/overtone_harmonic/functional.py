@@ -1,0 +1,55 @@
+"""Plain-torch building blocks of the harmonic loss (arXiv 2502.01628): distances, logits, exponent.
+
+Everything here is differentiable by ordinary autograd and materialises the full
+``(rows, classes)`` matrix; it is the reference the chunked path (:mod:`overtone_harmonic.chunked`)
+is tested against.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+IGNORE = -100
+CONVENTIONS = ("distance", "squared")
+
+
+def exponent_on_distance(n: float | None, convention: str, d_in: int) -> float:
+    """The harmonic exponent applied to the distance ``d`` (the paper's ``n``).
+
+    ``convention = "distance"``: ``n`` is the paper's exponent, ``p_i ~ d_i^-n``.
+    ``convention = "squared"``: ``n`` is the public reference code's exponent, applied to the
+    squared distance, ``p_i ~ (d_i^2)^-n = d_i^-2n``; it is doubled here.
+    ``n = None`` gives the default ``2 sqrt(d_in)`` on ``d``, i.e. ``sqrt(d_in)`` on ``d^2``.
+    """
+    from overtone import ConfigError
+
+    if convention not in CONVENTIONS:
+        raise ConfigError(f"[loss] convention = {convention!r}; allowed: 'distance' (the paper's n, on d) "
+                          "or 'squared' (the reference code's n, on d^2)")
+    if n is None:
+        return 2.0 * math.sqrt(d_in)
+    value = float(n) * (2.0 if convention == "squared" else 1.0)
+    if not value > 0 or not math.isfinite(value):
+        raise ConfigError(f"[loss] n = {n} must be a positive number (e.g. n = {2 * math.sqrt(d_in):g}, "
+                          "the default 2 sqrt(d_in) on the distance)")
+    return value
+
+
+def squared_distances(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+    """``d_ri^2 = ||x_r||^2 + ||w_i||^2 - 2 x_r . w_i`` for rows ``x (N, d)`` and centres ``w (V, d)``.
+
+    One matrix product carries the cost; the result is floored at ``eps`` (rounding can make it
+    slightly negative, and ``x = w_i`` gives 0), so ``log d^2`` is always finite.
+    """
+    d2 = torch.addmm((w * w).sum(-1)[None, :], x, w.T, beta=1.0, alpha=-2.0)
+    return (d2 + (x * x).sum(-1, keepdim=True)).clamp_min(eps)
+
+
+def harmonic_logits(x: torch.Tensor, w: torch.Tensor, n: float, eps: float = 1e-12) -> torch.Tensor:
+    """Harmonic logits ``z_i = -n log d_i = -(n/2) log d_i^2`` (``n`` on the distance).
+
+    ``softmax(z)_i = d_i^-n / sum_j d_j^-n`` is the harmonic probability of the paper.
+    """
+    return -0.5 * n * torch.log(squared_distances(x, w, eps))
