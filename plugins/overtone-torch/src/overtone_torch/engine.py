@@ -1,13 +1,14 @@
 """The torch engine: validate a config completely, then train, evaluate, probe and report.
 
 ``TorchEngine.run`` reads top to bottom: build the pieces, restore a checkpoint if resuming,
-then the loop (batch, forward, backward, clip, step; evaluate, probe, checkpoint), then the
-final evaluation, analyzers and report.
+then the loop (batch, forward, backward, clip, step; every so often: read the losses back,
+evaluate, probe, analyze, checkpoint), then the final analyzers and the report.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -21,58 +22,120 @@ from overtone.config import check_sections, resolve_component
 from overtone.params import resolve_params
 
 from overtone_torch import schema
+from overtone_torch.build import TrainNet, create_model_and_loss, create_task, params_of
 
 
 class TrainingDiverged(OvertoneError):
-    """The loss became NaN or infinite."""
+    """The training loss (or a parameter) became NaN or infinite."""
+
+
+class AnalyzerFailed(OvertoneError):
+    """An analyzer raised on the probes; training itself finished and its files are complete."""
 
 
 class TorchEngine:
     """Runs ``[task] [model] [loss] [optimizer] [schedule] [train] [[probes]] [[analyzers]]``."""
 
+    def __init__(self) -> None:
+        self.registry: Any = None  # the registry resolve() validated against; run() uses it too
+
     # -- validation ---------------------------------------------------------------------
 
     def resolve(self, config: Mapping[str, Any], *, source: str, registry: Any) -> dict[str, Any]:
-        """Validate every section and fill defaults; build the task and (on the meta device) the model."""
+        """Validate every section and fill defaults, raising ConfigError before any work starts.
+
+        Besides each section's keys, types and choices, this builds the task (so a batch
+        larger than the training set is caught) and the model and loss on the meta device
+        (so shapes, tied weights and weight-probe names are checked without allocating).
+        """
+        self.registry = registry
         check_sections(config, {**schema.SECTIONS, "versions": "recorded versions"}, source)
         resolved: dict[str, Any] = {}
-        for kind, default in (("task", None), ("model", None), ("loss", "cross-entropy"), ("optimizer", "adamw")):
+        for kind, default in schema.DEFAULT_COMPONENTS.items():
             section = config.get(kind, {})
             if not isinstance(section, Mapping):
-                raise ConfigError(f"{source}: '{kind}' must be a section [{kind}]")
+                raise ConfigError(f"{source}: '{kind}' must be a section [{kind}], not a value")
             _, resolved[kind] = resolve_component(registry, kind, section, f"{source} [{kind}]", default=default)
-        resolved["schedule"] = resolve_params(config.get("schedule", {}), schema.SCHEDULE, f"{source} [schedule]")
-        resolved["train"] = resolve_params(config.get("train", {}), schema.TRAIN, f"{source} [train]")
-        resolved["probes"] = [
-            resolve_params(p, schema.PROBE, f"{source} [[probes]] #{i + 1}")
-            for i, p in enumerate(_table_list(config, "probes", source))
-        ]
+        for name, spec in (("schedule", schema.SCHEDULE), ("train", schema.TRAIN)):
+            section = config.get(name, {})
+            if not isinstance(section, Mapping):
+                raise ConfigError(f"{source}: '{name}' must be a section [{name}], not a value")
+            resolved[name] = resolve_params(section, spec, f"{source} [{name}]")
+            for key, value in resolved[name].items():
+                if key in schema.MINIMUM and value < schema.MINIMUM[key]:
+                    raise ConfigError(f"{source} [{name}]: {key} = {value} must be at least {schema.MINIMUM[key]}")
+        if not 0.0 <= resolved["schedule"]["min_lr_ratio"] <= 1.0:
+            raise ConfigError(f"{source} [schedule]: min_lr_ratio = {resolved['schedule']['min_lr_ratio']} "
+                              f"must be between 0 and 1")
+        resolved["probes"] = []
+        for i, entry in enumerate(_table_list(config, "probes", source)):
+            where = f"{source} [[probes]] #{i + 1}"
+            probe = resolve_params(entry, schema.PROBE, where)
+            if probe["every"] < 1 or probe["samples"] < 1:
+                raise ConfigError(f"{where}: every and samples must be at least 1")
+            if probe["kind"] == "weights" and not probe["names"]:
+                raise ConfigError(f"{where}: kind = 'weights' needs names = ['model.<parameter>', ...]")
+            resolved["probes"].append(probe)
         resolved["analyzers"] = []
         for i, entry in enumerate(_table_list(config, "analyzers", source)):
             where = f"{source} [[analyzers]] #{i + 1}"
             engine_keys = resolve_params({k: v for k, v in entry.items() if k in schema.ANALYZER_KEYS},
                                          schema.ANALYZER_KEYS, where)
+            if engine_keys["every"] < 0:
+                raise ConfigError(f"{where}: every = {engine_keys['every']} must be 0 (only at the end) or more")
             _, params = resolve_component(registry, "analyzer",
                                           {k: v for k, v in entry.items() if k not in schema.ANALYZER_KEYS}, where)
+            if engine_keys["input"] == "probes" and not resolved["probes"]:
+                raise ConfigError(f"{where}: analyzer {params['name']!r} reads probes, but no [[probes]] are "
+                                  f"configured; add one (e.g. kind = 'embeddings') or set input = 'metrics'")
             resolved["analyzers"].append({**params, **engine_keys})
-        train = resolved["train"]
-        for key in ("steps", "batch_size", "eval_every", "checkpoint_every", "eval_batch_size"):
-            if train[key] < 1:
-                raise ConfigError(f"{source} [train]: {key} = {train[key]} must be at least 1")
+        self._check_runtime(resolved, source)
+        self._check_components(resolved, config, source, registry)
+        return resolved
+
+    @staticmethod
+    def _check_runtime(config: Mapping[str, Any], source: str) -> None:
+        """Device and process-count checks that need no component."""
+        train = config["train"]
+        if train["device"] == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"{source} [train]: device = 'cuda' but torch sees no CUDA device; "
+                              f"use device = 'auto' or 'cpu'")
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if train["batch_size"] % world:
+            raise ConfigError(f"{source} [train]: batch_size = {train['batch_size']} does not divide evenly over "
+                              f"WORLD_SIZE = {world} processes; choose a multiple of {world}")
+
+    @staticmethod
+    def _check_components(config: dict[str, Any], raw: Mapping[str, Any], source: str, registry: Any) -> None:
+        """Build the task, and the model and loss on the meta device, to check they fit together."""
+        train = config["train"]
         try:
-            task = self._task(resolved, registry, config.get("run", {}).get("seed", 0))
+            task = create_task(config, registry, raw.get("run", {}).get("seed", 0))
             if task.train_size is not None and train["batch_size"] > task.train_size:
                 raise ConfigError(
                     f"[train] batch_size = {train['batch_size']} is larger than the training set "
-                    f"({task.train_size} examples of task {resolved['task']['name']!r}); lower batch_size "
-                    f"or raise the task's train_fraction")
+                    f"({task.train_size} examples of task {config['task']['name']!r}); lower batch_size "
+                    f"to at most {task.train_size} or raise the task's train_fraction")
             with torch.device("meta"):
-                self._model_and_loss(resolved, registry, task)
+                net = TrainNet(*create_model_and_loss(config, registry, task))
+            for i, probe in enumerate(config["probes"]):
+                where = f"[[probes]] #{i + 1}: kind = {probe['kind']!r}"
+                if probe["kind"] == "embeddings" and getattr(net.model, "token_embedding", None) is None:
+                    raise ConfigError(f"{where} needs a model with a token_embedding; model "
+                                      f"{config['model']['name']!r} on task {config['task']['name']!r} has none")
+                if probe["kind"] == "outputs" and task.input_grid() is None:
+                    raise ConfigError(f"{where} needs a task with an input grid (modular-arithmetic); "
+                                      f"task {config['task']['name']!r} has none")
+                if probe["kind"] == "weights":
+                    names = dict(net.named_parameters(remove_duplicate=False))
+                    for name in probe["names"]:
+                        if name not in names:
+                            raise ConfigError(f"{where}: no parameter {name!r}; the parameters are: "
+                                              f"{', '.join(names)}")
         except ConfigError as exc:
             raise ConfigError(f"{source} {exc}") from exc
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise ConfigError(f"{source}: a component rejected its parameters: {exc}") from exc
-        return resolved
 
     def demo_config(self) -> dict[str, Any]:
         """Grokking: modular addition (p = 97) with an MLP, AdamW and strong weight decay."""
@@ -80,69 +143,47 @@ class TorchEngine:
 
         return load_config(Path(__file__).with_name("demo.toml"))
 
-    # -- building -----------------------------------------------------------------------
-
-    @staticmethod
-    def _task(config, registry, seed: int):
-        params = {k: v for k, v in config["task"].items() if k != "name"}
-        return registry.get("task", config["task"]["name"]).create(seed=seed, **params)
-
-    @staticmethod
-    def _model_and_loss(config, registry, task):
-        model_params = {k: v for k, v in config["model"].items() if k != "name"}
-        features = config["train"]["features"] or model_params.get("d_model") or model_params.get("width") or 128
-        if model_params.get("preset") == "gpt2-small":
-            features = 768
-        model = registry.get("model", config["model"]["name"]).create(
-            input_spec=task.input_spec, d_out=features, **model_params)
-        loss_params = {k: v for k, v in config["loss"].items() if k != "name"}
-        loss = registry.get("loss", config["loss"]["name"]).create(
-            d_in=features, n_classes=task.n_classes, **loss_params)
-        if getattr(model, "tie_weights", False):
-            if loss.weight.shape != model.token_embedding.weight.shape:
-                raise ConfigError(
-                    f"[model] tie_weights: the loss head {tuple(loss.weight.shape)} and the token "
-                    f"embedding {tuple(model.token_embedding.weight.shape)} differ in shape")
-            loss.weight = model.token_embedding.weight
-        return model, loss
-
     # -- training -----------------------------------------------------------------------
 
     def run(self, config: Mapping[str, Any], run_dir: Path, *, resume: bool = False) -> None:
         """Train as configured, writing metrics, probes, analyses, checkpoints and a report."""
-        from overtone.registry import registry as default_registry
-
         from overtone_torch import checkpoint, distributed, probes, report
+        from overtone_torch.evaluation import evaluate, train_sample
         from overtone_torch.metrics import MetricsLog
         from overtone_torch.schedule import lr_factor
 
-        registry = default_registry()
-        train, seed = config["train"], config["run"]["seed"]
+        if self.registry is None:
+            from overtone.registry import registry as default_registry
+
+            self.registry = default_registry()
+        registry = self.registry
+        train, sched, seed = config["train"], config["schedule"], config["run"]["seed"]
+        run_dir = Path(run_dir)
+
+        # -- the pieces ------------------------------------------------------------------
         if train["threads"]:
             torch.set_num_threads(train["threads"])
-        device = torch.device("cuda" if train["device"] in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
-        if train["device"] == "cuda" and device.type != "cuda":
-            raise ConfigError("[train] device = 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+        use_cuda = train["device"] in ("auto", "cuda") and torch.cuda.is_available()
+        device = torch.device("cuda" if use_cuda else "cpu")
         world = distributed.setup(device)
-        if world.size > 1 and device.type == "cuda":
+        if use_cuda:
             device = torch.device("cuda", world.local_rank)
-        if train["batch_size"] % world.size:
-            raise ConfigError(f"[train] batch_size = {train['batch_size']} must divide evenly over {world.size} processes")
+            torch.cuda.set_device(device)
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        local_batch = train["batch_size"] // world.size
 
         torch.manual_seed(seed)
-        task = self._task(config, registry, seed)
-        model, loss_fn = self._model_and_loss(config, registry, task)
-        net = _Net(model, loss_fn).to(device)
+        task = create_task(config, registry, seed)
+        net = TrainNet(*create_model_and_loss(config, registry, task)).to(device)
         optimizer = registry.get("optimizer", config["optimizer"]["name"]).create(
-            list(net.parameters()), **{k: v for k, v in config["optimizer"].items() if k != "name"})
-        sched = config["schedule"]
+            list(net.parameters()), **params_of(config["optimizer"]))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(
             s, total=train["steps"], warmup_steps=sched["warmup_steps"], decay=sched["decay"],
             min_lr_ratio=sched["min_lr_ratio"]))
-        generator = torch.Generator().manual_seed(seed + 1)
-        metrics = MetricsLog(task.describe())
+        generator = torch.Generator().manual_seed(seed + 1)  # the training data order
+        metrics = MetricsLog(_run_attrs(config, task))
         start = 0
-        if resume:
+        if resume and (run_dir / "checkpoint.pt").exists():
             state = checkpoint.load(run_dir / "checkpoint.pt")
             net.load_state_dict(state["net"])
             optimizer.load_state_dict(state["optimizer"])
@@ -150,149 +191,222 @@ class TorchEngine:
             checkpoint.restore_rng(generator, state["rng"])
             metrics = MetricsLog.from_state(state["metrics"])
             start = state["step"]
-        recorder = probes.ProbeRecorder(config["probes"], task, run_dir if world.main else None, keep_upto=start)
-        trainer = net
-        if world.size > 1:
-            trainer = torch.nn.parallel.DistributedDataParallel(net)
+        elif resume and world.main:
+            print(f"overtone: {run_dir} has no checkpoint yet; starting from step 0", file=sys.stderr)
+        recorder = probes.ProbeRecorder(config["probes"], task, run_dir if world.main else None,
+                                        total_steps=train["steps"], keep_upto=start,
+                                        batch_size=train["eval_batch_size"])
+        analyses = Analyses(config["analyzers"], registry, run_dir)
+        trainer = torch.nn.parallel.DistributedDataParallel(net) if world.size > 1 else net
         if train["compile"]:
             trainer = torch.compile(trainer)
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                    else contextlib.nullcontext())
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_cuda else contextlib.nullcontext()
+        tokens_per_example = task.input_spec.get("seq_len", 1) if task.input_spec["kind"] == "tokens" else 0
 
-        def save_checkpoint(step: int) -> None:
+        # -- what happens every so often -------------------------------------------------
+        pending: list[tuple[int, torch.Tensor, float]] = []  # (step, loss on device, lr used)
+
+        def read_losses() -> None:
+            """Record the pending steps' losses (one device-to-host copy) and stop on NaN/inf."""
+            if not pending:
+                return
+            values = torch.stack([loss for _, loss, _ in pending]).float()
+            if world.size > 1:  # the global batch's loss, as one process would see it
+                torch.distributed.all_reduce(values)
+                values /= world.size
+            for (done, _, lr), value in zip(pending, values.tolist()):
+                if not math.isfinite(value):
+                    pending.clear()
+                    raise TrainingDiverged(_diverged_message(f"the training loss at step {done} is {value}",
+                                                             run_dir, metrics))
+                metrics.add(done, train_batch_loss=value, lr=lr)
+            pending.clear()
+            bar.set_postfix(_postfix(metrics), refresh=False)
+
+        def write_metrics() -> None:
+            if world.main:
+                metrics.write(run_dir / "metrics.nc")
+
+        def run_evaluation(done: int) -> None:
+            net.eval()
+            with autocast:
+                for split, batches in (("train", train_sample(task, train["eval_batch_size"], seed)),
+                                       ("eval", task.eval_batches(train["eval_batch_size"]))):
+                    loss, acc = evaluate(net, batches, device)
+                    metrics.add(done, **{f"{split}_loss": loss, f"{split}_acc": acc})
+            net.train()
+
+        def save_checkpoint(done: int) -> None:
+            if not all(torch.isfinite(p).all() for p in net.parameters()):
+                raise TrainingDiverged(_diverged_message(f"a parameter is NaN or infinite after step {done}",
+                                                         run_dir, metrics))
+            metrics.last_checkpoint = done
             if world.main:
                 checkpoint.save(run_dir / "checkpoint.pt", {
                     "net": net.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "rng": checkpoint.rng_state(generator),
-                    "metrics": metrics.state(), "step": step})
+                    "metrics": metrics.state(), "step": done, "world_size": world.size})
 
-        def evaluate(step: int) -> None:
-            net.eval()
-            with torch.no_grad(), autocast:
-                for split in ("train", "eval"):
-                    loss, acc = _evaluate(net, task, split, train["eval_batch_size"], device, seed)
-                    metrics.add(step, **{f"{split}_loss": loss, f"{split}_acc": acc})
-            net.train()
-            if world.main:
-                metrics.write(run_dir / "metrics.nc")
-
+        # -- the loop --------------------------------------------------------------------
         bar = _progress(train["steps"], start, disabled=not world.main)
-        last_time, last_step = time.perf_counter(), start
+        window_start, window_steps = time.perf_counter(), 0
+        done = start
         net.train()
-        step = start
         try:
             for step in range(start, train["steps"]):
-                x, y = task.sample_batch("train", train["batch_size"], generator)
-                x, y = x[world.rank::world.size].to(device), y[world.rank::world.size].to(device)
+                x, y = task.sample_batch("train", train["batch_size"], generator)  # the global batch
+                x = x[world.rank * local_batch:(world.rank + 1) * local_batch].to(device, non_blocking=True)
+                y = y[world.rank * local_batch:(world.rank + 1) * local_batch].to(device, non_blocking=True)
                 with autocast:
                     loss = trainer(x, y)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"step {step}: the training loss is {loss.item()}; stopped. Metrics so far are in "
-                        f"{run_dir / 'metrics.nc'} and the last good checkpoint (step "
-                        f"{metrics.last_checkpoint}) in {run_dir / 'checkpoint.pt'}; lower [optimizer] lr "
-                        f"or set [train] grad_clip")
-                optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if train["grad_clip"]:
                     torch.nn.utils.clip_grad_norm_(net.parameters(), train["grad_clip"])
+                lr = optimizer.param_groups[0]["lr"]
                 optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
-                done = step + 1
-                logged = loss.detach()
-                if world.size > 1:  # the global batch's loss, as one process would see it
-                    torch.distributed.all_reduce(logged)
-                    logged = logged / world.size
-                metrics.add(done, train_batch_loss=logged.item(), lr=optimizer.param_groups[0]["lr"])
-                if done % train["eval_every"] == 0 or done == train["steps"]:
-                    now = time.perf_counter()
-                    tokens = x.numel() * world.size * (done - last_step)
-                    metrics.add(done, tokens_per_s=tokens / max(now - last_time, 1e-9))
-                    last_time, last_step = now, done
-                    evaluate(done)
-                    bar.set_postfix(loss=f"{loss.item():.3g}", eval_acc=f"{metrics.latest('eval_acc'):.3f}",
-                                    tok_s=f"{metrics.latest('tokens_per_s'):.3g}")
-                if recorder.due(done, train["steps"]):
-                    recorder.record(done, net)
-                    self._run_analyzers(config, run_dir, recorder, metrics, done, registry, world.main, final=False)
-                if done % train["checkpoint_every"] == 0 or done == train["steps"]:
-                    metrics.last_checkpoint = done
-                    save_checkpoint(done)
+                done, window_steps = step + 1, window_steps + 1
+                pending.append((done, loss.detach(), lr))
                 bar.update(1)
+
+                last = done == train["steps"]
+                due_eval = done % train["eval_every"] == 0 or last
+                due_checkpoint = done % train["checkpoint_every"] == 0 or last
+                if done % train["log_every"] == 0 or due_eval or due_checkpoint:
+                    read_losses()
+                if due_eval:
+                    seconds = time.perf_counter() - window_start
+                    examples = train["batch_size"] * window_steps
+                    metrics.add(done, examples_per_s=examples / seconds)
+                    if tokens_per_example:
+                        metrics.add(done, tokens_per_s=examples * tokens_per_example / seconds)
+                    if world.main:
+                        run_evaluation(done)
+                if world.main and recorder.due(done):
+                    recorder.record(done, net)
+                if world.main and analyses.due(done):
+                    analyses.run(done, recorder.dataset(), metrics.dataset())
+                if due_checkpoint:
+                    save_checkpoint(done)
+                if due_eval or due_checkpoint:
+                    write_metrics()
+                    bar.set_postfix(_postfix(metrics))
+                    window_start, window_steps = time.perf_counter(), 0
         except TrainingDiverged:
+            bar.close()
+            write_metrics()
             if world.main:
-                metrics.write(run_dir / "metrics.nc")
+                with contextlib.suppress(Exception):  # the report is a courtesy here; the error matters
+                    report.write(run_dir, config, metrics.dataset(), analyses)
+            distributed.teardown(world)
             raise
         except KeyboardInterrupt:
+            bar.close()
+            with contextlib.suppress(TrainingDiverged):
+                read_losses()
+            write_metrics()
             if world.main:
-                metrics.write(run_dir / "metrics.nc")
-                print(f"\ninterrupted at step {step}; the last checkpoint is step {metrics.last_checkpoint}: "
+                print(f"\ninterrupted after step {done}; the last checkpoint is step {metrics.last_checkpoint}: "
                       f"continue with 'overtone run ... --resume'", file=sys.stderr)
             raise
-        finally:
-            bar.close()
+        bar.close()
+
+        # -- the finished run ------------------------------------------------------------
         distributed.barrier(world)
         if world.main:
-            self._run_analyzers(config, run_dir, recorder, metrics, train["steps"], registry, True, final=True)
-            report.write(run_dir, config, metrics.dataset(), registry)
+            write_metrics()
+            analyses.run(train["steps"], recorder.dataset(), metrics.dataset(), final=True)
+            path = report.write(run_dir, config, metrics.dataset(), analyses)
         distributed.teardown(world)
+        if world.main and analyses.failures:
+            raise AnalyzerFailed(
+                f"training finished ({run_dir}: metrics, probes, checkpoint and {path.name} are written), "
+                f"but {'; '.join(analyses.failures.values())}; rerun it with 'overtone analyze {run_dir} --with NAME'")
+
+
+class Analyses:
+    """The ``[[analyzers]]`` of a run: due steps, the latest result of each, analysis.nc.
+
+    Each analyzer is a registry component ``factory(**params)`` returning a callable
+    ``(xr.Dataset) -> xr.Dataset``; it reads all probe steps recorded so far (or the
+    metrics). An analyzer that raises does not stop training: its message is kept in
+    :attr:`failures` (shown in the report, raised as :class:`AnalyzerFailed` at the end).
+    """
+
+    def __init__(self, entries: list[dict[str, Any]], registry: Any, run_dir: Path) -> None:
+        self.entries, self.run_dir = entries, run_dir
+        self.callables = {e["name"]: registry.get("analyzer", e["name"]).create(**self.params(e)) for e in entries}
+        self.results: dict[str, Any] = {}
+        self.failures: dict[str, str] = {}
 
     @staticmethod
-    def _run_analyzers(config, run_dir, recorder, metrics, step, registry, main, *, final) -> None:
+    def params(entry: Mapping[str, Any]) -> dict[str, Any]:
+        """The analyzer's own parameters (without the engine's ``every`` and ``input``)."""
+        return {k: v for k, v in entry.items() if k not in ("name", *schema.ANALYZER_KEYS)}
+
+    def due(self, step: int) -> bool:
+        return any(e["every"] and step % e["every"] == 0 for e in self.entries)
+
+    def run(self, step: int, probes: Any, metrics: Any, *, final: bool = False) -> None:
+        """Run the analyzers due at ``step`` (all of them when ``final``) and rewrite analysis.nc."""
         from overtone.io import write_groups
 
-        if not main or not config["analyzers"]:
-            return
-        results = {}
-        for entry in config["analyzers"]:
-            if not final and not (entry["every"] and step % entry["every"] == 0):
+        from overtone_torch.probes import complete_steps
+
+        ran = False
+        for entry in self.entries:
+            name = entry["name"]
+            if name in self.failures or not (final or (entry["every"] and step % entry["every"] == 0)):
                 continue
-            data = metrics.dataset() if entry["input"] == "metrics" else recorder.dataset()
-            if data is None:
+            if entry["input"] == "metrics":
+                data = metrics
+            else:
+                data = None if probes is None else complete_steps(probes, entry.get("variable"))
+                if data is None or not data.sizes["step"]:
+                    continue
+            try:
+                self.results[name] = self.callables[name](data)
+            except OvertoneError as exc:
+                self.failures[name] = f"analyzer {name!r} failed at step {step}: {exc}"
+                print(f"overtone: warning: {self.failures[name]}", file=sys.stderr)
                 continue
-            params = {k: v for k, v in entry.items() if k not in ("name", *schema.ANALYZER_KEYS)}
-            results[entry["name"]] = registry.get("analyzer", entry["name"]).create(**params)(data)
-        if results:
-            write_groups(run_dir / "analysis.nc", results)
+            ran = True
+        if ran:
+            write_groups(self.run_dir / "analysis.nc", self.results)
 
 
-class _Net(torch.nn.Module):
-    """Model trunk plus loss head: ``forward(x, y)`` is the training loss (one module for DDP)."""
+def _run_attrs(config: Mapping[str, Any], task: Any) -> dict[str, Any]:
+    """Attributes recorded with the metrics: the run, its components, and the task's description."""
+    attrs = {"run_name": config["run"]["name"], "seed": config["run"]["seed"], "engine": "torch",
+             "torch_version": str(torch.__version__)}
+    for kind in ("task", "model", "loss", "optimizer"):
+        attrs[kind] = config[kind]["name"]
+    attrs.update(task.describe())
+    return attrs
 
-    def __init__(self, model: torch.nn.Module, loss: torch.nn.Module) -> None:
-        super().__init__()
-        self.model, self.loss = model, loss
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.loss(self.model(x), y)
+def _diverged_message(what: str, run_dir: Path, metrics: Any) -> str:
+    kept = (f"the last good checkpoint (step {metrics.last_checkpoint}) is {run_dir / 'checkpoint.pt'}"
+            if metrics.last_checkpoint else "no checkpoint was reached")
+    return (f"{what}; training stopped. The metrics so far are in {run_dir / 'metrics.nc'} and {kept}. "
+            f"Lower [optimizer] lr (or set [train] grad_clip, or add [schedule] warmup_steps)")
 
 
-def _evaluate(net, task, split: str, batch_size: int, device, seed: int) -> tuple[float, float]:
-    """Mean loss and accuracy over the eval set, or over a fixed sample of the training set."""
-    if split == "eval":
-        batches = task.eval_batches(batch_size)
-    else:
-        n = min(task.train_size or 512, 4096)
-        batches = [task.sample_batch("train", n, torch.Generator().manual_seed(seed + 7))]
-    total_loss = total_correct = count = 0.0
-    for x, y in batches:
-        x, y = x.to(device), y.to(device)
-        features = net.model(x)
-        n = y.numel()
-        total_loss += net.loss(features, y).item() * n
-        total_correct += (net.loss.scores(features).argmax(-1) == y).sum().item()
-        count += n
-    return total_loss / count, total_correct / count
+def _postfix(metrics: Any) -> dict[str, str]:
+    shown = {"loss": "train_batch_loss", "eval_acc": "eval_acc", "tok/s": "tokens_per_s"}
+    return {label: f"{metrics.latest(name):.4g}" for label, name in shown.items() if math.isfinite(metrics.latest(name))}
 
 
 def _table_list(config: Mapping[str, Any], key: str, source: str) -> list[Mapping[str, Any]]:
     value = config.get(key, [])
-    if isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value):
+    if isinstance(value, Mapping) or not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
         raise ConfigError(f"{source}: write [[{key}]] (an array of tables), one per entry")
     return list(value)
 
 
 def _progress(total: int, initial: int, disabled: bool):
+    """A tqdm bar on stderr, off when not a terminal, on other ranks, or with OVERTONE_PROGRESS=0."""
     from tqdm import tqdm
 
     off = disabled or os.environ.get("OVERTONE_PROGRESS") == "0" or not sys.stderr.isatty()

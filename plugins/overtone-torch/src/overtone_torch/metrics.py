@@ -8,17 +8,23 @@ from typing import Any
 
 DESCRIPTIONS = {
     "train_batch_loss": ("loss on the training batch of each step", "nat"),
-    "train_loss": ("mean loss on a fixed sample of the training set", "nat"),
+    "train_loss": ("mean loss on a fixed sample of the training set (up to 4096 examples)", "nat"),
     "eval_loss": ("mean loss on the evaluation set", "nat"),
     "train_acc": ("accuracy on a fixed sample of the training set", "1"),
     "eval_acc": ("accuracy on the evaluation set", "1"),
-    "lr": ("learning rate after the step", "1"),
-    "tokens_per_s": ("input tokens processed per second since the last evaluation", "1/s"),
+    "lr": ("learning rate used by the step (of the first parameter group)", "1"),
+    "tokens_per_s": ("input tokens trained on per second (all processes) since the last evaluation "
+                     "or checkpoint, their time excluded", "1/s"),
+    "examples_per_s": ("training examples (or sequences) per second (all processes) since the last "
+                       "evaluation or checkpoint, their time excluded", "1/s"),
 }
 
 
 class MetricsLog:
-    """Values by step and name; missing values become NaN in the Dataset."""
+    """Values by step and name; missing values become NaN in the Dataset.
+
+    ``last_checkpoint`` is the step of the newest checkpoint written (0: none yet).
+    """
 
     def __init__(self, attrs: dict[str, Any] | None = None) -> None:
         self.rows: dict[int, dict[str, float]] = {}
@@ -29,6 +35,7 @@ class MetricsLog:
         self.rows.setdefault(step, {}).update({k: float(v) for k, v in values.items()})
 
     def latest(self, name: str) -> float:
+        """The value of ``name`` at the newest step that has one (NaN if none)."""
         for step in sorted(self.rows, reverse=True):
             if name in self.rows[step]:
                 return self.rows[step][name]
@@ -45,6 +52,7 @@ class MetricsLog:
         return log
 
     def dataset(self):
+        """An ``xr.Dataset`` with dim ``step``; each variable has ``long_name`` and ``units``."""
         import numpy as np
         import xarray as xr
 
@@ -55,11 +63,13 @@ class MetricsLog:
             values = np.array([self.rows[s].get(name, np.nan) for s in steps])
             long_name, units = DESCRIPTIONS.get(name, (name, "1"))
             data[name] = ("step", values, {"long_name": long_name, "units": units})
-        attrs = {k: v for k, v in self.attrs.items() if isinstance(v, (int, float, str))}
+        attrs = {k: (str(v) if isinstance(v, str) else v) for k, v in self.attrs.items()
+                 if isinstance(v, (int, float, str))}
         return xr.Dataset(data, coords={"step": ("step", np.array(steps, dtype=np.int64), {"long_name": "optimizer steps done"})},
                           attrs=attrs)
 
     def write(self, path: Path) -> None:
+        """Write the dataset to netCDF atomically (``overtone.io.write_dataset``)."""
         from overtone.io import write_dataset
 
         write_dataset(self.dataset(), path)

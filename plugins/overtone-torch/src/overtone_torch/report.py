@@ -34,7 +34,6 @@ def metric_figure(metrics):
             if series.size:
                 ax_loss.plot(series.step, series, style, label=name, alpha=0.5 if "batch" in name else 1)
     ax_loss.set(xlabel="step", ylabel="loss (nat)", yscale="log", title="loss")
-    ax_loss.legend()
     for name in ("train_acc", "eval_acc"):
         if name in metrics:
             series = metrics[name].dropna("step")
@@ -43,7 +42,9 @@ def metric_figure(metrics):
     if metrics.sizes.get("step", 0) and metrics.step.max() > 10 * max(1, int(metrics.step.min())):
         ax_acc.set_xscale("log")
         ax_loss.set_xscale("log")
-    ax_acc.legend()
+    for ax in (ax_loss, ax_acc):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
     return fig
 
@@ -61,35 +62,44 @@ def grokking_summary(metrics) -> dict[str, Any]:
     return out
 
 
-def write(run_dir: Path, config: dict[str, Any], metrics, registry: Any) -> Path:
-    """Write ``run_dir/report.html`` atomically and return its path."""
-    from overtone.config import dump_toml
-    from overtone.io import atomic_target, read_groups
+def write(run_dir: Path, config: dict[str, Any], metrics, analyses: Any) -> Path:
+    """Write ``run_dir/report.html`` atomically and return its path.
 
-    sections = [f"<h2>Metrics</h2><img src='data:image/png;base64,{_png(metric_figure(metrics))}'>"]
+    ``analyses`` holds the analyzers' latest results (``results``), their callables
+    (``callables``; one with ``.plot(result)`` gets a figure) and their failures (``failures``).
+    """
+    import matplotlib
+    from overtone.config import dump_toml
+    from overtone.io import atomic_target
+
+    matplotlib.use("Agg")
+    sections = []
+    if metrics.sizes.get("step", 0):
+        sections.append(f"<h2>Metrics</h2><img alt='loss and accuracy' "
+                        f"src='data:image/png;base64,{_png(metric_figure(metrics))}'>")
     summary = grokking_summary(metrics)
     rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{'' if v is None else v}</td></tr>"
+        f"<tr><td>{html.escape(k)}</td><td>{'not reached' if v is None else v}</td></tr>"
         for k, v in {**{f"first step with {k} >= 0.9": v for k, v in summary.items() if k != "gap"},
                      **({"grokking gap (steps)": summary["gap"]} if "gap" in summary else {})}.items())
     final = {name: float(metrics[name].dropna("step")[-1]) for name in
-             ("train_loss", "eval_loss", "train_acc", "eval_acc") if name in metrics and metrics[name].notnull().any()}
+             ("train_loss", "eval_loss", "train_acc", "eval_acc", "tokens_per_s", "examples_per_s")
+             if name in metrics and metrics[name].notnull().any()}
     rows += "".join(f"<tr><td>final {k}</td><td>{v:.4g}</td></tr>" for k, v in final.items())
+    if metrics.sizes.get("step", 0):
+        rows += f"<tr><td>last step</td><td>{int(metrics.step.max())}</td></tr>"
     sections.append(f"<h2>Summary</h2><table>{rows}</table>")
-    analyses = read_groups(run_dir / "analysis.nc") if (run_dir / "analysis.nc").exists() else {}
-    for entry in config.get("analyzers", []):
-        result = analyses.get(entry["name"])
-        if result is None:
-            continue
-        params = {k: v for k, v in entry.items() if k not in ("name", "every", "input")}
-        analyzer = registry.get("analyzer", entry["name"]).create(**params)
-        block = f"<h2>Analyzer: {html.escape(entry['name'])}</h2>"
+    for name, message in analyses.failures.items():
+        sections.append(f"<h2>Analyzer: {html.escape(name)}</h2><p>failed: {html.escape(message)}</p>")
+    for name, result in analyses.results.items():
+        analyzer = analyses.callables[name]
+        block = f"<h2>Analyzer: {html.escape(name)}</h2>"
         if hasattr(analyzer, "plot"):
             try:
-                block += f"<img src='data:image/png;base64,{_png(analyzer.plot(result))}'>"
+                block += f"<img alt='{html.escape(name)}' src='data:image/png;base64,{_png(analyzer.plot(result))}'>"
             except Exception as exc:  # a plot failure must not lose the report
-                block += f"<p>plot failed: {html.escape(str(exc))}</p>"
-        scalars = {k: v for k, v in result.data_vars.items() if v.size == 1}
+                block += f"<p>plot failed: {html.escape(f'{type(exc).__name__}: {exc}')}</p>"
+        scalars = {k: v for k, v in result.data_vars.items() if v.size == 1 and np.issubdtype(v.dtype, np.number)}
         if scalars:
             block += "<table>" + "".join(
                 f"<tr><td>{html.escape(str(k))}</td><td>{np.asarray(v.values).item():.4g}</td></tr>"

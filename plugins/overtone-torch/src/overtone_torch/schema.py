@@ -1,47 +1,62 @@
-"""The torch engine's config sections and their defaults."""
+"""The torch engine's config sections, their keys and defaults (validated by ``TorchEngine.resolve``)."""
 
 from overtone import Param
 
 SECTIONS = {
-    "run": "core: name, engine, seed",
-    "task": "the data: a task component",
-    "model": "the trunk: a model component",
-    "loss": "the head and criterion: a loss component",
-    "optimizer": "an optimizer component",
+    "run": "core: name, engine, seed, description",
+    "task": "the data: a task component and its parameters",
+    "model": "the trunk: a model component and its parameters",
+    "loss": "the head and criterion: a loss component and its parameters",
+    "optimizer": "an optimizer component and its hyper-parameters",
     "schedule": "learning-rate warm-up and decay",
     "train": "steps, batches, evaluation, checkpoints, device",
     "probes": "[[probes]]: model state turned into xarray at chosen steps",
     "analyzers": "[[analyzers]]: analyzers run on probes during and after training",
 }
 
+#: Components a section names when it leaves out ``name``.
+DEFAULT_COMPONENTS = {"task": None, "model": None, "loss": "cross-entropy", "optimizer": "adamw"}
+
 SCHEDULE = {
-    "warmup_steps": Param(0, help="linear warm-up from 0 to lr over this many steps"),
-    "decay": Param("constant", choices=("constant", "cosine"), help="after warm-up"),
-    "min_lr_ratio": Param(0.1, help="cosine decays to lr * min_lr_ratio"),
+    "warmup_steps": Param(0, help="linear warm-up: lr * (s + 1) / warmup_steps for steps s < warmup_steps"),
+    "decay": Param("constant", choices=("constant", "cosine"), help="after warm-up: constant, or cosine "
+                                                                     "down to lr * min_lr_ratio at the last step"),
+    "min_lr_ratio": Param(0.1, help="cosine: the final learning rate as a fraction of lr (0 to 1)"),
 }
 
 TRAIN = {
     "steps": Param(1000, help="optimizer steps"),
-    "batch_size": Param(512, help="global batch (examples or sequences)"),
-    "eval_every": Param(100, help="evaluate every N steps (and at the end)"),
-    "eval_batch_size": Param(2048, help="batch size for evaluation"),
+    "batch_size": Param(512, help="global batch (examples or sequences), split evenly over DDP processes"),
+    "eval_every": Param(100, help="evaluate train and eval loss/accuracy every N steps (and at the end)"),
+    "eval_batch_size": Param(2048, help="examples per forward pass during evaluation and probes"),
     "checkpoint_every": Param(500, help="write checkpoint.pt every N steps (and at the end)"),
-    "grad_clip": Param(1.0, help="clip the gradient norm (0: off)"),
-    "device": Param("auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when available"),
-    "compile": Param(False, help="torch.compile the model"),
+    "log_every": Param(10, help="read the per-step training losses back from the device every N steps "
+                                "(every step's loss is kept; NaN/inf is caught at these reads)"),
+    "grad_clip": Param(1.0, help="clip the global gradient norm to this value (0: off)"),
+    "device": Param("auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA (bf16 autocast) when available"),
+    "compile": Param(False, help="train through torch.compile(model)"),
     "threads": Param(0, help="torch CPU threads (0: torch's default)"),
     "features": Param(0, help="feature width between model and loss (0: the model's d_model or width)"),
 }
 
+#: Lower bounds of numeric [train] and [schedule] keys.
+MINIMUM = {"steps": 1, "batch_size": 1, "eval_every": 1, "eval_batch_size": 1, "checkpoint_every": 1,
+           "log_every": 1, "grad_clip": 0, "threads": 0, "features": 0, "warmup_steps": 0}
+
+PROBE_KINDS = ("embeddings", "hidden", "outputs", "weights")
+
 PROBE = {
-    "kind": Param(required=True, type=str, choices=("embeddings", "hidden", "outputs", "weights"),
-                  help="what to record"),
+    "kind": Param(required=True, type=str, choices=PROBE_KINDS,
+                  help="embeddings (token, embed_dim); hidden (sample, feature) + labels; "
+                       "outputs (a, b, class) softmax probabilities over a modular task's input grid; "
+                       "weights: weight_<name> for each parameter in names"),
     "every": Param(100, help="record every N steps (and at the end)"),
-    "samples": Param(256, help="hidden: examples in the probe batch"),
-    "names": Param([], help="weights: parameter names to record"),
+    "samples": Param(256, help="hidden: examples in the fixed probe batch"),
+    "names": Param([], help="weights: parameter names, e.g. 'model.layers.0.weight' (see the error "
+                            "message of a wrong name for the list)"),
 }
 
 ANALYZER_KEYS = {
-    "every": Param(0, help="run during training every N steps (0: only on the finished run)"),
+    "every": Param(0, help="also run during training every N steps (0: only on the finished run)"),
     "input": Param("probes", choices=("probes", "metrics"), help="which dataset the analyzer reads"),
 }

@@ -1,0 +1,114 @@
+"""Helpers of the engine tests, and a tiny test plugin (load it with OVERTONE_PLUGINS=torch_engine_testing).
+
+The analyzers here exist only to check the engine's wiring (due steps, analysis.nc groups,
+report plots, failures); the real analyzers live in overtone-dynamics.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from overtone import Component, DatasetError, Param, hookimpl
+from overtone.config import dump_toml
+
+#: A run that takes about a second: (a + b) mod 23 with a small MLP.
+SMALL = {
+    "run": {"name": "small", "seed": 5},
+    "task": {"name": "modular-arithmetic", "p": 23, "train_fraction": 0.5},
+    "model": {"name": "mlp", "width": 32, "embed_dim": 16},
+    "optimizer": {"name": "adamw", "lr": 0.01, "weight_decay": 0.1},
+    "schedule": {"warmup_steps": 3, "decay": "cosine"},
+    "train": {"steps": 30, "batch_size": 64, "eval_every": 5, "checkpoint_every": 10, "log_every": 4,
+              "threads": 1},
+    "probes": [{"kind": "embeddings", "every": 10}, {"kind": "hidden", "every": 15, "samples": 20},
+               {"kind": "outputs", "every": 30},
+               {"kind": "weights", "every": 30, "names": ["model.layers.0.weight", "loss.weight"]}],
+}
+
+
+def small(**sections) -> dict:
+    """A deep copy of :data:`SMALL` with whole sections replaced (``train={...}`` merges into [train])."""
+    config = copy.deepcopy(SMALL)
+    for name, value in sections.items():
+        if name == "train":
+            config["train"].update(value)
+        else:
+            config[name] = value
+    return config
+
+
+def write(tmp_path: Path, config: dict, name: str = "exp.toml") -> Path:
+    """Write ``config`` as TOML under ``tmp_path`` and return the path."""
+    path = tmp_path / name
+    path.write_text(dump_toml(config))
+    return path
+
+
+def registry_with_test_plugin():
+    """The installed plugins plus this module (its test analyzers)."""
+    from overtone.plugins import load_plugins
+    from overtone.registry import Registry
+
+    return Registry(load_plugins(modules=[__name__]))
+
+
+class EmbeddingNorm:
+    """Mean Euclidean norm of the embedding rows at each probe step (float64 NumPy)."""
+
+    def __init__(self, variable: str = "embeddings", fail: bool = False) -> None:
+        self.variable, self.fail = variable, fail
+
+    def __call__(self, ds: xr.Dataset) -> xr.Dataset:
+        if self.fail:
+            raise DatasetError("test-norm: asked to fail")
+        if self.variable not in ds:
+            raise DatasetError(f"test-norm: no {self.variable!r}")
+        values = np.asarray(ds[self.variable].values, dtype=np.float64)
+        norms = np.linalg.norm(values, axis=-1).mean(axis=-1)
+        return xr.Dataset({"mean_norm": (("step",), norms)}, coords={"step": ds.step.values},
+                          attrs={"analyzer": "test-norm", "steps_seen": int(ds.sizes["step"])})
+
+    def plot(self, result: xr.Dataset):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots()
+        ax.plot(result.step, result.mean_norm)
+        return fig
+
+
+class PoisonedSGD:
+    """Plain SGD that writes NaN into the first parameter on its ``nan_at``-th step (tests only)."""
+
+    def __new__(cls, params, lr: float = 0.01, nan_at: int = 10):
+        import torch
+
+        class _Poisoned(torch.optim.SGD):
+            steps = 0
+
+            @torch.no_grad()
+            def step(self, closure=None):
+                result = super().step(closure)
+                self.steps += 1
+                if self.steps == nan_at:
+                    self.param_groups[0]["params"][0].fill_(float("nan"))
+                return result
+
+        return _Poisoned(params, lr=lr)
+
+
+@hookimpl
+def overtone_optimizers():
+    return [Component("optimizer", "test-poisoned-sgd", PoisonedSGD, "test only: SGD that writes NaN",
+                      params={"lr": Param(0.01), "nan_at": Param(10)})]
+
+
+@hookimpl
+def overtone_analyzers():
+    return [Component("analyzer", "test-norm", EmbeddingNorm, "test only: mean norm of embedding rows",
+                      params={"variable": Param("embeddings"), "fail": Param(False)})]
