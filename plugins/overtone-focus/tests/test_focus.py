@@ -24,10 +24,15 @@ def numpy_focus(theta, grads, lr, beta1, beta2, gamma, wd, decay_first):
         hat = bar / (1 - beta2**t)
         if decay_first:
             theta = theta - lr * wd * hat
-        theta = theta - lr * (np.sign(m) + gamma * np.sign(theta - hat))
+        theta = theta - lr * (np.sign(m) + gamma * exact_sign(theta - hat, theta))
         if not decay_first:
             theta = theta - lr * wd * hat
     return theta
+
+
+def exact_sign(diff, scale):
+    """sign(diff), with |diff| at rounding level counted as the exact tie it is (t = 1: theta_hat = theta)."""
+    return np.where(np.abs(diff) <= 1e-13 * np.abs(scale), 0.0, np.sign(diff))
 
 
 def numpy_signum(theta, grads, lr, beta, wd):
@@ -133,16 +138,97 @@ def test_closure_and_param_groups():
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"lr": -1.0}, "lr = -1.0 must be >= 0"), ({"betas": (1.0, 0.999)}, r"betas\[0\] = 1.0 must be in \[0, 1\)"),
-     ({"betas": (0.9, -0.1)}, r"betas\[1\] = -0.1 must be in \[0, 1\)"), ({"gamma": -0.1}, "gamma = -0.1 must be >= 0"),
-     ({"decay_order": "late"}, "decay_order = 'late'")],
+    [({"lr": -1.0}, r"FOCUS: lr = -1.0 must be a number >= 0"),
+     ({"lr": float("nan")}, r"FOCUS: lr = nan must be a number >= 0"),
+     ({"betas": (1.0, 0.999)}, r"FOCUS: betas\[0\] = 1.0 must be in \[0, 1\)"),
+     ({"betas": [0.9, -0.1]}, r"FOCUS: betas\[1\] = -0.1 must be in \[0, 1\)"),
+     ({"betas": (0.9,)}, r"FOCUS: betas = \(0.9,\) must hold two values"),
+     ({"gamma": -0.1}, "FOCUS: gamma = -0.1 must be a number >= 0"),
+     ({"weight_decay": -1e-3}, "FOCUS: weight_decay = -0.001 must be a number >= 0"),
+     ({"decay_order": "late"}, "FOCUS: decay_order = 'late'; allowed: 'paper', 'reference'")],
 )
-def test_bad_hyperparameters(kwargs, message):
+def test_bad_focus_hyperparameters(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         FOCUS([torch.nn.Parameter(torch.ones(2))], **kwargs)
-    if "lr" in kwargs:
-        with pytest.raises(ConfigError, match=message):
-            Signum([torch.nn.Parameter(torch.ones(2))], **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"lr": -1.0}, "Signum: lr = -1.0 must be a number >= 0"),
+     ({"momentum": 1.0}, r"Signum: momentum = 1.0 must be in \[0, 1\)"),
+     ({"momentum": -0.5}, r"Signum: momentum = -0.5 must be in \[0, 1\)"),
+     ({"weight_decay": -1.0}, "Signum: weight_decay = -1.0 must be a number >= 0")],
+)
+def test_bad_signum_hyperparameters(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        Signum([torch.nn.Parameter(torch.ones(2))], **kwargs)
+
+
+def test_bad_hyperparameters_are_value_errors():
+    """ConfigError subclasses ValueError, which torch's own optimizers raise."""
+    with pytest.raises(ValueError):
+        FOCUS([torch.nn.Parameter(torch.ones(2))], betas=(0.9, 1.5))
+
+
+@pytest.mark.parametrize("cls", [FOCUS, Signum])
+def test_cache_blocks_do_not_change_results(cls, monkeypatch):
+    """The CPU block cut (here 64 elements, so tensors split and pack) is bit-equal to whole tensors."""
+    import overtone_focus.blocks as blocks
+
+    torch.manual_seed(5)
+    shapes = [(300, 7), (5,), (129,), (64,), (3, 3, 3)]
+    a = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    c = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    opts = [cls(a, lr=1e-2, foreach=True, weight_decay=0.1), cls(b, lr=1e-2, foreach=True, weight_decay=0.1),
+            cls(c, lr=1e-2, foreach=False, weight_decay=0.1)]
+    sizes = [64, None, None]
+    for _ in range(15):
+        for pa, pb, pc in zip(a, b, c):
+            g = torch.randn_like(pa)
+            pa.grad, pb.grad, pc.grad = g, g.clone(), g.clone()
+        for opt, size in zip(opts, sizes):
+            monkeypatch.setattr(blocks, "CPU_BLOCK", size)
+            opt.step()
+    assert all(torch.equal(pa, pb) and torch.equal(pa, pc) for pa, pb, pc in zip(a, b, c))
+
+
+def test_blocks_split_and_pack():
+    from overtone_focus.blocks import blocks
+
+    tensors = [torch.zeros(10), torch.zeros(3), torch.zeros(2, 2), torch.zeros(5, 2).t()]
+    out = list(blocks((tensors, tensors), 4))
+    sizes = [[t.numel() for t in block[0]] for block in out]
+    assert sizes == [[4], [4], [2, 3], [4], [10]]  # 10 -> 4+4+2 (+3 packed), 2x2 whole, transposed whole
+    assert sum(map(sum, sizes)) == sum(t.numel() for t in tensors)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_late_parameter_has_its_own_bias_correction(foreach):
+    """A parameter whose first gradient comes at step 4 follows Algorithm 1 from its own t = 1."""
+    grads = random_grads(12, seed=7)
+    early = torch.nn.Parameter(torch.randn(5, 3, dtype=torch.float64))
+    late = torch.nn.Parameter(torch.randn(7, dtype=torch.float64))
+    late0 = late.detach().clone()
+    opt = FOCUS([early, late], lr=0.01, betas=(0.9, 0.9), gamma=0.5, foreach=foreach)
+    for k, step_grads in enumerate(grads):
+        early.grad = step_grads[0].clone()
+        late.grad = step_grads[1].clone() if k >= 3 else None
+        opt.step()
+    expected = numpy_focus(late0.numpy(), [g[1].numpy() for g in grads[3:]], 0.01, 0.9, 0.9, 0.5, 0.0, True)
+    np.testing.assert_allclose(late.detach().numpy(), expected, rtol=0, atol=1e-12)
+
+
+def test_bfloat16_parameters_keep_a_float32_average():
+    """bf16 parameters: the average is float32 and tracks a parameter that bf16 could not average."""
+    p = torch.nn.Parameter(torch.full((4,), 1.0, dtype=torch.bfloat16))
+    opt = FOCUS([p], lr=0.0)
+    for _ in range(50):
+        p.grad = torch.ones_like(p)
+        opt.step()
+    bar = opt.state[p]["param_avg"]
+    assert bar.dtype == torch.float32
+    torch.testing.assert_close(bar / (1 - 0.999**50), torch.ones(4), rtol=1e-5, atol=0)
 
 
 def test_registry_and_contract():
@@ -151,22 +237,49 @@ def test_registry_and_contract():
     assert {c.name for c in check_plugin(plugin)} == {"focus", "signum"}
     opt = registry().get("optimizer", "focus").create([torch.nn.Parameter(torch.ones(2))], betas=[0.8, 0.99])
     assert isinstance(opt, FOCUS) and opt.defaults["betas"] == (0.8, 0.99)
+    assert isinstance(registry().get("optimizer", "signum").create([torch.nn.Parameter(torch.ones(2))]), Signum)
+    # every constructor keyword is declared with the constructor's default
+    import inspect
+
+    for name, cls in (("focus", FOCUS), ("signum", Signum)):
+        declared = registry().get("optimizer", name).params
+        signature = inspect.signature(cls.__init__).parameters
+        for key, param in signature.items():
+            if key in ("self", "params"):
+                continue
+            default = getattr(declared[key], "default", declared[key])
+            assert (list(default) if isinstance(default, (list, tuple)) else default) == (
+                list(param.default) if isinstance(param.default, tuple) else param.default), key
+        assert set(declared) == set(signature) - {"self", "params"}
 
 
-def test_agrees_with_pytorch_optimizer_peer():
-    """The peer implementation (pytorch-optimizer's FOCUS) gives the same parameters, weight decay 0."""
-    peer_module = pytest.importorskip("pytorch_optimizer")
-    grads = random_grads(10, seed=9)
-    _, ours = run_steps(FOCUS, SHAPES, grads, lr=0.01, gamma=0.1)
-    _, theirs = run_steps(peer_module.FOCUS, SHAPES, grads, lr=0.01, gamma=0.1)
+@pytest.mark.parametrize("wd", [0.0, 0.1])
+def test_agrees_with_pytorch_optimizer_peer(wd):
+    """pytorch-optimizer's FOCUS (paper order) and SignSGD(momentum) give the same parameters in float64.
+
+    The peer computes ``theta - theta_bar / c``, we ``c theta - theta_bar``: the same sign except at
+    rounding-level ties, which random float64 data does not hit.
+    """
+    import pytorch_optimizer as peer  # installed by the tox env (a test dependency, not a runtime one)
+
+    grads = random_grads(20, seed=9)
+    _, ours = run_steps(FOCUS, SHAPES, grads, lr=0.01, gamma=0.1, weight_decay=wd)
+    _, theirs = run_steps(peer.FOCUS, SHAPES, grads, lr=0.01, gamma=0.1, weight_decay=wd)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=0, atol=1e-12)
+    _, ours = run_steps(Signum, SHAPES, grads, lr=0.01, momentum=0.9, weight_decay=wd)
+    _, theirs = run_steps(peer.SignSGD, SHAPES, grads, lr=0.01, momentum=0.9, weight_decay=wd)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=0, atol=1e-12)
 
 
 def test_listing_plugins_does_not_import_torch():
+    import os
     import subprocess
     import sys
 
-    code = "import overtone, sys; overtone.registry(); assert 'torch' not in sys.modules, 'torch imported'"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    code = ("import overtone, sys; r = overtone.registry(); assert 'torch' not in sys.modules, 'torch imported'; "
+            "assert r.get('optimizer', 'focus') and r.get('optimizer', 'signum')")
+    env = dict(os.environ, OVERTONE_LOAD_PLUGINS="overtone-focus")  # this plugin alone: others are not ours
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
