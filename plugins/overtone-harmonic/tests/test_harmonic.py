@@ -1,4 +1,5 @@
-"""The harmonic loss against a float64 NumPy reference, gradcheck, and the paper's properties."""
+"""The harmonic loss against a float64 NumPy reference, gradcheck, chunked = unchunked, and the
+paper's properties (scale invariance, loss -> 0 as x -> w_y, no NaN at x = w_i)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from overtone import ConfigError
 from overtone.registry import registry
 from overtone.testing import check_plugin
+from overtone_harmonic import chunked_harmonic_loss, harmonic_logits
 
 
 def make(**params):
@@ -17,21 +20,29 @@ def make(**params):
 
 
 def numpy_harmonic(x, w, t, n):
-    """float64 reference from the definition: p_i = d_i^-n / sum_j d_j^-n, loss = mean -log p_y.
+    """float64 reference from the definition, independent of the torch code's algebra.
 
-    Gradients by the chain rule on d_i = ||x - w_i||: d(-log p_y)/dx = sum_i (p_i - [i=y]) (-n) (x - w_i) / d_i^2.
+    d_ri = ||x_r - w_i|| from explicit differences; p_ri = d_ri^-n / sum_j d_rj^-n (computed as
+    a max-shifted exp of -n log d); loss = mean over kept rows (t != -100) of -log p_ry.
+    Gradients by the chain rule on d: d(-log p_y)/dx = sum_i (p_i - [i=y]) (-n) (x - w_i) / d_i^2,
+    and the negative of each term for w_i.
     """
+    keep = t != -100
+    x, t = x[keep], t[keep]
     diff = x[:, None, :] - w[None, :, :]
     d = np.sqrt((diff**2).sum(-1))
     logits = -n * np.log(d)
     logits -= logits.max(1, keepdims=True)
-    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    loss = -np.log(p[np.arange(len(t)), t]).mean()
+    log_norm = np.log(np.exp(logits).sum(1, keepdims=True))
+    p = np.exp(logits - log_norm)
+    rows = np.arange(len(t))
+    loss = -(logits - log_norm)[rows, t].mean()
     g = p.copy()
-    g[np.arange(len(t)), t] -= 1
+    g[rows, t] -= 1
     g /= len(t)
     coef = g * (-n) / d**2
-    gx = (coef[:, :, None] * diff).sum(1)
+    gx = np.zeros(keep.shape + (x.shape[1],))
+    gx[keep] = (coef[:, :, None] * diff).sum(1)
     gw = -(coef[:, :, None] * diff).sum(0)
     return loss, p, gx, gw
 
@@ -42,29 +53,53 @@ def test_contract():
     assert [c.name for c in check_plugin(plugin)] == ["harmonic"]
 
 
-@pytest.mark.parametrize("chunk", [None, 4])
+@pytest.mark.parametrize("chunk", [None, 4, 1000])
 def test_forward_and_gradient_match_numpy(chunk):
     torch.manual_seed(0)
     loss_fn = make(d_in=6, n_classes=9, n=3.5, chunk_size=chunk).double()
     x = torch.randn(11, 6, dtype=torch.float64, requires_grad=True)
     t = torch.randint(0, 9, (11,))
+    t[5] = -100
     loss = loss_fn(x, t)
     loss.backward()
     ref, p, gx, gw = numpy_harmonic(x.detach().numpy(), loss_fn.weight.detach().numpy(), t.numpy(), 3.5)
     np.testing.assert_allclose(loss.item(), ref, rtol=1e-12)
-    np.testing.assert_allclose(torch.softmax(loss_fn.scores(x), -1).detach().numpy(), p, rtol=1e-10)
-    np.testing.assert_allclose(x.grad.numpy(), gx, rtol=1e-9, atol=1e-13)
-    np.testing.assert_allclose(loss_fn.weight.grad.numpy(), gw, rtol=1e-9, atol=1e-13)
+    probs = torch.softmax(loss_fn.scores(x), -1).detach().numpy()[t.numpy() != -100]
+    np.testing.assert_allclose(probs, p, rtol=1e-10)
+    np.testing.assert_allclose(x.grad.numpy(), gx, rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(loss_fn.weight.grad.numpy(), gw, rtol=1e-9, atol=1e-14)
 
 
-def test_gradcheck_chunked():
-    from overtone_harmonic.loss import chunked_harmonic_loss
+def test_float32_chunked_matches_float64_numpy_at_gpt2_like_exponent():
+    """n = 1536 on d (the reference GPT-2's 768 on d^2): probabilities of far classes underflow,
+    but the log-space loss and its gradients stay accurate in float32."""
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(300, 32))
+    t = rng.integers(0, 300, 24)
+    x = rng.normal(size=(24, 32))
+    x[:12] = w[t[:12]] + 0.3 * x[:12]  # half the rows sit near their own centre
+    ref, _, gx, gw = numpy_harmonic(x, w, t, 1536.0)
+    xt = torch.tensor(x, dtype=torch.float32, requires_grad=True)
+    wt = torch.tensor(w, dtype=torch.float32, requires_grad=True)
+    loss = chunked_harmonic_loss(xt, wt, torch.tensor(t), 1536.0, chunk_size=5)
+    loss.backward()
+    assert math.isfinite(ref) and ref > 10  # the other half are far from their centres
+    np.testing.assert_allclose(loss.item(), ref, rtol=2e-5)
+    scale = np.abs(gx).max()
+    np.testing.assert_allclose(xt.grad.numpy(), gx, rtol=0, atol=1e-4 * scale)
+    np.testing.assert_allclose(wt.grad.numpy(), gw, rtol=0, atol=1e-4 * np.abs(gw).max())
 
+
+def test_gradcheck_chunked_and_unchunked():
     torch.manual_seed(1)
     x = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
     w = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
     t = torch.tensor([0, 4, -100, 2, 2, 1, 3])
-    assert torch.autograd.gradcheck(lambda x, w: chunked_harmonic_loss(x, w, t, 2.5, 1e-12, 3), (x, w))
+    assert torch.autograd.gradcheck(lambda x, w: chunked_harmonic_loss(x, w, t, 2.5, chunk_size=3), (x, w))
+    # an outer function (incoming gradient != 1) and a chunk larger than the batch
+    assert torch.autograd.gradcheck(lambda x, w: 3 * chunked_harmonic_loss(x, w, t, 2.5, chunk_size=64) ** 2, (x, w))
+    assert torch.autograd.gradcheck(
+        lambda x, w: F.cross_entropy(harmonic_logits(x, w, 2.5), t, ignore_index=-100), (x, w))
 
 
 def test_chunked_equals_unchunked_on_sequences():
@@ -77,13 +112,43 @@ def test_chunked_equals_unchunked_on_sequences():
     t = torch.randint(0, 50, (3, 10))
     t[1, 3] = -100
     a, b = full(x1, t), chunked(x2, t)
-    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
     a.backward()
     g_w_full = full.weight.grad.clone()
     full.weight.grad = None
     b.backward()
-    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(full.weight.grad, g_w_full, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(x2.grad, x1.grad, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(full.weight.grad, g_w_full, rtol=1e-5, atol=1e-7)
+    assert torch.count_nonzero(x2.grad[1, 3]) == 0  # the ignored position gets no gradient
+
+
+def test_no_grad_forward_and_partial_gradients():
+    torch.manual_seed(6)
+    loss_fn = make(d_in=5, n_classes=7, n=3.0, chunk_size=3)
+    x = torch.randn(10, 5, requires_grad=True)
+    t = torch.randint(0, 7, (10,))
+    with torch.no_grad():
+        evaluated = loss_fn(x, t)
+    assert not evaluated.requires_grad
+    loss_fn.weight.requires_grad_(False)  # only x needs a gradient
+    loss = loss_fn(x, t)
+    torch.testing.assert_close(loss, evaluated)
+    loss.backward()
+    expected = torch.autograd.grad(F.cross_entropy(harmonic_logits(x, loss_fn.weight, 3.0), t), x)[0]
+    torch.testing.assert_close(x.grad, expected, rtol=1e-5, atol=1e-7)
+    assert loss_fn.weight.grad is None
+
+
+def test_half_precision_features_are_reduced_in_float32():
+    torch.manual_seed(7)
+    loss_fn = make(d_in=16, n_classes=20, chunk_size=8)
+    x = torch.randn(12, 16).to(torch.bfloat16).requires_grad_()
+    t = torch.randint(0, 20, (12,))
+    loss = loss_fn(x, t)
+    loss.backward()
+    expected = F.cross_entropy(harmonic_logits(x.detach().float(), loss_fn.weight.detach(), loss_fn.n), t)
+    assert loss.dtype == torch.float32 and x.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(loss, expected, rtol=1e-6, atol=1e-6)
 
 
 def test_probabilities_are_scale_invariant():
@@ -91,37 +156,46 @@ def test_probabilities_are_scale_invariant():
     torch.manual_seed(3)
     loss_fn = make(d_in=5, n_classes=6, n=3.0).double()
     x = torch.randn(4, 5, dtype=torch.float64)
-    p = torch.softmax(loss_fn.scores(x), -1)
+    t = torch.randint(0, 6, (4,))
+    p, loss = torch.softmax(loss_fn.scores(x), -1), loss_fn(x, t)
     with torch.no_grad():
         loss_fn.weight.mul_(17.0)
     torch.testing.assert_close(torch.softmax(loss_fn.scores(17.0 * x), -1), p, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(loss_fn(17.0 * x, t), loss, rtol=1e-12, atol=0)
 
 
-def test_loss_tends_to_zero_as_x_approaches_its_centre_and_no_nan_at_it():
+@pytest.mark.parametrize("chunk", [None, 1])
+def test_loss_tends_to_zero_as_x_approaches_its_centre_and_no_nan_at_it(chunk):
     torch.manual_seed(4)
-    loss_fn = make(d_in=4, n_classes=5, n=2.0).double()
+    loss_fn = make(d_in=4, n_classes=5, n=2.0, chunk_size=chunk).double()
     w = loss_fn.weight.detach()
     target = torch.tensor([2])
     losses = [loss_fn(w[2:3] + r * torch.ones(1, 4, dtype=torch.float64), target).item() for r in (1e-1, 1e-3, 1e-6)]
     assert losses[0] > losses[1] > losses[2] and losses[2] < 1e-10
-    x = w[2:3].clone().requires_grad_()
-    loss = loss_fn(x, target)
-    loss.backward()
-    assert torch.isfinite(loss) and torch.isfinite(x.grad).all() and torch.isfinite(loss_fn.weight.grad).all()
-    chunked = make(d_in=4, n_classes=5, n=2.0, chunk_size=1).double()
-    chunked.weight = loss_fn.weight
-    assert torch.isfinite(chunked(w[2:3].clone().requires_grad_(), target))
+    for t in (2, 0):  # x sits on its own centre, or on another class's centre
+        x = w[2:3].clone().requires_grad_()
+        loss_fn.weight.grad = None
+        loss = loss_fn(x, torch.tensor([t]))
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(x.grad).all() and torch.isfinite(loss_fn.weight.grad).all()
+        if t == 0:
+            assert loss.item() > 20  # confidently wrong, but finite
 
 
 def test_exponent_conventions_and_default():
     assert make(d_in=16, n_classes=3).n == pytest.approx(2 * math.sqrt(16))
     assert make(d_in=16, n_classes=3, n=28, convention="squared").n == 56
-    with pytest.raises(ConfigError, match="n = -1 must be positive"):
+    assert make(d_in=16, n_classes=3, n=28).n == 28
+    with pytest.raises(ConfigError, match="n = -1 must be a positive number"):
         make(d_in=4, n_classes=3, n=-1)
+    with pytest.raises(ConfigError, match="convention"):
+        make(d_in=4, n_classes=3, convention="paper")
+    with pytest.raises(ConfigError, match="chunk_size = 0"):
+        make(d_in=4, n_classes=3, chunk_size=0)
 
 
 def test_matches_reference_code_formulation():
-    """The reference normalises d^2 by its row minimum and raises it to -n_ref; the same probabilities."""
+    """The reference normalises d^2 by its row minimum and raises it to -n_ref: the same p."""
     torch.manual_seed(5)
     loss_fn = make(d_in=6, n_classes=8, n=3.0, convention="squared").double()
     x = torch.randn(5, 6, dtype=torch.float64)
@@ -131,7 +205,7 @@ def test_matches_reference_code_formulation():
     torch.testing.assert_close(torch.softmax(loss_fn.scores(x), -1), reference, rtol=1e-10, atol=1e-13)
 
 
-def test_trains_with_the_engine(tmp_path):
+def test_trains_an_mlp_with_the_engine(tmp_path):
     from overtone.config import dump_toml
     from overtone.io import open_dataset
     from overtone.runs import run_experiment
@@ -140,7 +214,7 @@ def test_trains_with_the_engine(tmp_path):
         "run": {"name": "h", "seed": 0},
         "task": {"name": "gaussian-mixture", "n_classes": 4, "dim": 8, "n_samples": 400, "separation": 8.0},
         "model": {"name": "mlp", "width": 32},
-        "loss": {"name": "harmonic"},
+        "loss": {"name": "harmonic", "chunk_size": 50},
         "optimizer": {"name": "adamw", "lr": 0.01},
         "train": {"steps": 60, "batch_size": 64, "eval_every": 20, "threads": 1},
     }
@@ -150,10 +224,28 @@ def test_trains_with_the_engine(tmp_path):
         assert float(m["eval_acc"].dropna("step")[-1]) > 0.95  # well-separated classes: near-perfect
 
 
-def test_listing_plugins_does_not_import_torch():
-    import subprocess
-    import sys
+def test_is_a_tied_transformer_unembedding(tmp_path):
+    """As the paper's GPT-2: the token embedding is the harmonic head; the chunked loss trains it."""
+    from overtone_torch.build import TrainNet, create_model_and_loss, create_task
 
-    code = "import overtone, sys; overtone.registry(); assert 'torch' not in sys.modules, 'torch imported'"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    config = {
+        "task": {"name": "char-text", "context": 16},
+        "model": {"name": "transformer", "n_layer": 1, "n_head": 2, "d_model": 16, "tie_weights": True},
+        "loss": {"name": "harmonic", "chunk_size": 20},
+        "train": {"features": 0},
+    }
+    task = create_task(config, registry(), seed=0)
+    model, loss = create_model_and_loss(config, registry(), task)
+    assert loss.weight is model.token_embedding.weight
+    net = TrainNet(model, loss)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    torch.manual_seed(0)
+    tokens = torch.randint(0, task.n_classes, (8, 17))
+    x, y = tokens[:, :-1], tokens[:, 1:]
+    first = net(x, y).item()
+    for _ in range(30):
+        optimizer.zero_grad()
+        net(x, y).backward()
+        optimizer.step()
+    assert net(x, y).item() < first - 0.5  # a fixed batch is memorised
+    assert loss.scores(model(x)).shape == (8, 16, task.n_classes)

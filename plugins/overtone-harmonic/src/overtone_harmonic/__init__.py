@@ -1,18 +1,9 @@
-"""overtone-harmonic: the harmonic loss (arXiv 2502.01628).
+"""overtone-harmonic: the harmonic loss (arXiv 2502.01628)."""
 
-``HarmonicLoss`` and ``harmonic_logits`` are imported on first use, so that listing plugins
-(which imports ``overtone_harmonic.plugin``) never imports torch.
-"""
-
-from __future__ import annotations
+from overtone_harmonic.chunked import chunked_harmonic_loss
+from overtone_harmonic.functional import exponent_on_distance, harmonic_logits, squared_distances
+from overtone_harmonic.loss import HarmonicLoss
 
 __version__ = "0.1.0"
-__all__ = ["HarmonicLoss", "harmonic_logits"]
-
-
-def __getattr__(name: str):
-    if name in __all__:
-        from overtone_harmonic import loss
-
-        return getattr(loss, name)
-    raise AttributeError(f"module 'overtone_harmonic' has no attribute {name!r}")
+__all__ = ["HarmonicLoss", "chunked_harmonic_loss", "exponent_on_distance", "harmonic_logits",
+           "squared_distances"]

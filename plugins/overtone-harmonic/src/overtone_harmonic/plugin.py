@@ -1,10 +1,11 @@
-"""Registration of the harmonic loss. Imports only overtone."""
+"""Registration of the harmonic loss. Imports only overtone (listing plugins stays torch-free)."""
 
 from overtone import Component, Param, hookimpl
 
 
 @hookimpl
 def overtone_losses():
+    """The ``harmonic`` loss: a distance-based output head (one centre per class)."""
     return [
         Component(
             "loss",
@@ -12,11 +13,17 @@ def overtone_losses():
             "overtone_harmonic.loss:HarmonicLoss",
             "harmonic loss (arXiv 2502.01628): p_i ~ ||x - w_i||^-n, distance-based head",
             params={
-                "n": Param(None, type=(float, int), help="harmonic exponent (default: 2 sqrt(d_in) on d, i.e. sqrt(d_in) on d^2)"),
+                "n": Param(None, type=(float, int),
+                           help="harmonic exponent; default 2 sqrt(d_in) on the distance "
+                                "(= sqrt(d_in) on d^2, the reference code's convention)"),
                 "convention": Param("distance", choices=("distance", "squared"),
-                                    help="n applies to d (the paper) or to d^2 (the reference code: its n is half the paper's)"),
-                "chunk_size": Param(None, type=int, help="rows per chunk; never materialises (N, V) logits"),
-                "eps": Param(1e-12, help="floor of d^2, so x = w_i gives a finite loss and no NaN"),
+                                    help="n applies to d (the paper) or to d^2 (the reference code: "
+                                         "its n is half the paper's)"),
+                "chunk_size": Param(None, type=int,
+                                    help="rows per chunk: never materialises the (tokens, classes) "
+                                         "logits, forward or backward (default: no chunking)"),
+                "eps": Param(1e-12, type=(float, int), help="floor of d^2, so x = w_i gives a finite loss and no NaN"),
+                "init_scale": Param(1.0, type=(float, int), help="centres start as N(0, init_scale^2 / d_in)"),
             },
         )
     ]

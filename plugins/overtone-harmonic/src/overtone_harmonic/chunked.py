@@ -1,0 +1,147 @@
+"""The harmonic loss computed ``chunk`` rows at a time: no ``(N, V)`` tensor, forward or backward.
+
+For rows ``x_r`` (``N x d``), centres ``w_i`` (``V x d``), targets ``y_r`` and ``a = n / 2`` (the
+exponent on the squared distance ``B_ri = d_ri^2``), each row's loss is
+
+    L_r = -log p_ry = a (log B_ry - log m_r) + log S_r,
+    m_r = min_i B_ri,   P_ri = (B_ri / m_r)^-a,   S_r = sum_i P_ri,   p_ri = P_ri / S_r,
+
+which is ``logsumexp(z_r) - z_ry`` for ``z = -a log B`` shifted by its row maximum (stable: every
+``P_ri`` lies in ``[0, 1]``). With ``H_ri = (p_ri - [i = y_r]) / B_ri``, the chain rule through
+``B_ri = |x_r|^2 + |w_i|^2 - 2 x_r . w_i`` gives
+
+    dL/dx_r = -2a ( h_r x_r - (H w)_r ),      h_r = sum_i H_ri,
+    dL/dw_i = -2a ( c_i w_i - (H^T x)_i ),    c_i = sum_r H_ri.
+
+``H = diag(1/S) Q - E`` with ``Q = P / B`` and ``E`` holding ``1/B_ry`` at each target, so the row
+scaling and the one-hot term are applied to the small ``(chunk, d)`` and ``(V, d)`` products,
+not to the ``(chunk, V)`` block. When gradients are wanted they are computed in the forward
+pass (three matrix products per chunk in all, as many as a plain linear head's forward plus
+backward, none recomputed) and kept until backward, which only scales them by the incoming
+gradient. Memory for the head: two ``(chunk, V)`` blocks plus the gradients ``(N, d)`` and
+``(V, d)``. Where the floor ``eps`` on ``B`` is active the gradient is zero (the floored value
+is a constant), so ``x = w_i`` gives a finite loss and no NaN.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from overtone_harmonic.functional import IGNORE
+
+
+def accumulation_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """float64 when any input is float64; float32 otherwise (half precision is too coarse for distances)."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def _chunk_loss_and_grads(xs, w, wn, t, valid, a, eps, B, P, want_x, want_w, acc_c, acc_m):
+    """Row losses of one chunk; adds this chunk's parts of ``c`` and ``H^T x`` into ``acc_c``,
+    ``acc_m`` and returns ``(losses, gx_chunk or None)`` with gradients before the ``-2a`` factor."""
+    rows = torch.arange(xs.shape[0], device=xs.device)
+    tc = t.clamp_min(0)
+    torch.addmm(wn[None, :], xs, w.T, beta=1.0, alpha=-2.0, out=B)
+    B.add_((xs * xs).sum(-1, keepdim=True))
+    m = B.amin(1)
+    floored = None
+    if bool((m < eps).any()):
+        floored = B < eps
+        B.clamp_min_(eps)
+        m = m.clamp_min(eps)
+    by = B[rows, tc]
+    log_m = torch.log(m)
+    torch.log(B, out=P)
+    torch.add((a * log_m)[:, None], P, alpha=-a, out=P)  # -a (log B - log m) <= 0
+    P.exp_()  # (B / m)^-a in [0, 1]; exp and log cost less than pow
+    S = P.sum(1)
+    losses = torch.where(valid, a * (torch.log(by) - log_m) + torch.log(S), torch.zeros_like(S))
+    if not (want_x or want_w):
+        return losses, None
+    P.div_(B)  # now Q = P / B
+    keep = valid.to(B.dtype)
+    s = keep / S
+    e = keep / by
+    if floored is not None:
+        P.masked_fill_(floored, 0.0)
+        e = e * ~floored[rows, tc]
+    gx = None
+    if want_x:
+        h = s * P.sum(1) - e
+        qw = torch.mm(P, w)
+        gx = h[:, None] * xs - s[:, None] * qw + e[:, None] * w[tc]
+    if want_w:
+        acc_c.addmv_(P.T, s)
+        acc_c.index_add_(0, tc, -e)
+        acc_m.addmm_(P.T, s[:, None] * xs)
+        acc_m.index_add_(0, tc, -e[:, None] * xs)
+    return losses, gx
+
+
+class ChunkedHarmonicLoss(torch.autograd.Function):
+    """Mean harmonic loss over targets that are not ``-100`` (see the module docstring).
+
+    Inputs: ``x (N, d)``, ``w (V, d)``, ``targets (N,)`` int64, ``a`` the exponent on ``d^2``
+    (half the paper's ``n``), ``eps`` the floor of ``d^2``, ``chunk`` rows per block, and
+    ``want_grad`` (False under ``torch.no_grad``: then no gradient work is done). Distances are
+    computed in float32 (float64 when an input is float64), whatever the inputs' dtype.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, targets, a: float, eps: float, chunk: int, want_grad: bool):
+        acc = accumulation_dtype(x, w)
+        want_x = want_grad and ctx.needs_input_grad[0]
+        want_w = want_grad and ctx.needs_input_grad[1]
+        n_rows, n_classes = x.shape[0], w.shape[0]
+        wa = w.detach().to(acc).contiguous()
+        wn = (wa * wa).sum(-1)
+        valid_all = targets != IGNORE
+        count = valid_all.sum().clamp_min(1).to(acc)
+        size = min(chunk, max(n_rows, 1))
+        B = torch.empty(size, n_classes, dtype=acc, device=x.device)
+        P = torch.empty_like(B)
+        gx = torch.empty(x.shape, dtype=acc, device=x.device) if want_x else None
+        acc_c = torch.zeros(n_classes, dtype=acc, device=x.device) if want_w else None
+        acc_m = torch.zeros(n_classes, x.shape[1], dtype=acc, device=x.device) if want_w else None
+        total = torch.zeros((), dtype=acc, device=x.device)
+        for start in range(0, n_rows, chunk):
+            stop = min(start + chunk, n_rows)
+            xs = x[start:stop].detach().to(acc)
+            losses, gxs = _chunk_loss_and_grads(xs, wa, wn, targets[start:stop], valid_all[start:stop], a, eps,
+                                                B[:stop - start], P[:stop - start], want_x, want_w, acc_c, acc_m)
+            total += losses.sum()
+            if gxs is not None:
+                gx[start:stop] = gxs
+        scale = -2.0 * a / count
+        gw = None
+        if want_w:  # -2a (c_i w_i - (H^T x)_i), built in place in acc_m
+            gw = acc_m.neg_().addcmul_(acc_c[:, None], wa).mul_(scale).to(w.dtype)
+        if want_x:
+            gx = gx.mul_(scale).to(x.dtype)
+        ctx.save_for_backward(gx, gw)
+        return total / count
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        gx, gw = ctx.saved_tensors
+        need_x, need_w = ctx.needs_input_grad[:2]
+        if (need_x and gx is None) or (need_w and gw is None):
+            raise RuntimeError("harmonic loss: gradients were not computed in the forward pass "
+                               "(it ran under torch.no_grad); run the forward pass with grad enabled")
+        one = bool(grad_out == 1)
+        gx = (gx if one else gx * grad_out.to(gx.dtype)) if need_x else None
+        gw = (gw if one else gw * grad_out.to(gw.dtype)) if need_w else None
+        return gx, gw, None, None, None, None, None
+
+
+def chunked_harmonic_loss(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, n: float,
+                          eps: float = 1e-12, chunk_size: int = 1024) -> torch.Tensor:
+    """Mean of ``-log p_y`` with ``p_i = d_i^-n / sum_j d_j^-n`` (``n`` on the distance) over rows
+    whose target is not ``-100``, ``chunk_size`` rows at a time; 0 when every target is ignored.
+
+    Equal to ``F.cross_entropy(harmonic_logits(x, w, n, eps), targets, ignore_index=-100)``
+    without ever holding more than two ``(chunk_size, V)`` blocks.
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        return ChunkedHarmonicLoss.apply(x, w, targets, 0.5 * float(n), float(eps), int(chunk_size),
+                                         torch.is_grad_enabled())
