@@ -34,6 +34,7 @@ def test_fast_fits_round_trip_is_lazy_and_exact(tmp_path, small):
     assert mean.sizes["time"] == 24
 
 
+@pytest.mark.filterwarnings("ignore:File may have been truncated")
 def test_truncated_fits_is_an_error(tmp_path, small):
     path = write_fast_fits(small, tmp_path / "obs.fits")
     data = path.read_bytes()
