@@ -100,3 +100,27 @@ def test_reader_plugin_claims_suffix_before_netcdf(tmp_path):
     plain = write_dataset(sample(2.0), tmp_path / "y.h5")
     with open_dataset(plain, registry=reg) as ds:
         assert float(ds["loss"][0]) == 2.0
+
+
+def test_reader_params_are_validated_and_passed(tmp_path):
+    from conftest import make_plugin
+    from overtone import Component, ConfigError, Param
+    from overtone.plugins import PluginRecord, _register, load_plugins
+    from overtone.registry import Registry
+
+    def read(path, chunks=None, scale=1.0):
+        return sample(scale)
+
+    plugin = make_plugin("r", overtone_readers=[Component("reader", "csv", read, params={"scale": Param(1.0)}, suffixes=(".csv",))])
+    loaded = load_plugins(use_entry_points=False, modules=[])
+    record = PluginRecord("r", "test")
+    loaded.plugins.append(record)
+    _register(loaded, record, plugin)
+    reg = Registry(loaded)
+    (tmp_path / "a.csv").write_text("x")
+    assert float(open_dataset(tmp_path / "a.csv", registry=reg, reader_params={"scale": 4})["loss"][0]) == 4.0
+    with pytest.raises(ConfigError, match=r"reader 'csv' \(--read\): unknown key 'scal'"):
+        open_dataset(tmp_path / "a.csv", registry=reg, reader_params={"scal": 4})
+    nc = write_dataset(sample(), tmp_path / "b.nc")
+    with pytest.raises(DatasetError, match="takes no reader parameters"):
+        open_dataset(nc, reader_params={"scale": 2})

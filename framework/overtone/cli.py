@@ -205,8 +205,11 @@ def cmd_process(args: argparse.Namespace) -> int:
     if Path(args.output).resolve() == Path(args.input).resolve():
         raise OvertoneError("-o must differ from INPUT: overtone never overwrites its input")
     steps = build_steps(reg, "signal_processor", _split_names(args.with_), args.param)
+    from overtone.config import parse_assignment
+
+    reader_params = dict(parse_assignment(text, "--read") for text in args.read)
     ds = open_dataset(args.input, chunks={args.chunk_dim: args.chunks} if args.chunks else "auto",
-                      registry=reg)
+                      registry=reg, reader_params=reader_params)
     if args.chunks and args.chunk_dim not in ds.dims:
         raise OvertoneError(f"--chunk-dim {args.chunk_dim!r} is not a dimension of the input; "
                             f"dims: {', '.join(map(str, ds.dims))}")
@@ -375,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="[NAME.]KEY=VALUE",
                    help="processor parameter (repeatable)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".nc or .zarr path")
+    p.add_argument("--read", action="append", default=[], metavar="KEY=VALUE",
+                   help="reader parameter, e.g. --read polarization=mean (repeatable)")
     p.add_argument("--chunks", type=int, default=256, help="spectra per dask chunk (default 256)")
     p.add_argument("--chunk-dim", default="time", help="dimension to chunk along (default: time)")
     p.add_argument("--scheduler", help="address of a dask.distributed scheduler to run on")

@@ -88,10 +88,12 @@ def open_dataset(
     chunks: Mapping[str, Any] | str | None = None,
     group: str | None = None,
     registry: Any = None,
+    reader_params: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """Open a netCDF or Zarr file, or any file a ``reader`` component handles by its suffix.
 
-    ``chunks`` is passed on to xarray (dask-backed, lazy) or to the reader.
+    ``chunks`` is passed on to xarray (dask-backed, lazy) or to the reader;
+    ``reader_params`` (e.g. ``{"polarization": "mean"}``) to the reader only.
     """
     import xarray as xr
 
@@ -101,7 +103,10 @@ def open_dataset(
     fmt = storage_format(path)
     if fmt is None or (fmt == "netcdf" and _reader_for(path, registry) is not None):
         # a reader plugin that claims the suffix (e.g. HiFAST's .hdf5) wins over plain netCDF
-        return _open_with_reader(path, chunks, registry)
+        return _open_with_reader(path, chunks, registry, reader_params or {})
+    if reader_params:
+        raise DatasetError(f"{str(path)!r} is read as {fmt}, which takes no reader parameters "
+                           f"(got {', '.join(reader_params)})")
     try:
         if fmt == "zarr":
             return xr.open_zarr(path, chunks=chunks, group=group, consolidated=False)
@@ -131,10 +136,16 @@ def _reader_for(path: Path, registry: Any) -> Any:
     return None
 
 
-def _open_with_reader(path: Path, chunks: Any, registry: Any) -> xr.Dataset:
+def _open_with_reader(path: Path, chunks: Any, registry: Any, params: dict[str, Any] | None = None) -> xr.Dataset:
     entry = _reader_for(path, registry)
     if entry is not None:
+        from overtone.params import resolve_params
+
         kwargs = {} if chunks is None else {"chunks": chunks}
+        if params:
+            where = f"reader {entry.component.name!r} (--read)"
+            kwargs.update({k: v for k, v in resolve_params(params, entry.component.params, where).items()
+                           if k in params})
         return entry.component.load()(path, **kwargs)
     suffix = "".join(path.suffixes).lower()
     readers = _readers(registry)
