@@ -283,3 +283,24 @@ def test_listing_plugins_does_not_import_torch():
     env = dict(os.environ, OVERTONE_LOAD_PLUGINS="overtone-focus")  # this plugin alone: others are not ours
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
+
+
+def test_state_dict_round_trip_keeps_bfloat16_parameters_float32_average():
+    """torch casts state to the parameter dtype on load; FOCUS keeps param_avg float32 (bit-equal resume)."""
+    torch.manual_seed(6)
+    p = torch.nn.Parameter(torch.randn(40).to(torch.bfloat16))
+    opt = FOCUS([p], lr=1e-2)
+    for _ in range(5):
+        p.grad = torch.randn_like(p)
+        opt.step()
+    twin = torch.nn.Parameter(p.detach().clone())
+    twin_opt = FOCUS([twin], lr=1e-2)
+    twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+    assert twin_opt.state[twin]["param_avg"].dtype == torch.float32
+    assert torch.equal(twin_opt.state[twin]["param_avg"], opt.state[p]["param_avg"])
+    for _ in range(5):
+        g = torch.randn_like(p)
+        p.grad, twin.grad = g, g.clone()
+        opt.step()
+        twin_opt.step()
+    assert torch.equal(p, twin)

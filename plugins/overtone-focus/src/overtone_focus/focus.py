@@ -50,6 +50,21 @@ class FOCUS(Optimizer):
         super().__init__(params, dict(lr=lr, betas=betas, gamma=gamma, weight_decay=weight_decay,
                                       decay_order=decay_order, foreach=foreach))
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        """torch's ``load_state_dict``, keeping the parameter average at float32 or wider.
+
+        torch casts every floating state tensor to its parameter's dtype; for bf16/fp16
+        parameters that would round ``param_avg`` to 8-11 bits and stall it (see module notes).
+        """
+        saved = {k: v["param_avg"] for k, v in state_dict["state"].items() if "param_avg" in v}
+        super().load_state_dict(state_dict)
+        ids = [i for g in state_dict["param_groups"] for i in g["params"]]
+        params = [p for g in self.param_groups for p in g["params"]]
+        for i, p in zip(ids, params):
+            if i in saved:
+                wide = torch.promote_types(p.dtype, torch.float32)
+                self.state[p]["param_avg"] = saved[i].to(device=p.device, dtype=wide, copy=True)
+
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None):
         """One FOCUS update of every parameter with a gradient; returns ``closure()`` if given.
