@@ -1,9 +1,26 @@
-"""overtone-harmonic: the harmonic loss (arXiv 2502.01628)."""
+"""overtone-harmonic: the harmonic loss (arXiv 2502.01628).
 
-from overtone_harmonic.chunked import chunked_harmonic_loss
-from overtone_harmonic.functional import exponent_on_distance, harmonic_logits, squared_distances
-from overtone_harmonic.loss import HarmonicLoss
+The public names are imported on first use, so that listing plugins (which imports
+``overtone_harmonic.plugin``) never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["HarmonicLoss", "chunked_harmonic_loss", "exponent_on_distance", "harmonic_logits",
-           "squared_distances"]
+
+_EXPORTS = {
+    "HarmonicLoss": "overtone_harmonic.loss",
+    "chunked_harmonic_loss": "overtone_harmonic.chunked",
+    "exponent_on_distance": "overtone_harmonic.functional",
+    "harmonic_logits": "overtone_harmonic.functional",
+    "squared_distances": "overtone_harmonic.functional",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'overtone_harmonic' has no attribute {name!r}")
