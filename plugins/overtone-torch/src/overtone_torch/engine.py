@@ -138,10 +138,18 @@ class TorchEngine:
             raise ConfigError(f"{source}: a component rejected its parameters: {exc}") from exc
 
     def demo_config(self) -> dict[str, Any]:
-        """Grokking: modular addition (p = 97) with an MLP, AdamW and strong weight decay."""
-        from overtone.config import load_config
+        """Grokking: modular addition (p = 97) with an MLP, full-batch AdamW and weight decay 1.
 
-        return load_config(Path(__file__).with_name("demo.toml"))
+        The config is ``demo.toml`` beside this module; its analyzer (embedding-fourier, from
+        overtone-dynamics) is left out when that plugin is not installed.
+        """
+        from overtone.config import load_config
+        from overtone.registry import registry
+
+        config = load_config(Path(__file__).with_name("demo.toml"))
+        installed = set((self.registry or registry()).names("analyzer"))
+        config["analyzers"] = [a for a in config.get("analyzers", []) if a["name"] in installed]
+        return config
 
     # -- training -----------------------------------------------------------------------
 

@@ -28,26 +28,32 @@ class MetricsLog:
 
     def __init__(self, attrs: dict[str, Any] | None = None) -> None:
         self.rows: dict[int, dict[str, float]] = {}
+        self.newest: dict[str, tuple[int, float]] = {}  # name -> (step, value) of its newest value
         self.attrs = dict(attrs or {})
         self.last_checkpoint = 0
 
     def add(self, step: int, **values: float) -> None:
-        self.rows.setdefault(step, {}).update({k: float(v) for k, v in values.items()})
+        """Record ``values`` (name -> number) at ``step``."""
+        row = self.rows.setdefault(step, {})
+        for name, value in values.items():
+            row[name] = float(value)
+            if step >= self.newest.get(name, (-1, 0.0))[0]:
+                self.newest[name] = (step, float(value))
 
     def latest(self, name: str) -> float:
         """The value of ``name`` at the newest step that has one (NaN if none)."""
-        for step in sorted(self.rows, reverse=True):
-            if name in self.rows[step]:
-                return self.rows[step][name]
-        return math.nan
+        return self.newest.get(name, (0, math.nan))[1]
 
     def state(self) -> dict[str, Any]:
+        """Everything needed to continue the log (stored in the checkpoint)."""
         return {"rows": self.rows, "attrs": self.attrs, "last_checkpoint": self.last_checkpoint}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> MetricsLog:
+        """The log as :meth:`state` saved it."""
         log = cls(state["attrs"])
-        log.rows = {int(k): dict(v) for k, v in state["rows"].items()}
+        for step in sorted(state["rows"]):
+            log.add(int(step), **state["rows"][step])
         log.last_checkpoint = state["last_checkpoint"]
         return log
 
