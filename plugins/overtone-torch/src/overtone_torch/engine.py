@@ -235,6 +235,10 @@ class TorchEngine:
             if world.main:
                 metrics.write(run_dir / "metrics.nc")
 
+        def write_probes() -> None:
+            if world.main:
+                recorder.write()
+
         def run_evaluation(done: int) -> None:
             net.eval()
             with autocast:
@@ -250,6 +254,7 @@ class TorchEngine:
                                                          run_dir, metrics))
             metrics.last_checkpoint = done
             if world.main:
+                recorder.write()  # the probes a resume from this checkpoint keeps
                 checkpoint.save(run_dir / "checkpoint.pt", {
                     "net": net.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "rng": checkpoint.rng_state(generator),
@@ -304,6 +309,7 @@ class TorchEngine:
         except TrainingDiverged:
             bar.close()
             write_metrics()
+            write_probes()
             if world.main:
                 with contextlib.suppress(Exception):  # the report is a courtesy here; the error matters
                     report.write(run_dir, config, metrics.dataset(), analyses)
@@ -314,6 +320,7 @@ class TorchEngine:
             with contextlib.suppress(TrainingDiverged):
                 read_losses()
             write_metrics()
+            write_probes()
             if world.main:
                 print(f"\ninterrupted after step {done}; the last checkpoint is step {metrics.last_checkpoint}: "
                       f"continue with 'overtone run ... --resume'", file=sys.stderr)

@@ -22,7 +22,7 @@ import xarray as xr
 
 
 class ProbeRecorder:
-    """Records the configured probes at their steps and rewrites ``probes.nc`` atomically."""
+    """Records the configured probes at their steps; :meth:`write` saves them to ``probes.nc``."""
 
     def __init__(self, probes: list[dict[str, Any]], task: Any, run_dir: Path | None, *, total_steps: int,
                  keep_upto: int = 0, batch_size: int = 2048) -> None:
@@ -59,10 +59,23 @@ class ProbeRecorder:
             snapshot["labels"] = variables["labels"]
         snapshot.attrs.update(self.task.describe())
         self.snapshots.append(snapshot)
-        if self.run_dir is not None:
-            from overtone.io import write_dataset
 
-            write_dataset(self.dataset(), self.run_dir / "probes.nc")
+    def write(self) -> None:
+        """Rewrite ``probes.nc`` atomically with every snapshot so far (compressed, one chunk per step).
+
+        The engine calls this with each checkpoint and when the run ends or stops; a resume
+        keeps the snapshots up to its checkpoint's step.
+        """
+        data = self.dataset()
+        if self.run_dir is None or data is None:
+            return
+        from overtone.io import write_dataset
+
+        for variable in data.data_vars.values():
+            if variable.dims[:1] == ("step",) and variable.dtype.kind == "f":
+                # NaN-filled steps (another probe's schedule) cost next to nothing compressed
+                variable.encoding = {"zlib": True, "complevel": 1, "chunksizes": (1, *variable.shape[1:])}
+        write_dataset(data, self.run_dir / "probes.nc")
 
     def dataset(self) -> xr.Dataset | None:
         """Every snapshot so far concatenated along ``step`` (None before the first)."""
