@@ -112,6 +112,10 @@ def test_probes_analyzers_and_report(tmp_path, test_registry):
         assert metrics["lr"].sel(step=1) == pytest.approx(0.01 / 3)  # warm-up: the lr step 1 used
         assert metrics["eval_acc"].attrs["units"] == "1" and metrics["eval_loss"].attrs["units"] == "nat"
         assert metrics.attrs["model"] == "mlp" and metrics.attrs["seed"] == 5
+        examples = metrics["examples_per_s"].dropna("step")
+        assert examples.step.values.tolist() == [5, 10, 15, 20, 25, 30] and (examples > 0).all()
+        # token inputs (a, b): two tokens per example
+        np.testing.assert_allclose(metrics["tokens_per_s"].dropna("step").values, 2 * examples.values)
 
 
 def test_analyzer_runs_during_training(tmp_path, test_registry, monkeypatch):

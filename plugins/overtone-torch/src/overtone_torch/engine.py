@@ -262,7 +262,7 @@ class TorchEngine:
 
         # -- the loop --------------------------------------------------------------------
         bar = _progress(train["steps"], start, disabled=not world.main)
-        window_start, window_steps = time.perf_counter(), 0
+        window_start, window_steps, window_paused = time.perf_counter(), 0, 0.0  # for throughput
         done = start
         net.train()
         try:
@@ -286,26 +286,34 @@ class TorchEngine:
                 last = done == train["steps"]
                 due_eval = done % train["eval_every"] == 0 or last
                 due_checkpoint = done % train["checkpoint_every"] == 0 or last
+                due_probe = world.main and recorder.due(done)
+                due_analysis = world.main and analyses.due(done)
                 if done % train["log_every"] == 0 or due_eval or due_checkpoint:
                     read_losses()
+                if not (due_eval or due_checkpoint or due_probe or due_analysis):
+                    continue
+                # the rest of this step is not training: its time is left out of the throughput
+                work_start = time.perf_counter()
                 if due_eval:
-                    seconds = time.perf_counter() - window_start
+                    seconds = work_start - window_start - window_paused
                     examples = train["batch_size"] * window_steps
                     metrics.add(done, examples_per_s=examples / seconds)
                     if tokens_per_example:
                         metrics.add(done, tokens_per_s=examples * tokens_per_example / seconds)
                     if world.main:
                         run_evaluation(done)
-                if world.main and recorder.due(done):
+                if due_probe:
                     recorder.record(done, net)
-                if world.main and analyses.due(done):
+                if due_analysis:
                     analyses.run(done, recorder.dataset(), metrics.dataset())
                 if due_checkpoint:
                     save_checkpoint(done)
                 if due_eval or due_checkpoint:
                     write_metrics()
                     bar.set_postfix(_postfix(metrics))
-                    window_start, window_steps = time.perf_counter(), 0
+                window_paused += time.perf_counter() - work_start
+                if due_eval:
+                    window_start, window_steps, window_paused = time.perf_counter(), 0, 0.0
         except TrainingDiverged:
             bar.close()
             write_metrics()

@@ -13,10 +13,10 @@ DESCRIPTIONS = {
     "train_acc": ("accuracy on a fixed sample of the training set", "1"),
     "eval_acc": ("accuracy on the evaluation set", "1"),
     "lr": ("learning rate used by the step (of the first parameter group)", "1"),
-    "tokens_per_s": ("input tokens trained on per second (all processes) since the last evaluation "
-                     "or checkpoint, their time excluded", "1/s"),
+    "tokens_per_s": ("input tokens trained on per second (all processes) since the last evaluation; "
+                     "evaluation, probe, analyzer and checkpoint time excluded", "1/s"),
     "examples_per_s": ("training examples (or sequences) per second (all processes) since the last "
-                       "evaluation or checkpoint, their time excluded", "1/s"),
+                       "evaluation; evaluation, probe, analyzer and checkpoint time excluded", "1/s"),
 }
 
 
