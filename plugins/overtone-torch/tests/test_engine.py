@@ -136,6 +136,16 @@ def test_analyzer_runs_during_training(tmp_path, test_registry, monkeypatch):
     assert seen == [(10, 2), (20, 4), (30, 6)]
 
 
+def test_two_entries_of_one_analyzer_get_their_own_groups(tmp_path, test_registry):
+    config = small(probes=[{"kind": "embeddings", "every": 10}, {"kind": "hidden", "every": 15, "samples": 8}],
+                   analyzers=[{"name": "test-norm"}, {"name": "test-norm", "variable": "hidden"}])
+    run_dir = run_experiment(write(tmp_path, config), out=tmp_path, registry=test_registry)
+    groups = read_groups(run_dir / "analysis.nc")
+    assert sorted(groups) == ["test-norm-1", "test-norm-2"]
+    assert groups["test-norm-1"].step.values.tolist() == [10, 20, 30]  # embeddings' steps
+    assert groups["test-norm-2"].step.values.tolist() == [15, 30]  # hidden's steps
+
+
 def test_failing_analyzer_keeps_the_run(tmp_path, test_registry):
     from overtone_torch.engine import AnalyzerFailed
 

@@ -353,13 +353,23 @@ class Analyses:
 
     Each analyzer is a registry component ``factory(**params)`` returning a callable
     ``(xr.Dataset) -> xr.Dataset``; it reads all probe steps recorded so far (or the
-    metrics). An analyzer that raises does not stop training: its message is kept in
-    :attr:`failures` (shown in the report, raised as :class:`AnalyzerFailed` at the end).
+    metrics). Results are keyed (and grouped in analysis.nc) by the analyzer's name, or
+    ``<name>-<k>`` for the k-th of several entries with the same name. An analyzer that
+    raises does not stop training: its message is kept in :attr:`failures` (shown in the
+    report, raised as :class:`AnalyzerFailed` at the end).
     """
 
     def __init__(self, entries: list[dict[str, Any]], registry: Any, run_dir: Path) -> None:
-        self.entries, self.run_dir = entries, run_dir
-        self.callables = {e["name"]: registry.get("analyzer", e["name"]).create(**self.params(e)) for e in entries}
+        self.run_dir = run_dir
+        names = [e["name"] for e in entries]
+        seen: dict[str, int] = {}
+        self.entries: dict[str, dict[str, Any]] = {}
+        for entry in entries:
+            seen[entry["name"]] = seen.get(entry["name"], 0) + 1
+            key = entry["name"] if names.count(entry["name"]) == 1 else f"{entry['name']}-{seen[entry['name']]}"
+            self.entries[key] = entry
+        self.callables = {key: registry.get("analyzer", e["name"]).create(**self.params(e))
+                          for key, e in self.entries.items()}
         self.results: dict[str, Any] = {}
         self.failures: dict[str, str] = {}
 
@@ -369,7 +379,8 @@ class Analyses:
         return {k: v for k, v in entry.items() if k not in ("name", *schema.ANALYZER_KEYS)}
 
     def due(self, step: int) -> bool:
-        return any(e["every"] and step % e["every"] == 0 for e in self.entries)
+        """Whether any analyzer runs during training at ``step``."""
+        return any(e["every"] and step % e["every"] == 0 for e in self.entries.values())
 
     def run(self, step: int, probes: Any, metrics: Any, *, final: bool = False) -> None:
         """Run the analyzers due at ``step`` (all of them when ``final``) and rewrite analysis.nc."""
@@ -378,8 +389,7 @@ class Analyses:
         from overtone_torch.probes import complete_steps
 
         ran = False
-        for entry in self.entries:
-            name = entry["name"]
+        for name, entry in self.entries.items():
             if name in self.failures or not (final or (entry["every"] and step % entry["every"] == 0)):
                 continue
             if entry["input"] == "metrics":
@@ -390,8 +400,9 @@ class Analyses:
                     continue
             try:
                 self.results[name] = self.callables[name](data)
-            except OvertoneError as exc:
-                self.failures[name] = f"analyzer {name!r} failed at step {step}: {exc}"
+            except Exception as exc:  # third-party code: never lose the training run to it
+                detail = str(exc) if isinstance(exc, OvertoneError) else f"{type(exc).__name__}: {exc}"
+                self.failures[name] = f"analyzer {name!r} failed at step {step}: {detail}"
                 print(f"overtone: warning: {self.failures[name]}", file=sys.stderr)
                 continue
             ran = True
