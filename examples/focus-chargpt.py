@@ -1,6 +1,6 @@
 """FOCUS vs AdamW vs Signum on a small character-level GPT at an equal token budget.
 
-Runs the three configs examples/focus-chargpt-{focus,adamw,signum}.toml through ``overtone sweep``:
+Runs the configs examples/focus-chargpt-{focus,adamw,signum,focus-beta2-0.99}.toml through ``overtone sweep``:
 stage 1 tries four learning rates per optimizer (seed 0), stage 2 runs the best one (lowest final
 eval loss) with seeds 1 .. ``--seeds``-1 (seed 0 is the scan's run). Prints a markdown table of
 the final eval loss (mean, std over seeds, each seed's value) for docs/focus.md. The learning rate is picked on the same eval split that
@@ -21,7 +21,8 @@ import numpy as np
 import xarray as xr
 
 HERE = Path(__file__).resolve().parent
-LRS = {"adamw": [1e-3, 3e-3, 1e-2, 3e-2], "focus": [3e-4, 1e-3, 3e-3, 1e-2], "signum": [3e-4, 1e-3, 3e-3, 1e-2]}
+LRS = {"adamw": [1e-3, 3e-3, 1e-2, 3e-2], "focus": [3e-4, 1e-3, 3e-3, 1e-2], "signum": [3e-4, 1e-3, 3e-3, 1e-2],
+       "focus-beta2-0.99": [3e-4, 1e-3, 3e-3]}
 
 
 def sweep(config: Path, out: Path, args: list[str]) -> xr.Dataset:
