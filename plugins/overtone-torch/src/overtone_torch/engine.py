@@ -179,6 +179,7 @@ class TorchEngine:
             torch.cuda.set_device(device)
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         local_batch = train["batch_size"] // world.size
+        eval_batch = train["eval_batch_size"] or local_batch
 
         torch.manual_seed(seed)
         task = create_task(config, registry, seed)
@@ -203,7 +204,7 @@ class TorchEngine:
             print(f"overtone: {run_dir} has no checkpoint yet; starting from step 0", file=sys.stderr)
         recorder = probes.ProbeRecorder(config["probes"], task, run_dir if world.main else None,
                                         total_steps=train["steps"], keep_upto=start,
-                                        batch_size=train["eval_batch_size"])
+                                        batch_size=eval_batch)
         analyses = Analyses(config["analyzers"], registry, run_dir)
         trainer = torch.nn.parallel.DistributedDataParallel(net) if world.size > 1 else net
         if train["compile"]:
@@ -242,8 +243,8 @@ class TorchEngine:
         def run_evaluation(done: int) -> None:
             net.eval()
             with autocast:
-                for split, batches in (("train", train_sample(task, train["eval_batch_size"], seed)),
-                                       ("eval", task.eval_batches(train["eval_batch_size"]))):
+                for split, batches in (("train", train_sample(task, eval_batch, seed)),
+                                       ("eval", task.eval_batches(eval_batch))):
                     loss, acc = evaluate(net, batches, device)
                     metrics.add(done, **{f"{split}_loss": loss, f"{split}_acc": acc})
             net.train()

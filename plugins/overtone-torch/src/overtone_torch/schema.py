@@ -28,7 +28,8 @@ TRAIN = {
     "steps": Param(1000, help="optimizer steps"),
     "batch_size": Param(512, help="global batch (examples or sequences), split evenly over DDP processes"),
     "eval_every": Param(100, help="evaluate train and eval loss/accuracy every N steps (and at the end)"),
-    "eval_batch_size": Param(2048, help="examples per forward pass during evaluation and probes"),
+    "eval_batch_size": Param(0, help="examples (or sequences) per forward pass in evaluation and probes "
+                                     "(0: the training batch per process)"),
     "checkpoint_every": Param(500, help="write checkpoint.pt every N steps (and at the end)"),
     "log_every": Param(10, help="read the per-step training losses back from the device every N steps "
                                 "(every step's loss is kept; NaN/inf is caught at these reads)"),
@@ -40,8 +41,8 @@ TRAIN = {
 }
 
 #: Lower bounds of numeric [train] and [schedule] keys.
-MINIMUM = {"steps": 1, "batch_size": 1, "eval_every": 1, "eval_batch_size": 1, "checkpoint_every": 1,
-           "log_every": 1, "grad_clip": 0, "threads": 0, "features": 0, "warmup_steps": 0}
+MINIMUM = {"steps": 1, "batch_size": 1, "eval_every": 1, "checkpoint_every": 1,
+           "eval_batch_size": 0, "log_every": 1, "grad_clip": 0, "threads": 0, "features": 0, "warmup_steps": 0}
 
 PROBE_KINDS = ("embeddings", "hidden", "outputs", "weights")
 
