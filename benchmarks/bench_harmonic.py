@@ -1,94 +1,166 @@
-"""Harmonic vs cross-entropy loss at GPT-2 shape: forward+backward time and peak memory.
+"""Harmonic vs cross-entropy loss at GPT-2 shape: forward+backward time and peak memory, one run.
 
-d = 768, V = 50,257, N tokens (default 8,192), float32, on CPU (and CUDA when present).
-Variants: naive cross-entropy (full logits), chunked cross-entropy, naive harmonic, chunked
-harmonic. Each variant runs in its own subprocess; peak memory is the rise of the process's
-peak resident set (ru_maxrss) over its level after the inputs were allocated, i.e. what the loss
-itself needed (on CUDA: torch.cuda.max_memory_allocated over the same baseline). Goals: chunked
-harmonic peak at most 10% of naive cross-entropy's, time at most 1.3x naive cross-entropy's.
+d = 768, V = 50,257, N tokens (default 8,192), float32 features and head, on CPU (and on CUDA
+when a GPU is present). Variants, each measured in its own subprocess:
 
-    python benchmarks/bench_harmonic.py [--tokens 8192] [--chunk 1024] [--repeats 2]
+- naive cross-entropy: ``F.cross_entropy(x @ W.T, y)``, plain autograd (the peer);
+- chunked cross-entropy: overtone-torch's ``cross-entropy`` with ``chunk_size`` (when installed);
+- naive harmonic: ``harmonic`` without ``chunk_size`` (autograd over the full logits);
+- chunked harmonic: ``harmonic`` with ``chunk_size`` (never a ``(N, V)`` tensor).
+
+Peak memory is what one forward+backward adds on top of the inputs (x, W, y already
+allocated): on CPU the rise of the process's resident-set high-water mark (``VmHWM``, reset
+through ``/proc/self/clear_refs`` just before the call) over the resident set before it; on
+CUDA ``torch.cuda.max_memory_allocated`` over ``memory_allocated`` before it. It includes the
+gradients of x and W that the call produces (x: N*d*4 bytes, W: V*d*4 bytes). Time is the best
+of ``repeats`` calls (the memory call included), wall clock and, on CPU, process CPU time
+(user + system, less sensitive to other load on a shared machine). Goals (issue): chunked
+harmonic peak memory at most 10% of naive cross-entropy's, time at most 1.3x.
+
+    python benchmarks/bench_harmonic.py [--tokens 8192] [--chunk 256] [--repeats 3] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import resource
 import subprocess
 import sys
 import time
 
 VARIANTS = ["naive cross-entropy", "chunked cross-entropy", "naive harmonic", "chunked harmonic"]
+D, V = 768, 50257
 
 
-def measure(variant: str, tokens: int, chunk: int, repeats: int, device: str) -> dict:
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def build(variant: str, chunk: int, device: str):
+    """The loss callable ``(x, y) -> scalar`` and its head weight for one variant."""
     import torch
-    from overtone_harmonic.loss import HarmonicLoss
-    from overtone_torch.losses.cross_entropy import CrossEntropyLoss
+    import torch.nn.functional as F
 
-    torch.set_num_threads(2)
     torch.manual_seed(0)
-    d, v = 768, 50257
-    chunk_size = chunk if variant.startswith("chunked") else None
-    if "harmonic" in variant:
-        loss_fn = HarmonicLoss(d_in=d, n_classes=v, chunk_size=chunk_size)
-    else:
-        loss_fn = CrossEntropyLoss(d_in=d, n_classes=v, bias=False, chunk_size=chunk_size)
-    loss_fn = loss_fn.to(device)
-    x = torch.randn(tokens, d, device=device, requires_grad=True)
-    y = torch.randint(0, v, (tokens,), device=device)
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    times = []
-    for _ in range(repeats):
+    if variant == "naive cross-entropy":
+        w = torch.randn(V, D, device=device).mul_(D**-0.5).requires_grad_()
+        return (lambda x, y: F.cross_entropy(x @ w.T, y)), w
+    if variant == "chunked cross-entropy":
+        from overtone_torch.losses.cross_entropy import CrossEntropyLoss
+
+        module = CrossEntropyLoss(d_in=D, n_classes=V, bias=False, chunk_size=chunk).to(device)
+        return module, module.weight
+    from overtone_harmonic.loss import HarmonicLoss
+
+    module = HarmonicLoss(d_in=D, n_classes=V, chunk_size=chunk if variant.startswith("chunked") else None)
+    module = module.to(device)
+    return module, module.weight
+
+
+def measure(variant: str, tokens: int, chunk: int, repeats: int, device: str, threads: int) -> dict:
+    """Peak memory of the first forward+backward, best time over ``repeats`` (see module doc)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    loss_fn, w = build(variant, chunk, device)
+    x = torch.randn(tokens, D, device=device, requires_grad=True)
+    y = torch.randint(0, V, (tokens,), device=device)
+    walls, cpus, peak = [], [], None
+    for i in range(repeats):
         x.grad = None
-        loss_fn.weight.grad = None
-        start = time.perf_counter()
-        loss_fn(x, y).backward()
+        w.grad = None
         if device == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    if device == "cuda":
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    return {"seconds": min(times), "peak_bytes": peak}
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        elif i == 0:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset VmHWM to the current resident set
+            base = _status_kib("VmRSS") * 1024
+        wall, cpu = time.perf_counter(), _cpu_seconds()
+        loss = loss_fn(x, y)
+        loss.backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(_cpu_seconds() - cpu)
+        if i == 0:
+            peak = (torch.cuda.max_memory_allocated() if device == "cuda" else _status_kib("VmHWM") * 1024) - base
+        if i == 0:
+            first = {"loss": float(loss), "gx_norm": float(x.grad.norm()), "gw_norm": float(w.grad.norm())}
+    return {"wall_s": min(walls), "cpu_s": min(cpus), "peak_bytes": peak, **first}
+
+
+def analytic_bytes(variant: str, tokens: int, chunk: int) -> int:
+    """Bytes the variant must hold at its peak, counted by hand (float32): the (N, V) or
+    (chunk, V) blocks alive together plus the gradients of x and W."""
+    grads = 4 * (tokens * D + V * D)
+    full = 4 * tokens * V
+    return {
+        "naive cross-entropy": 3 * full + grads,  # logits, log-softmax (saved), its gradient
+        "chunked cross-entropy": 2 * 4 * chunk * V + grads,
+        "naive harmonic": 5 * full + grads,  # d^2 + |x|^2, clamp, log (saved), log-softmax, gradient
+        "chunked harmonic": 2 * 4 * chunk * V + grads,  # B and P blocks; W's gradient is built in place
+    }[variant]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=8192)
-    parser.add_argument("--chunk", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.tokens, args.chunk, args.repeats, args.device)))
+        print(json.dumps(measure(args.child, args.tokens, args.chunk, args.repeats, args.device, args.threads)))
         return
     import torch
 
+    variants = [v for v in args.variants.split(",") if v]
+    try:
+        import overtone_torch  # noqa: F401
+    except ImportError:
+        variants = [v for v in variants if v != "chunked cross-entropy"]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
         results = {}
-        for variant in VARIANTS:
+        for variant in variants:
             out = subprocess.run([sys.executable, __file__, "--child", variant, "--tokens", str(args.tokens),
-                                  "--chunk", str(args.chunk), "--repeats", str(args.repeats), "--device", device],
-                                 capture_output=True, text=True, check=True)
+                                  "--chunk", str(args.chunk), "--repeats", str(args.repeats),
+                                  "--threads", str(args.threads), "--device", device],
+                                 capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(f"{variant} on {device} failed:\n{out.stderr}")
             results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"# {variant}: {results[variant]}", file=sys.stderr, flush=True)
         base = results["naive cross-entropy"]
-        print(f"\n{device}: d=768, V=50,257, {args.tokens:,} tokens, chunk {args.chunk}, float32, "
-              f"best of {args.repeats} forward+backward\n")
-        print("| loss | time (s) | vs naive CE | peak loss memory (MiB) | vs naive CE |")
-        print("|---|---|---|---|---|")
+        name = torch.cuda.get_device_name() if device == "cuda" else f"{platform.processor() or 'CPU'}, " \
+            f"{args.threads} threads, load average {os.getloadavg()[0]:.1f}"
+        print(f"\n{device} ({name}): d = {D}, V = {V:,}, {args.tokens:,} tokens, chunk {args.chunk}, float32, "
+              f"best of {args.repeats} forward+backward, torch {torch.__version__}\n")
+        cpu_cols = " CPU time (s) | vs naive CE |" if device == "cpu" else ""
+        print(f"| loss | wall time (s) | vs naive CE |{cpu_cols} peak memory (MiB) | vs naive CE | analytic (MiB) |")
+        print("|---|---|---|" + ("---|---|" if device == "cpu" else "") + "---|---|---|")
         for variant, r in results.items():
-            print(f"| {variant} | {r['seconds']:.2f} | {r['seconds'] / base['seconds']:.2f}x | "
-                  f"{r['peak_bytes'] / 2**20:.0f} | {r['peak_bytes'] / base['peak_bytes']:.1%} |")
+            cpu = f" {r['cpu_s']:.1f} | {r['cpu_s'] / base['cpu_s']:.2f}x |" if device == "cpu" else ""
+            print(f"| {variant} | {r['wall_s']:.1f} | {r['wall_s'] / base['wall_s']:.2f}x |{cpu} "
+                  f"{r['peak_bytes'] / 2**20:,.0f} | {r['peak_bytes'] / base['peak_bytes']:.1%} | "
+                  f"{analytic_bytes(variant, args.tokens, args.chunk) / 2**20:,.0f} |")
     if len(devices) == 1:
         print("\nno CUDA device here: GPU rows not measured")
 

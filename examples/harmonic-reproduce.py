@@ -5,9 +5,9 @@ but for [loss]) one at a time, single-threaded, and writes markdown tables for d
 
 1. grokking delay: first step at which eval accuracy reaches 90%, per seed, at train_fraction 0.6;
 2. data efficiency: how many seeds reach 90% within the step budget at smaller train fractions;
-3. structure: variance share of the top-2 principal components of the token embeddings
-   (analyzer ``pca-structure``) at the end of each run and at the probe step nearest to
-   generalisation.
+3. structure: variance share of the top-2 principal components (analyzer ``pca-structure``)
+   of the token embeddings and of the head's rows (the harmonic class centres) at the end of
+   each run and at the probe step nearest to generalisation (medians over seeds).
 
     python examples/harmonic-reproduce.py [--seeds 4] [--fractions 0.3,0.4,0.5] [--out runs/harmonic-repro]
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from overtone.config import apply_overrides, load_config
 from overtone.io import open_dataset, read_groups
+from overtone.registry import registry
 from overtone.runs import run_config
 
 HERE = Path(__file__).parent
@@ -55,7 +56,11 @@ def run_one(loss: str, seed: int, fraction: float, out: Path, weak: bool = False
     pca = read_groups(run_dir / "analysis.nc")["pca-structure"]["top_fraction"]
     pca_steps = pca["step"].values
     at = pca_steps[np.argmin(np.abs(pca_steps - step90))] if np.isfinite(step90) else pca_steps[-1]
-    return {"loss": loss, "weak_decay": weak, "seed": seed, "fraction": fraction, "step90": step90,
+    with open_dataset(run_dir / "probes.nc") as probes:  # the same analyzer on the head's rows
+        head = registry().get("analyzer", "pca-structure").create(variable="weight_loss_weight")(probes.load())
+    head = head["top_fraction"]
+    return {"head_pca_at_step90": float(head.sel(step=at)), "head_pca_final": float(head[-1]),
+            "loss": loss, "weak_decay": weak, "seed": seed, "fraction": fraction, "step90": step90,
             "max_eval_acc": float(acc.max()), "final_eval_acc": float(acc[-1]),
             "final_train_acc": float(train[-1]), "pca_final": float(pca[-1]),
             "pca_at_step90": float(pca.sel(step=at)), "pca_step": int(at), "wall_s": wall}
@@ -74,8 +79,9 @@ def tables(results: list[dict], seeds: int, fractions: list[float], main: float)
     """Markdown tables of the results (see the module docstring)."""
     lines = [f"### 1. Grokking delay (p = 31, train fraction {main}, seeds 0-{seeds - 1})", "",
              "| loss | steps to 90% eval accuracy, median (range) | per seed | max eval acc | final eval acc "
-             "| final train acc | top-2 PCA share at 90% step / at end | wall s per run |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| final train acc | top-2 PCA share, embeddings: at 90% step / end | head rows: at 90% step / end "
+             "| wall s per run |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for loss, weak in [(loss, weak) for weak in (False, True) for loss in CONFIGS]:
         rs = [r for r in results if r["loss"] == loss and r["fraction"] == main and r["weak_decay"] == weak]
         if not rs:
@@ -89,6 +95,8 @@ def tables(results: list[dict], seeds: int, fractions: list[float], main: float)
             f"(min {min(r['final_eval_acc'] for r in rs):.3f}) "
             f"| {statistics.median(r['final_train_acc'] for r in rs):.3f} "
             f"| {statistics.median(r['pca_at_step90'] for r in rs):.2f} / {statistics.median(r['pca_final'] for r in rs):.2f} "
+            f"| {statistics.median(r['head_pca_at_step90'] for r in rs):.2f} "
+            f"/ {statistics.median(r['head_pca_final'] for r in rs):.2f} "
             f"| {statistics.median(r['wall_s'] for r in rs):.0f} |")
     all_fractions = sorted(set(fractions) | {main})
     lines += ["", "### 2. Data efficiency (seeds reaching 90% eval accuracy within the step budget)", "",
