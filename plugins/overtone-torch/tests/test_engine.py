@@ -210,3 +210,43 @@ def test_cli_run_prints_one_line_error_and_demo_config(tmp_path):
     assert result.stderr.startswith("overtone: error: the training loss at step ")
     assert result.stderr.strip().count("\n") == 0
 
+
+
+def test_char_transformer_tied_head_and_sequence_probes(tmp_path, test_registry):
+    config = {
+        "run": {"name": "char", "seed": 1},
+        "task": {"name": "char-text", "context": 8, "eval_windows": 16},
+        "model": {"name": "transformer", "n_layer": 1, "n_head": 2, "d_model": 16, "tie_weights": True},
+        "train": {"steps": 4, "batch_size": 8, "eval_every": 2, "threads": 1},
+        "probes": [{"kind": "hidden", "every": 2, "samples": 12}, {"kind": "embeddings", "every": 4}],
+    }
+    run_dir = run_experiment(write(tmp_path, config), out=tmp_path, registry=test_registry)
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)["net"]
+    assert torch.equal(state["loss.weight"], state["model.token_embedding.weight"])  # tied, and trained as one
+    with open_dataset(run_dir / "probes.nc") as probes:
+        vocab = probes.attrs["vocab"]
+        assert probes["hidden"].sizes == {"step": 2, "sample": 12, "feature": 16}
+        assert probes["labels"].dims == ("sample",) and 0 <= probes["labels"].min() <= probes["labels"].max() < vocab
+        assert probes["embeddings"].sizes["token"] == vocab and probes["token_label"].size == vocab
+    with open_dataset(run_dir / "metrics.nc") as metrics:
+        # 8 characters per window; accuracy is per predicted character
+        np.testing.assert_allclose(metrics["tokens_per_s"].dropna("step").values,
+                                   8 * metrics["examples_per_s"].dropna("step").values)
+        assert 0 <= float(metrics["eval_acc"].sel(step=4)) <= 1
+
+
+@pytest.mark.parametrize(("task", "loss", "optimizer"), [
+    ({"name": "gaussian-mixture", "n_samples": 200, "dim": 4}, "mse", {"name": "sgd", "lr": 0.1, "momentum": 0.9}),
+    ({"name": "digits"}, "cross-entropy", {"name": "adam", "lr": 0.003}),
+])
+def test_vector_tasks_with_other_losses_and_optimizers(tmp_path, test_registry, task, loss, optimizer):
+    config = small(task=task, loss={"name": loss}, optimizer=optimizer, model={"name": "mlp", "width": 16},
+                   probes=[{"kind": "hidden", "every": 10, "samples": 10}], train={"steps": 20, "eval_every": 10})
+    run_dir = run_experiment(write(tmp_path, config), out=tmp_path, registry=test_registry)
+    with open_dataset(run_dir / "metrics.nc") as metrics:
+        assert np.isfinite(metrics["train_batch_loss"].values).all()
+        assert "tokens_per_s" not in metrics  # vector inputs: examples per second only
+        acc = metrics["eval_acc"].dropna("step")
+        chance = 1 / (4 if task["name"] == "gaussian-mixture" else 10)
+        # it learns: better than at step 10, and well above chance (deterministic on CPU)
+        assert acc.step.values.tolist() == [10, 20] and float(acc[-1]) > max(float(acc[0]), 1.3 * chance)
