@@ -130,3 +130,25 @@ def test_resume_refuses_a_changed_config(tmp_path, test_registry):
     with pytest.raises(ConfigError, match=r"differs from the saved one in train.steps"):
         run_experiment(write(tmp_path, small(probes=[], train={"steps": 8})), out=tmp_path, resume=True,
                        registry=test_registry)
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, test_registry, monkeypatch):
+    """checkpoint.pt is replaced only by a complete file (temporary file, then rename)."""
+    config = write(tmp_path, small(probes=[], train={"steps": 30, "checkpoint_every": 10}))
+    real_save, calls = torch.save, {"n": 0}
+
+    def save_fails_the_second_time(obj, f, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the step-20 checkpoint: half a file, then the disk is full
+            with open(f, "wb") as handle:
+                handle.write(b"PK\x03\x04 truncated")
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_fails_the_second_time)
+    with pytest.raises(OSError, match="No space left"):
+        run_experiment(config, out=tmp_path, registry=test_registry)
+    monkeypatch.undo()
+    run_dir = tmp_path / "small"
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"] == 10
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt", "config.toml", "metrics.nc"]
