@@ -34,6 +34,7 @@ def rng_state(generator: torch.Generator) -> dict[str, Any]:
 
 
 def restore_rng(generator: torch.Generator, state: dict[str, Any]) -> None:
+    """Put the RNG states saved by :func:`rng_state` back (CUDA's only when CUDA is present)."""
     generator.set_state(state["data"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
