@@ -62,6 +62,16 @@ def test_bad_configs_fail_before_training(tmp_path, test_registry, change, messa
     assert not (tmp_path / "runs").exists()  # nothing was created, let alone trained
 
 
+def test_a_model_the_meta_device_cannot_build_is_checked_on_the_cpu(tmp_path, test_registry):
+    with torch.device("meta"), pytest.raises(RuntimeError):  # the premise: .item() needs data
+        test_registry.get("model", "test-item-init").create(
+            input_spec={"kind": "tokens", "vocab_size": 5, "seq_len": 2, "output": "pooled"}, d_out=4)
+    config = small(model={"name": "test-item-init"}, train={"steps": 2, "features": 8},
+                   probes=[{"kind": "embeddings", "every": 2}])
+    run_dir = run_experiment(write(tmp_path, config), out=tmp_path, registry=test_registry)
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"] == 2
+
+
 def test_ddp_batch_must_split_evenly(tmp_path, test_registry, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(ConfigError, match="batch_size = 64 does not divide evenly over WORLD_SIZE = 3"):

@@ -102,6 +102,29 @@ class PoisonedSGD:
         return _Poisoned(params, lr=lr)
 
 
+def ItemInitModel(*, input_spec, d_out, **params):
+    """Embeddings scaled by a number read from a tensor at init (impossible on the meta device)."""
+    import torch
+
+    class _Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.token_embedding = torch.nn.Embedding(input_spec["vocab_size"], 8)
+            with torch.no_grad():
+                self.token_embedding.weight /= self.token_embedding.weight.norm().item()
+            self.linear = torch.nn.Linear(8 * input_spec["seq_len"], d_out)
+
+        def forward(self, x):
+            return self.linear(self.token_embedding(x).flatten(1))
+
+    return _Model()
+
+
+@hookimpl
+def overtone_models():
+    return [Component("model", "test-item-init", ItemInitModel, "test only: .item() in __init__")]
+
+
 @hookimpl
 def overtone_optimizers():
     return [Component("optimizer", "test-poisoned-sgd", PoisonedSGD, "test only: SGD that writes NaN",

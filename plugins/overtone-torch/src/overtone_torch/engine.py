@@ -116,7 +116,10 @@ class TorchEngine:
                     f"[train] batch_size = {train['batch_size']} is larger than the training set "
                     f"({task.train_size} examples of task {config['task']['name']!r}); lower batch_size "
                     f"to at most {task.train_size} or raise the task's train_fraction")
-            with torch.device("meta"):
+            try:
+                with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+                    net = TrainNet(*create_model_and_loss(config, registry, task))
+            except (NotImplementedError, RuntimeError):  # an init the meta device lacks (e.g. QR)
                 net = TrainNet(*create_model_and_loss(config, registry, task))
             for i, probe in enumerate(config["probes"]):
                 where = f"[[probes]] #{i + 1}: kind = {probe['kind']!r}"
