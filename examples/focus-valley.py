@@ -130,6 +130,17 @@ def main() -> None:
             print(f"| {s_:g} | " + " | ".join(row) + " |")
 
     high = len(SIGMAS) - 1
+    for j in (high, high - 2):
+        print(f"\nsigma = {SIGMAS[j]:g}: mean final loss at the best lr (mean over seeds), FOCUS below Adam in how "
+              "many seeds, and the spread (std over replicates at the best lr) of Signum over FOCUS's\n")
+        print("| wd | Adam | Signum | FOCUS | FOCUS < Adam | Signum std / FOCUS std (median over seeds) |")
+        print("|---|---|---|---|---|---|")
+        for i, w in enumerate(WDS):
+            means = {n: np.mean([scores[(n, s)]["mean"][i, j] for s in seeds]) for n in NAMES}
+            below = sum(scores[("FOCUS", s)]["mean"][i, j] < scores[("Adam", s)]["mean"][i, j] for s in seeds)
+            ratio = np.median([scores[("Signum", s)]["std"][i, j] / scores[("FOCUS", s)]["std"][i, j] for s in seeds])
+            print(f"| {w:g} | {means['Adam']:.4f} | {means['Signum']:.4f} | {means['FOCUS']:.4f} | "
+                  f"{below}/{len(seeds)} | {ratio:.2f} |")
     wins = {n: sum(min(NAMES, key=lambda m, s=s, i=i: scores[(m, s)]["mean"][i, high]) == n
                    for s in seeds for i in range(len(WDS))) for n in NAMES}
     ratio = [scores[("Signum", s)]["std"][i, high] / scores[("FOCUS", s)]["std"][i, high]
