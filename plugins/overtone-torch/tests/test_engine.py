@@ -130,17 +130,17 @@ def test_probes_analyzers_and_report(tmp_path, test_registry):
 
 def test_analyzer_runs_during_training(tmp_path, test_registry, monkeypatch):
     """analysis.nc is written at the analyzer's steps, before the run ends."""
-    from overtone_torch import engine
+    from overtone_torch.analyses import Analyses
 
     seen = []
-    original = engine.Analyses.run
+    original = Analyses.run
 
     def spy(self, step, probes, metrics, *, final=False):
         original(self, step, probes, metrics, final=final)
         if not final and (self.run_dir / "analysis.nc").exists():
             seen.append((step, int(read_groups(self.run_dir / "analysis.nc")["test-norm"].attrs["steps_seen"])))
 
-    monkeypatch.setattr(engine.Analyses, "run", spy)
+    monkeypatch.setattr(Analyses, "run", spy)
     config = small(probes=[{"kind": "embeddings", "every": 5}], analyzers=[{"name": "test-norm", "every": 10}])
     run_experiment(write(tmp_path, config), out=tmp_path, registry=test_registry)
     assert seen == [(10, 2), (20, 4), (30, 6)]
