@@ -199,11 +199,14 @@ def test_substitution_continues_the_ripple_in_phase():
     protect[1, 0:300] = True  # no room on the left: filled from the right
     protect[1, 2000:2300] = True
     protect[2] = True  # everything protected: nothing to estimate from
-    out, empty, changed = substitute(x, protect, float(period))
+    out, empty, (rows, channels) = substitute(x, protect, float(period))
     for r in (0, 1):
         np.testing.assert_allclose(out[r][protect[r]], ripple[r][protect[r]], atol=1e-12)
+        np.testing.assert_array_equal(out[r][~protect[r]], x[r][~protect[r]])
     assert list(empty) == [False, False, True]
-    assert sorted(r for r, _ in changed) == [0, 1]
+    written = np.zeros_like(protect)
+    written[rows, channels] = True
+    np.testing.assert_array_equal(written, protect & ~empty[:, None])
 
 
 def test_frequency_only_mask_equals_the_same_mask_per_spectrum(small):
@@ -227,3 +230,37 @@ def test_a_band_too_narrow_for_the_windows_is_a_config_error_before_compute(smal
     narrow = small.isel(frequency=slice(0, 64))  # 0.49 MHz: delay bins of 2 us
     with pytest.raises(ConfigError, match="holds no delay bin"):
         FFTStandingWave()(narrow)
+
+
+def test_vectorised_substitution_equals_the_per_row_map():
+    """The all-rows-at-once substitution equals substitution_map applied row by row (the
+    plain reference), on random masks with runs at both edges, runs that feed each other,
+    runs too long for either side, and a fully masked row."""
+    from overtone_radio.protect import substitute, substitution_map
+
+    rng = np.random.default_rng(3)
+    rows, n, period = 40, 2000, 37.3
+    x = rng.normal(size=(rows, n))
+    protect = np.zeros((rows, n), bool)
+    for r in range(rows - 1):
+        for _ in range(rng.integers(0, 6)):
+            a = int(rng.integers(0, n))
+            protect[r, a:a + int(rng.integers(1, 120))] = True
+    protect[0, :30] = protect[1, n - 30:] = True  # edge runs
+    protect[2, 500:560] = protect[2, 580:600] = True  # the second run's source holds the first
+    protect[3, 300:1400] = True  # fits on neither side: median fill
+    protect[rows - 1] = True
+    out, empty, (run_rows, channels) = substitute(x, protect, period)
+    for r in range(rows - 1):
+        expected = x[r].copy()
+        pos, src = substitution_map(protect[r], period)
+        expected[pos] = x[r][np.maximum(src, 0)]
+        clean = np.ones(n, bool)
+        clean[pos] = False
+        expected[pos[src < 0]] = np.median(x[r][clean])
+        np.testing.assert_array_equal(out[r], expected, err_msg=f"row {r}")
+    assert empty.tolist() == [False] * (rows - 1) + [True]
+    assert not out[rows - 1].any()
+    written = np.zeros_like(protect)
+    written[run_rows, channels] = True
+    np.testing.assert_array_equal(written, protect & ~empty[:, None])

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,7 +49,7 @@ from overtone_radio.spectra import (
     frequency_axis,
     frequency_chunked_once,
     pick_variable,
-    protection_mask,
+    protection_masks,
     record,
 )
 
@@ -77,6 +79,136 @@ def window_bins(axis: FrequencyAxis, windows: Sequence[tuple[float, float]]) -> 
     return np.flatnonzero(inside)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What every batch of one band shares: bin ranges, thresholds and the ripple period."""
+
+    n: int
+    spans: list[tuple[int, int]]
+    half: int
+    ref: np.ndarray
+    threshold: str
+    nsigma: float
+    factor: float
+    period_ch: float
+    ctype: type
+
+
+def _plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]], threshold: str,
+          nsigma: float, factor: float, reference_us: tuple[float, float], keep_bins: int,
+          hifast_bins: int, period_mhz: float | None, dtype: np.dtype) -> _Plan:
+    bin_us = 1.0 / (n * step_mhz)  # delay resolution
+    nbins = n // 2 + 1
+    spans = []
+    for lo, hi in windows_us:
+        a, b = max(1, int(np.ceil(lo / bin_us))), min(nbins - 1, int(np.floor(hi / bin_us)))
+        if b < a:
+            raise ConfigError(f"delay window [{lo}, {hi}] us holds no delay bin (resolution "
+                              f"{bin_us:.3g} us, delays up to {(nbins - 1) * bin_us:.3g} us)")
+        spans.append((a, b + 1))
+    ref_lo, ref_hi = int(np.ceil(reference_us[0] / bin_us)), int(reference_us[1] / bin_us)
+    ref = np.arange(max(ref_lo, 1), min(ref_hi, nbins - 1) + 1)
+    if threshold == "significance" and ref.size < 32:
+        raise ConfigError(f"reference_us = {list(reference_us)} holds only {ref.size} delay bins "
+                          f"(delays run to {(nbins - 1) * bin_us:.3g} us); widen it")
+    if ref.size > 1024:
+        ref = ref[:: ref.size // 1024]
+    if period_mhz is None:
+        lo, hi = windows_us[0]
+        period_mhz = 2.0 / (lo + hi)
+    return _Plan(n=n, spans=spans, half=keep_bins if threshold == "significance" else hifast_bins,
+                 ref=ref, threshold=threshold, nsigma=nsigma, factor=factor,
+                 period_ch=period_mhz / step_mhz,
+                 ctype=np.complex64 if dtype == np.float32 else np.complex128)
+
+
+def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray | None,
+                 dest: np.ndarray, plan: _Plan, workers: int) -> np.ndarray:
+    """Filter the spectra ``chunk`` (rows, n) into ``dest``; returns the bins removed per row.
+    ``p``: protected channels per row; ``channels``: protected in every row."""
+    n, nbins = plan.n, plan.n // 2 + 1
+    empty = np.zeros(len(chunk), bool)
+    changed: tuple[np.ndarray | None, np.ndarray] = (None, np.zeros(0, np.int64))
+    work = chunk
+    if p is None and channels is not None:
+        p, channels = np.broadcast_to(channels, chunk.shape), None
+    if p is not None and ((p[:1] if p.strides[0] == 0 else p).any() or channels is not None):
+        work, empty, changed = substitute(chunk, p, plan.period_ch, out=dest, channels=channels)
+    spec = sfft.rfft(work, axis=1, workers=workers)
+    nan_rows = np.flatnonzero(~np.isfinite(spec[:, 0]))  # a NaN makes its whole row NaN
+    if nan_rows.size:
+        full = np.zeros(chunk.shape, bool)
+        full[nan_rows] = ~np.isfinite(chunk[nan_rows])
+        if p is not None:
+            full[nan_rows] |= p[nan_rows]
+        if channels is not None:
+            full[nan_rows] |= channels
+        if work is chunk:
+            np.copyto(dest, chunk)
+            work = dest
+        redo, redo_empty, (redo_r, redo_pos) = substitute(chunk, full, plan.period_ch, rows=nan_rows)
+        work[nan_rows] = redo[nan_rows]
+        empty[nan_rows] = redo_empty[nan_rows]
+        rows, pos = changed
+        if rows is None:
+            rows, pos = np.repeat(np.arange(len(chunk)), pos.size), np.tile(pos, len(chunk))
+        others = ~np.isin(rows, nan_rows)
+        changed = (np.concatenate([rows[others], redo_r]), np.concatenate([pos[others], redo_pos]))
+        spec[nan_rows] = sfft.rfft(work[nan_rows], axis=1, workers=workers)
+    # the straight line through the first and last EDGE_CHANNELS channels, removed in the
+    # delay domain: X_line(k) = slope * sum_n n exp(-2 pi i k n / N) = -slope N / (1 - z_k)
+    m = EDGE_CHANNELS
+    left = work[:, :m].mean(axis=1, dtype=np.float64)
+    right = work[:, n - m:].mean(axis=1, dtype=np.float64)
+    slope = np.where(empty, 0.0, (right - left) / (n - m))
+
+    def line(k: np.ndarray) -> np.ndarray:
+        z = np.exp(-2j * np.pi * k / n)
+        return (slope[:, None] * (-n / (1 - z))[None, :]).astype(plan.ctype)
+
+    if plan.threshold == "significance":
+        amp_ref = np.abs(spec[:, plan.ref] - line(plan.ref))
+        limit = plan.nsigma * np.median(amp_ref, axis=1) / np.sqrt(np.log(4.0))
+    else:
+        ok = ~empty
+        k_all = np.arange(1, nbins)
+        mean_amp = (np.abs(spec[ok, 1:] - line(k_all)[ok]).mean(axis=0) if ok.any()
+                    else np.zeros(nbins - 1))
+        limit = np.full(len(chunk), plan.factor * np.median(mean_amp))
+    half = plan.half
+    kept = np.zeros(len(chunk), np.int32)
+    taken = np.zeros((len(chunk), nbins), bool) if len(plan.spans) > 1 else None
+    for a, b in plan.spans:
+        lo, hi = max(1, a - half), min(nbins, b + half)
+        inside = np.arange(lo, hi)
+        local = spec[:, lo:hi] - line(inside)
+        amp = np.abs(local)
+        in_window = (inside >= a) & (inside < b)
+        peak = lo + np.argmax(np.where(in_window, amp, -1.0), axis=1)
+        near = np.abs(inside[None, :] - peak[:, None]) <= half
+        if plan.threshold == "significance":
+            peak_amp = amp[np.arange(len(chunk)), peak - lo]
+            keep = near & (peak_amp > limit)[:, None]
+        else:
+            keep = near & (amp > limit[:, None])
+        keep &= ~empty[:, None]
+        if taken is not None:  # a bin counts once where windows overlap
+            keep &= ~taken[:, lo:hi]
+            taken[:, lo:hi] |= keep
+        spec[:, lo:hi] -= np.where(keep, local, 0)
+        kept += keep.sum(axis=1)
+    # irfft gives work - ripple; the output is x - ripple: put the original values back
+    rows, pos = changed
+    rows = slice(None) if rows is None else rows
+    restore = chunk[rows, pos] - work[rows, pos] if pos.size else None
+    dest[:] = sfft.irfft(spec, n=n, axis=1, workers=workers)
+    if restore is not None:
+        dest[rows, pos] += restore
+    if empty.any():
+        dest[empty] = chunk[empty]
+    return kept
+
+
 def remove_standing_waves(
     x: np.ndarray,
     protect: np.ndarray | None,
@@ -91,132 +223,54 @@ def remove_standing_waves(
     hifast_bins: int = 5,
     period_mhz: float | None = None,
     workers: int | None = None,
-    batch: int = 256,
+    batch: int = 32,
+    protect_channels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Remove standing waves from spectra ``x`` (..., N); returns (cleaned, bins removed).
 
     ``protect`` (same shape, bool) marks channels substituted before the transform (sources,
-    flags); NaN channels are always substituted and stay NaN in the output. A spectrum with
+    flags), ``protect_channels`` (N,) those substituted in every spectrum; NaN channels are always substituted and stay NaN in the output. A spectrum with
     every channel protected or NaN is returned unchanged with 0 bins removed.
     See the module docstring for the method.
+
+    Spectra go through in batches of ``batch`` rows on ``workers`` threads (default: every
+    core), each batch whole on one thread, so that the substitution and the thresholds run in
+    parallel as well as the transforms; a single batch uses ``workers`` FFT threads instead.
     """
     if step_mhz < 0:  # a decreasing axis is processed as its increasing mirror image
         out, counts = remove_standing_waves(
             x[..., ::-1], None if protect is None else protect[..., ::-1], step_mhz=-step_mhz,
             windows_us=windows_us, threshold=threshold, nsigma=nsigma, factor=factor,
             reference_us=reference_us, keep_bins=keep_bins, hifast_bins=hifast_bins,
-            period_mhz=period_mhz, workers=workers, batch=batch)
+            period_mhz=period_mhz, workers=workers, batch=batch,
+            protect_channels=None if protect_channels is None else protect_channels[::-1])
         return out[..., ::-1], counts
     shape = x.shape
     n = shape[-1]
     dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
     rows = np.ascontiguousarray(x.reshape(-1, n), dtype=dtype)
     prot = None if protect is None else np.broadcast_to(protect, shape).reshape(-1, n)
-    bin_us = 1.0 / (n * abs(step_mhz))  # delay resolution
-    nbins = n // 2 + 1
-    spans = []
-    for lo, hi in windows_us:
-        a, b = max(1, int(np.ceil(lo / bin_us))), min(nbins - 1, int(np.floor(hi / bin_us)))
-        if b < a:
-            raise ConfigError(f"delay window [{lo}, {hi}] us holds no delay bin (resolution "
-                              f"{bin_us:.3g} us, delays up to {(nbins - 1) * bin_us:.3g} us)")
-        spans.append((a, b + 1))
-    half = keep_bins if threshold == "significance" else hifast_bins
-    ref_lo, ref_hi = int(np.ceil(reference_us[0] / bin_us)), int(reference_us[1] / bin_us)
-    ref = np.arange(max(ref_lo, 1), min(ref_hi, nbins - 1) + 1)
-    if threshold == "significance" and ref.size < 32:
-        raise ConfigError(f"reference_us = {list(reference_us)} holds only {ref.size} delay bins "
-                          f"(delays run to {(nbins - 1) * bin_us:.3g} us); widen it")
-    if ref.size > 1024:
-        ref = ref[:: ref.size // 1024]
-    if period_mhz is None:
-        lo, hi = windows_us[0]
-        period_mhz = 2.0 / (lo + hi)
-    period_ch = period_mhz / abs(step_mhz)
+    channels = None
+    if protect_channels is not None and protect_channels.any():
+        channels = np.asarray(protect_channels, bool)
+    plan = _plan(n, step_mhz, windows_us, threshold, nsigma, factor, reference_us, keep_bins,
+                 hifast_bins, period_mhz, dtype)
     workers = workers or os.cpu_count() or 1
-    ctype = np.complex64 if dtype == np.float32 else np.complex128
-    out = None if rows.shape[0] <= batch else np.empty_like(rows)
+    out = np.empty_like(rows)
     counts = np.zeros(rows.shape[0], np.int16)
-    for start in range(0, rows.shape[0], batch):
+    starts = range(0, rows.shape[0], batch)
+
+    def one(start: int, fft_workers: int) -> None:
         sl = slice(start, start + batch)
-        chunk = rows[sl]
-        work, empty, changed = chunk, np.zeros(len(chunk), bool), []
-        p = None
-        if prot is not None:
-            p = prot[sl]
-            if (p[:1] if p.strides[0] == 0 else p).any():
-                work, empty, changed = substitute(chunk, p, period_ch)
-        spec = sfft.rfft(work, axis=1, workers=workers)
-        nan_rows = np.flatnonzero(~np.isfinite(spec[:, 0]))  # a NaN makes its whole row NaN
-        if nan_rows.size:
-            bad = ~np.isfinite(chunk[nan_rows])
-            full = np.zeros(chunk.shape, bool)
-            full[nan_rows] = bad
-            if p is not None:
-                full[nan_rows] |= p[nan_rows]
-            redo, redo_empty, redo_changed = substitute(chunk, full, period_ch, rows=nan_rows)
-            if work is chunk:
-                work = chunk.copy()
-            work[nan_rows] = redo[nan_rows]
-            empty[nan_rows] = redo_empty[nan_rows]
-            done = set(nan_rows.tolist())
-            changed = [c for c in changed if isinstance(c[0], slice) or c[0] not in done]
-            changed = [(r, pos) if not isinstance(r, slice) else (np.setdiff1d(
-                np.arange(len(chunk)), nan_rows)[:, None], pos[None, :]) for r, pos in changed]
-            changed += redo_changed
-            spec[nan_rows] = sfft.rfft(work[nan_rows], axis=1, workers=workers)
-        # the straight line through the first and last EDGE_CHANNELS channels, removed in the
-        # delay domain: X_line(k) = slope * sum_n n exp(-2 pi i k n / N) = -slope N / (1 - z_k)
-        m = EDGE_CHANNELS
-        left = work[:, :m].mean(axis=1, dtype=np.float64)
-        right = work[:, n - m:].mean(axis=1, dtype=np.float64)
-        slope = np.where(empty, 0.0, (right - left) / (n - m))
+        counts[sl] = _clean_batch(rows[sl], None if prot is None else prot[sl], channels,
+                                  out[sl], plan, fft_workers)
 
-        def line(k: np.ndarray, slope: np.ndarray = slope) -> np.ndarray:
-            z = np.exp(-2j * np.pi * k / n)
-            return (slope[:, None] * (-n / (1 - z))[None, :]).astype(ctype)
-
-        if threshold == "significance":
-            amp_ref = np.abs(spec[:, ref] - line(ref))
-            limit = nsigma * np.median(amp_ref, axis=1) / np.sqrt(np.log(4.0))
-        else:
-            ok = ~empty
-            k_all = np.arange(1, nbins)
-            mean_amp = (np.abs(spec[ok, 1:] - line(k_all)[ok]).mean(axis=0) if ok.any()
-                        else np.zeros(nbins - 1))
-            limit = np.full(len(chunk), factor * np.median(mean_amp))
-        kept = np.zeros(len(chunk), np.int32)
-        taken = np.zeros((len(chunk), nbins), bool) if len(spans) > 1 else None
-        for a, b in spans:
-            lo, hi = max(1, a - half), min(nbins, b + half)
-            inside = np.arange(lo, hi)
-            local = spec[:, lo:hi] - line(inside)
-            amp = np.abs(local)
-            in_window = (inside >= a) & (inside < b)
-            peak = lo + np.argmax(np.where(in_window, amp, -1.0), axis=1)
-            near = np.abs(inside[None, :] - peak[:, None]) <= half
-            if threshold == "significance":
-                peak_amp = amp[np.arange(len(chunk)), peak - lo]
-                keep = near & (peak_amp > limit)[:, None]
-            else:
-                keep = near & (amp > limit[:, None])
-            keep &= ~empty[:, None]
-            if taken is not None:  # a bin counts once where windows overlap
-                keep &= ~taken[:, lo:hi]
-                taken[:, lo:hi] |= keep
-            spec[:, lo:hi] -= np.where(keep, local, 0)
-            kept += keep.sum(axis=1)
-        cleaned = sfft.irfft(spec, n=n, axis=1, workers=workers)
-        # irfft gave work - ripple; the output is x - ripple: put the original values back
-        for r, pos in changed:
-            cleaned[r, pos] += chunk[r, pos] - work[r, pos]
-        if empty.any():
-            cleaned[empty] = chunk[empty]
-        counts[sl] = kept
-        if out is None:
-            out = cleaned
-        else:
-            out[sl] = cleaned
+    if workers == 1 or len(starts) == 1:
+        for start in starts:
+            one(start, workers)
+    else:
+        with ThreadPoolExecutor(min(workers, len(starts))) as pool:
+            list(pool.map(lambda s: one(s, 1), starts))
     return out.reshape(shape), counts.reshape(shape[:-1])
 
 
@@ -237,7 +291,7 @@ class FFTStandingWave:
                  hifast_bins: int = 5, protect: bool = True,
                  protect_ranges_mhz: Sequence[Sequence[float]] = MILKY_WAY_MHZ,
                  period_mhz: float | None = None, workers: int | None = None,
-                 batch: int = 256) -> None:
+                 batch: int = 32) -> None:
         if threshold not in ("significance", "hifast"):
             raise ConfigError(f"threshold = {threshold!r}; allowed: 'significance', 'hifast'")
         if nsigma <= 0 or factor <= 0:
@@ -277,12 +331,13 @@ class FFTStandingWave:
         remove_standing_waves(np.zeros((1, axis.n), np.float32), None, step_mhz=axis.step_mhz,
                               windows_us=self.windows_us, threshold=self.threshold,
                               reference_us=self.reference_us)
-        protect = (protection_mask(ds, data, axis, self.protect_ranges_mhz)
-                   if self.protect else None)
+        protect, channels = (protection_masks(ds, data, axis, self.protect_ranges_mhz)
+                             if self.protect else (None, None))
         kwargs = dict(step_mhz=axis.step_mhz, windows_us=self.windows_us, threshold=self.threshold,
                       nsigma=self.nsigma, factor=self.factor, reference_us=self.reference_us,
                       keep_bins=self.keep_bins, hifast_bins=self.hifast_bins,
-                      period_mhz=self.period_mhz, workers=self.workers, batch=self.batch)
+                      period_mhz=self.period_mhz, workers=self.workers, batch=self.batch,
+                      protect_channels=channels)
         if protect is not None:
             def kernel(x, p):
                 return remove_standing_waves(x, p, **kwargs)

@@ -35,7 +35,7 @@ def overtone_signal_processors():
                 "period_mhz": Param(None, type=(float, int),
                                     help="substitution shift period (default 1 / centre of the first window)"),
                 "workers": Param(None, type=int, help="scipy.fft threads (default: all cores)"),
-                "batch": Param(256, help="spectra per FFT batch"),
+                "batch": Param(32, help="spectra per batch (one batch per thread at a time)"),
             },
         ),
         Component(

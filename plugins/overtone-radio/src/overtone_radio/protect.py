@@ -66,103 +66,121 @@ def substitution_map(mask: np.ndarray | list[tuple[int, int]], period_ch: float,
             np.concatenate([m for _, _, m in done]))
 
 
-def _single_run(a: int, b: int, n: int, period_ch: float) -> tuple[np.ndarray, int]:
-    """Sources of run ``[a, b)`` taken alone (``-1``: none fits) and the side used."""
-    length = b - a
-    shift = max(length, int(round(np.ceil(length / period_ch) * period_ch)))
-    if a - shift >= 0:
-        return np.arange(a - shift, b - shift), -shift
-    if b + shift <= n:
-        return np.arange(a + shift, b + shift), shift
-    return np.full(length, -1), 0
+def _shifts(length: np.ndarray, period_ch: float) -> np.ndarray:
+    """Shift (channels) of a run of ``length``: the smallest whole number of ripple periods
+    that is at least as long as the run."""
+    return np.maximum(length, np.round(np.ceil(length / period_ch) * period_ch).astype(np.int64))
+
+
+def _runs_of_rows(sub: np.ndarray, channels: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, start and end (half-open) of every True run of the 2-D mask ``sub | channels``
+    (``channels``: a 1-D mask shared by every row), row-major.
+
+    Only the columns masked in some row and their neighbours are looked at: a column outside
+    that set is clear in every row, so no run crosses it.
+    """
+    n = sub.shape[1]
+    anywhere = sub.any(axis=0)
+    if channels is not None:
+        anywhere |= channels
+    cols = np.flatnonzero(anywhere)
+    ext = np.unique(np.concatenate([cols - 1, cols, cols + 1]).clip(0, n - 1))
+    block = sub[:, ext] if channels is None else sub[:, ext] | channels[ext]
+    clear = np.zeros((len(sub), 1), bool)
+    before = np.concatenate([clear, block[:, :-1]], axis=1)
+    after = np.concatenate([block[:, 1:], clear], axis=1)
+    gap = np.diff(ext) > 1  # no run continues across a gap (see above)
+    before[:, 1:] &= ~gap
+    after[:, :-1] &= ~gap
+    row, first = np.nonzero(block & ~before)
+    _, last = np.nonzero(block & ~after)
+    return row, ext[first], ext[last] + 1
 
 
 def substitute(x: np.ndarray, protect: np.ndarray, period_ch: float,
-               rows: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
+               rows: np.ndarray | None = None, out: np.ndarray | None = None,
+               channels: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray | None, np.ndarray]]:
     """Spectra ``x`` (rows, n) with protected channels substituted (see
-    :func:`substitution_map`), only in ``rows`` (default: every row with a protected
-    channel). Returns the substituted copy, a bool per row that is True where every channel is
-    protected (that row is zeroed: nothing to estimate from) and, per changed row (or
-    ``slice(None)`` for all rows), the channel indices written.
+    :func:`substitution_map`), only in ``rows`` (default: every row). ``protect`` is the
+    (rows, n) mask; ``channels``, a 1-D mask protected in every row as well, saves forming
+    ``protect | channels``. Returns the substituted copy (written into ``out`` when given, which may be
+    ``x`` itself), a bool per row that is True where every channel is protected (that row
+    is zeroed: nothing to estimate from), and the channels written as flat indices
+    ``(row, channel)``; ``row`` is None when the same channels were written in every row.
 
-    A mask that is one broadcast row (stride 0) is mapped once for all rows. Otherwise the
-    run edges of all rows are found in one pass; runs whose source stretch holds no other
-    protected channel are looked up in a per-run cache; a row whose runs depend on each other goes through :func:`substitution_map`.
+    A mask that is one broadcast row (stride 0) is mapped once for all rows. Otherwise every
+    run of every row is found at once (:func:`_runs_of_rows`) and mapped with array
+    arithmetic; only a row where a run's source stretch holds another protected channel goes
+    through :func:`substitution_map`.
     """
-    out = x.copy()
+    if out is None:
+        out = x.copy()
+    elif out is not x:
+        np.copyto(out, x)
     n = x.shape[1]
     empty = np.zeros(len(x), bool)
-    changed: list[tuple[int | slice, np.ndarray]] = []
+    none = np.zeros(0, np.int64)
     if rows is None and protect.strides[0] == 0:  # one mask for every row (a broadcast view)
-        mask = protect[0]
+        mask = protect[0] if channels is None else protect[0] | channels
         if mask.all():
             out[:] = 0.0
             empty[:] = True
-        elif mask.any():
-            pos, src = substitution_map(mask, period_ch)
-            out[:, pos] = x[:, np.maximum(src, 0)]
-            if (src < 0).any():
-                keep = np.ones(n, bool)
-                keep[pos] = False
-                out[:, pos[src < 0]] = np.median(x[:, keep], axis=1, keepdims=True)
-            changed.append((slice(None), pos))
-        return out, empty, changed
-    run_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-    row_cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
-    todo = np.flatnonzero(protect.any(axis=1)) if rows is None else np.asarray(rows)
-    if todo.size == 0:
-        return out, empty, changed
-    # run edges of every row in one pass: where the mask changes, plus its ends
-    sub = protect[todo]
-    flat = np.flatnonzero(sub[:, 1:] != sub[:, :-1])
-    rr, cc = np.divmod(flat, n - 1)
-    splits = np.searchsorted(rr, np.arange(1, len(todo)))
-    edges_per_row = np.split(cc + 1, splits)
-    starts, ends = sub[:, 0].tolist(), sub[:, -1].tolist()
-    all_r, all_pos, all_src, fills = [], [], [], []
-    for i, r in enumerate(todo.tolist()):
-        bounds = edges_per_row[i].tolist()
-        if starts[i]:
-            bounds.insert(0, 0)
-        if ends[i]:
-            bounds.append(n)
-        key = tuple(bounds)
-        if key == (0, n):
-            empty[r] = True
-            out[r] = 0.0
-            continue
-        entry = row_cache.get(key)
-        if entry is None:
-            found = list(zip(bounds[::2], bounds[1::2]))
-            parts, independent = [], True
-            for a, b in found:
-                run = run_cache.get((a, b))
-                if run is None:
-                    src_run, _ = _single_run(a, b, n, period_ch)
-                    run = run_cache[(a, b)] = (np.arange(a, b), src_run)
-                src_run = run[1]
-                if src_run[0] < 0 or sub[i, src_run[0]:src_run[-1] + 1].any():
-                    independent = False
-                    break
-                parts.append(run)
-            if independent:
-                entry = (np.concatenate([p for p, _ in parts]), np.concatenate([q for _, q in parts]))
-            else:
-                entry = substitution_map(found, period_ch, n)
-            row_cache[key] = entry
-        pos, src = entry
-        all_r.append(np.full(pos.size, r))
-        all_pos.append(pos)
-        all_src.append(src)
+            return out, empty, (None, none)
+        if not mask.any():
+            return out, empty, (None, none)
+        pos, src = substitution_map(mask, period_ch)
+        out[:, pos] = x[:, np.maximum(src, 0)]
         if (src < 0).any():
-            fills.append((r, pos[src < 0], pos))
-        changed.append((int(r), pos))
-    if all_r:
-        big_r = np.concatenate(all_r)
-        out[big_r, np.concatenate(all_pos)] = x[big_r, np.maximum(np.concatenate(all_src), 0)]
-    for r, missing, pos in fills:
-        keep = np.ones(n, bool)
-        keep[pos] = False
-        out[r, missing] = np.median(x[r, keep])
-    return out, empty, changed
+            keep = np.ones(n, bool)
+            keep[pos] = False
+            out[:, pos[src < 0]] = np.median(x[:, keep], axis=1, keepdims=True)
+        return out, empty, (None, pos)
+    todo = np.arange(len(x)) if rows is None else np.asarray(rows, np.int64)
+    sub = protect if rows is None else protect[todo]
+    row, a, b = _runs_of_rows(sub, channels)
+    row = todo[row]
+    whole = (a == 0) & (b == n)
+    if whole.any():
+        empty[row[whole]] = True
+        out[row[whole]] = 0.0
+        row, a, b = row[~whole], a[~whole], b[~whole]
+    if row.size == 0:
+        return out, empty, (none, none)
+    length = b - a
+    shift = _shifts(length, period_ch)
+    left = a - shift >= 0
+    right = ~left & (b + shift <= n)
+    src_a = np.where(left, a - shift, np.where(right, a + shift, -1))
+    # a run depends on another when its source stretch holds a protected channel of its row;
+    # keys row * (n + 1) + channel keep the rows apart in one sorted order
+    key_a, key_b = row * (n + 1) + a, row * (n + 1) + b
+    probe = row * (n + 1) + np.maximum(src_a, 0)
+    hit = np.searchsorted(key_b, probe, side="right")
+    overlaps = (src_a >= 0) & (hit < key_a.size)
+    overlaps[overlaps] = key_a[hit[overlaps]] < probe[overlaps] + length[overlaps]
+    dependent = np.isin(row, row[overlaps])
+    # independent runs: one gather for all of them
+    keep = ~dependent
+    lengths = length[keep]
+    total = int(lengths.sum())
+    offset = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    run_row = np.repeat(row[keep], lengths)
+    pos = np.repeat(a[keep], lengths) + offset
+    src = np.where(np.repeat(src_a[keep], lengths) >= 0, np.repeat(src_a[keep], lengths) + offset, -1)
+    rows_out, pos_out, src_out = [run_row], [pos], [src]
+    for r in np.unique(row[dependent]).tolist():  # rare: runs that feed each other, in order
+        mine = row == r
+        p, s = substitution_map(list(zip(a[mine].tolist(), b[mine].tolist())), period_ch, n)
+        rows_out.append(np.full(p.size, r))
+        pos_out.append(p)
+        src_out.append(s)
+    run_row, pos, src = (np.concatenate(v) for v in (rows_out, pos_out, src_out))
+    out[run_row, pos] = x[run_row, np.maximum(src, 0)]
+    for r in np.unique(run_row[src < 0]).tolist():  # no clean stretch fits: the row's median
+        mine = run_row == r
+        clean = np.ones(n, bool)
+        clean[pos[mine]] = False
+        out[r, pos[mine & (src < 0)]] = np.median(x[r, clean])
+    return out, empty, (run_row, pos)

@@ -173,31 +173,43 @@ def frequency_chunked_once(data: xr.DataArray) -> xr.DataArray:
     return data
 
 
+def protection_masks(ds: xr.Dataset, data: xr.DataArray, axis: FrequencyAxis,
+                     ranges_mhz: list | tuple = ()) -> tuple[xr.DataArray | None, np.ndarray | None]:
+    """The protected channels in two parts that OR together to ``source_mask | flag |
+    channels inside any of ranges_mhz``: the part that varies between spectra (broadcast and
+    chunked like ``data``) and a (frequency,) part shared by every spectrum; each ``None``
+    when empty. Kept apart, the shared part is never broadcast over the spectra."""
+    channels = np.zeros(axis.n, bool)
+    for r in ranges_mhz:
+        if len(r) != 2 or not r[0] < r[1]:
+            from overtone import ConfigError
+
+            raise ConfigError(f"protect_ranges_mhz: each range must be [low, high] MHz, got {list(r)}")
+        channels |= (axis.values_mhz >= r[0]) & (axis.values_mhz <= r[1])
+    varying = None
+    for m in (optional_mask(ds, SOURCE_MASK, data), optional_mask(ds, FLAG, data)):
+        if m is None:
+            continue
+        if m.dims == ("frequency",):
+            channels |= np.asarray(m.values, bool)
+        else:
+            varying = m if varying is None else varying | m
+    if varying is not None:
+        varying = varying.broadcast_like(data).transpose(*data.dims)
+        if data.chunks is not None:
+            varying = varying.chunk(dict(zip(data.dims, data.chunks)))
+    return varying, (channels if channels.any() else None)
+
+
 def protection_mask(ds: xr.Dataset, data: xr.DataArray, axis: FrequencyAxis,
                     ranges_mhz: list | tuple = ()) -> xr.DataArray | None:
     """``source_mask | flag | channels inside any of ranges_mhz`` broadcast (and chunked)
-    like ``data``; ``None`` when nothing is protected."""
-    masks = [m for m in (optional_mask(ds, SOURCE_MASK, data), optional_mask(ds, FLAG, data))
-             if m is not None]
-    if ranges_mhz:
-        inside = np.zeros(axis.n, bool)
-        for r in ranges_mhz:
-            if len(r) != 2 or not r[0] < r[1]:
-                from overtone import ConfigError
-
-                raise ConfigError(f"protect_ranges_mhz: each range must be [low, high] MHz, got {list(r)}")
-            inside |= (axis.values_mhz >= r[0]) & (axis.values_mhz <= r[1])
-        if inside.any():
-            masks.append(xr.DataArray(inside, dims="frequency"))
-    if not masks:
-        return None
-    protect = masks[0]
-    for m in masks[1:]:
-        protect = protect | m
-    if protect.dims == ("frequency",):
-        # one mask for every spectrum: passed as is, apply_ufunc broadcasts it with stride 0
-        return protect.chunk({"frequency": -1}) if data.chunks is not None else protect
-    protect = protect.broadcast_like(data).transpose(*data.dims)
-    if data.chunks is not None:
-        protect = protect.chunk(dict(zip(data.dims, data.chunks)))
-    return protect
+    like ``data``, or one (frequency,) mask when none varies between spectra (apply_ufunc
+    then broadcasts it with stride 0); ``None`` when nothing is protected."""
+    varying, channels = protection_masks(ds, data, axis, ranges_mhz)
+    if varying is None:
+        if channels is None:
+            return None
+        shared = xr.DataArray(channels, dims="frequency")
+        return shared.chunk({"frequency": -1}) if data.chunks is not None else shared
+    return varying if channels is None else varying | xr.DataArray(channels, dims="frequency")
