@@ -46,6 +46,7 @@ from overtone_radio.protect import substitute
 from overtone_radio.spectra import (
     MILKY_WAY_MHZ,
     FrequencyAxis,
+    batch_dims,
     frequency_axis,
     frequency_chunked_once,
     pick_variable,
@@ -274,6 +275,41 @@ def remove_standing_waves(
     return out.reshape(shape), counts.reshape(shape[:-1])
 
 
+def per_spectrum(kernel: Any, data: xr.DataArray, protect: xr.DataArray | None
+                 ) -> tuple[xr.DataArray, xr.DataArray]:
+    """Apply ``kernel(x, p) -> (cleaned, per-spectrum ints)`` to ``data`` (and ``protect``,
+    same dims) with ``frequency`` last; lazily, one task per dask chunk, when ``data`` is
+    dask-backed.
+
+    Dask chunks go through ``map_blocks`` rather than ``xr.apply_ufunc``: apply_ufunc's
+    gufunc path concatenates the (single) frequency chunk of every input, which copies
+    each block once more (about 15% of the filter's time).
+    """
+    dims = [*batch_dims(data), "frequency"]
+    data = data.transpose(*dims)
+    if protect is not None:
+        protect = protect.transpose(*dims)
+    out_dtype = data.dtype if data.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    if data.chunks is None:
+        cleaned, counts = kernel(np.asarray(data.values),
+                                 None if protect is None else np.asarray(protect.values))
+    else:
+        import dask.array as dsa
+
+        args = [data.data] + ([] if protect is None else [protect.data])
+        both = dsa.map_blocks(lambda x, p=None: kernel(x, p), *args, dtype=object,
+                              meta=np.empty((0,) * data.ndim, object))
+        cleaned = both.map_blocks(lambda pair: pair[0], dtype=out_dtype,
+                                  meta=np.empty((0,) * data.ndim, out_dtype))
+        # a block of counts as (..., 1), then the axis dropped: map_blocks' drop_axis would
+        # try to concatenate the (tuple) blocks along it
+        counts = both.map_blocks(lambda pair: pair[1][..., None], chunks=(*both.chunks[:-1], (1,)),
+                                 dtype=np.int16, meta=np.empty((0,) * data.ndim, np.int16))[..., 0]
+    spectra_coords = {k: v for k, v in data.coords.items() if "frequency" not in v.dims}
+    return (xr.DataArray(cleaned, dims=dims, coords=data.coords, attrs=data.attrs),
+            xr.DataArray(counts, dims=dims[:-1], coords=spectra_coords))
+
+
 class FFTStandingWave:
     """``fft-standing-wave``: the FFT filter of arXiv 2411.13016 on a spectra Dataset.
 
@@ -316,6 +352,15 @@ class FFTStandingWave:
         self.workers = workers
         self.batch = batch
 
+    def _workers(self, data: xr.DataArray) -> int | None:
+        """Threads per call: as given; by default every core, or 1 per dask chunk when there
+        are at least as many chunks as cores (dask already runs one chunk per core then)."""
+        if self.workers is None and data.chunks is not None:
+            blocks = int(np.prod([len(c) for c in data.chunks]))
+            if blocks >= (os.cpu_count() or 1):
+                return 1
+        return self.workers
+
     def params(self) -> dict[str, Any]:
         return {"variable": self.variable, "windows_us": [list(w) for w in self.windows_us],
                 "threshold": self.threshold, "nsigma": self.nsigma, "factor": self.factor,
@@ -336,27 +381,9 @@ class FFTStandingWave:
         kwargs = dict(step_mhz=axis.step_mhz, windows_us=self.windows_us, threshold=self.threshold,
                       nsigma=self.nsigma, factor=self.factor, reference_us=self.reference_us,
                       keep_bins=self.keep_bins, hifast_bins=self.hifast_bins,
-                      period_mhz=self.period_mhz, workers=self.workers, batch=self.batch,
+                      period_mhz=self.period_mhz, workers=self._workers(data), batch=self.batch,
                       protect_channels=channels)
-        if protect is not None:
-            def kernel(x, p):
-                return remove_standing_waves(x, p, **kwargs)
-
-            args = [data, protect]
-        else:
-            def kernel(x):
-                return remove_standing_waves(x, None, **kwargs)
-
-            args = [data]
-        cleaned, nbins = xr.apply_ufunc(
-            kernel, *args,
-            input_core_dims=[["frequency"]] * len(args),
-            output_core_dims=[["frequency"], []],
-            dask="parallelized",
-            output_dtypes=[data.dtype if data.dtype in (np.float32, np.float64) else np.float64,
-                           np.int16],
-            keep_attrs=True,
-        )
+        cleaned, nbins = per_spectrum(lambda x, p: remove_standing_waves(x, p, **kwargs), data, protect)
         out = ds.copy()
         out[name] = cleaned.transpose(*ds[name].dims).assign_attrs(ds[name].attrs)
         out["sw_bins"] = nbins.assign_attrs(
