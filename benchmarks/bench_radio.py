@@ -245,8 +245,9 @@ def main() -> None:
             f"{sp / floor:.2f}" if sp else ""))
     lines.append("")
     load = os.getloadavg()[0]
-    lines.append(f"{n} spectra x 65,536 channels float32 for speed; 2 cores (load average {load:.1f} "
-                 "at the end: other processes shared them); FAST produces 380 spectra/s "
+    busy = ": other processes shared them" if load > (os.cpu_count() or 1) else ""
+    lines.append(f"{n} spectra x 65,536 channels float32 for speed; {os.cpu_count()} cores (load average "
+                 f"{load:.1f} at the end{busy}); FAST produces 380 spectra/s "
                  f"(19 beams x 2 pols / 0.1 s); raw per-spectrum RMS ratio "
                  f"{float(np.nanmedian(RMSRatio(average=1, bin_channels=1)(quality)['rms_ratio'].values)):.3f}.")
     text = "\n".join(lines)
