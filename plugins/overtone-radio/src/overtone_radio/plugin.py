@@ -34,7 +34,8 @@ def overtone_signal_processors():
                 "protect_ranges_mhz": _RANGES,
                 "period_mhz": Param(None, type=(float, int),
                                     help="substitution shift period (default 1 / centre of the first window)"),
-                "workers": Param(None, type=int, help="scipy.fft threads (default: all cores)"),
+                "workers": Param(None, type=int, help="threads (default: all cores; 1 per dask chunk when "
+                                 "there are at least as many chunks as cores)"),
                 "batch": Param(32, help="spectra per batch (one batch per thread at a time)"),
             },
         ),
