@@ -232,6 +232,13 @@ def test_a_band_too_narrow_for_the_windows_is_a_config_error_before_compute(smal
         FFTStandingWave()(narrow)
 
 
+def test_a_non_positive_detect_threshold_is_a_config_error():
+    from overtone import ConfigError
+
+    with pytest.raises(ConfigError, match="detect = 0; give a positive threshold in sigma"):
+        FFTStandingWave(detect=0)
+
+
 def test_vectorised_substitution_equals_the_per_row_map():
     """The all-rows-at-once substitution equals substitution_map applied row by row (the
     plain reference), on random masks with runs at both edges, runs that feed each other,

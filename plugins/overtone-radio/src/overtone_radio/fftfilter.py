@@ -42,6 +42,7 @@ import xarray as xr
 from overtone import ConfigError
 
 from overtone_radio import __version__
+from overtone_radio.detect import detect_signals
 from overtone_radio.protect import substitute
 from overtone_radio.spectra import (
     MILKY_WAY_MHZ,
@@ -120,11 +121,13 @@ class _Plan:
     factor: float
     period_ch: float
     ctype: type
+    detect: float | None = None
 
 
 def _plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]], threshold: str,
           nsigma: float, factor: float, reference_us: tuple[float, float], keep_bins: int,
-          hifast_bins: int, period_mhz: float | None, dtype: np.dtype) -> _Plan:
+          hifast_bins: int, period_mhz: float | None, dtype: np.dtype,
+          detect: float | None = None) -> _Plan:
     bin_us = 1.0 / (n * step_mhz)  # delay resolution
     nbins = n // 2 + 1
     spans = []
@@ -147,7 +150,7 @@ def _plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]], th
     return _Plan(n=n, spans=spans, half=keep_bins if threshold == "significance" else hifast_bins,
                  ref=ref, threshold=threshold, nsigma=nsigma, factor=factor,
                  period_ch=period_mhz / step_mhz,
-                 ctype=np.complex64 if dtype == np.float32 else np.complex128)
+                 ctype=np.complex64 if dtype == np.float32 else np.complex128, detect=detect)
 
 
 def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray | None,
@@ -158,6 +161,10 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
     empty = np.zeros(len(chunk), bool)
     changed: tuple[np.ndarray | None, np.ndarray] = (None, np.zeros(0, np.int64))
     work = chunk
+    if plan.detect is not None:
+        known = p if channels is None else (channels if p is None else p | channels)
+        found = detect_signals(chunk, nsigma=plan.detect, ignore=known)
+        p = found if p is None else p | found
     if p is None and channels is not None:
         p, channels = np.broadcast_to(channels, chunk.shape), None
     if p is not None and ((p[:1] if p.strides[0] == 0 else p).any() or channels is not None):
@@ -253,11 +260,14 @@ def remove_standing_waves(
     workers: int | None = None,
     batch: int = 32,
     protect_channels: np.ndarray | None = None,
+    detect: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Remove standing waves from spectra ``x`` (..., N); returns (cleaned, bins removed).
 
     ``protect`` (same shape, bool) marks channels substituted before the transform (sources,
-    flags), ``protect_channels`` (N,) those substituted in every spectrum; NaN channels are always substituted and stay NaN in the output. A spectrum with
+    flags), ``protect_channels`` (N,) those substituted in every spectrum, and with
+    ``detect`` (a threshold in sigma) also the strong signals :func:`detect_signals` finds
+    in each batch; NaN channels are always substituted and stay NaN in the output. A spectrum with
     every channel protected or NaN is returned unchanged with 0 bins removed.
     See the module docstring for the method.
 
@@ -271,7 +281,8 @@ def remove_standing_waves(
             windows_us=windows_us, threshold=threshold, nsigma=nsigma, factor=factor,
             reference_us=reference_us, keep_bins=keep_bins, hifast_bins=hifast_bins,
             period_mhz=period_mhz, workers=workers, batch=batch,
-            protect_channels=None if protect_channels is None else protect_channels[::-1])
+            protect_channels=None if protect_channels is None else protect_channels[::-1],
+            detect=detect)
         return out[..., ::-1], counts
     shape = x.shape
     n = shape[-1]
@@ -282,7 +293,7 @@ def remove_standing_waves(
     if protect_channels is not None and protect_channels.any():
         channels = np.asarray(protect_channels, bool)
     plan = _plan(n, step_mhz, windows_us, threshold, nsigma, factor, reference_us, keep_bins,
-                 hifast_bins, period_mhz, dtype)
+                 hifast_bins, period_mhz, dtype, detect)
     workers = workers or os.cpu_count() or 1
     out = np.empty_like(rows)
     counts = np.zeros(rows.shape[0], np.int16)
@@ -354,7 +365,7 @@ class FFTStandingWave:
                  hifast_bins: int = 5, protect: bool = True,
                  protect_ranges_mhz: Sequence[Sequence[float]] = MILKY_WAY_MHZ,
                  period_mhz: float | None = None, workers: int | None = None,
-                 batch: int = 32) -> None:
+                 batch: int = 32, detect: float | None = None) -> None:
         if threshold not in ("significance", "hifast"):
             raise ConfigError(f"threshold = {threshold!r}; allowed: 'significance', 'hifast'")
         if nsigma <= 0 or factor <= 0:
@@ -363,6 +374,10 @@ class FFTStandingWave:
             raise ConfigError(f"reference_us = {list(reference_us)}; give [low, high] in us")
         if batch < 1:
             raise ConfigError(f"batch = {batch}; it must be at least 1")
+        if detect is not None and detect <= 0:
+            raise ConfigError(f"detect = {detect}; give a positive threshold in sigma (HiFAST: 3) "
+                              "or leave it out")
+        self.detect = None if detect is None else float(detect)
         self.variable = variable
         self.windows_us = _check_windows(windows_us)
         self.threshold = threshold
@@ -393,7 +408,7 @@ class FFTStandingWave:
                 "threshold": self.threshold, "nsigma": self.nsigma, "factor": self.factor,
                 "reference_us": list(self.reference_us), "keep_bins": self.keep_bins,
                 "hifast_bins": self.hifast_bins, "protect": self.protect, "protect_ranges_mhz": self.protect_ranges_mhz,
-                "period_mhz": self.period_mhz}
+                "period_mhz": self.period_mhz, "detect": self.detect}
 
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         name = pick_variable(ds, self.variable)
@@ -409,7 +424,7 @@ class FFTStandingWave:
                       nsigma=self.nsigma, factor=self.factor, reference_us=self.reference_us,
                       keep_bins=self.keep_bins, hifast_bins=self.hifast_bins,
                       period_mhz=self.period_mhz, workers=self._workers(data), batch=self.batch,
-                      protect_channels=channels)
+                      protect_channels=channels, detect=self.detect if self.protect else None)
         cleaned, nbins = per_spectrum(lambda x, p: remove_standing_waves(x, p, **kwargs), data, protect)
         out = ds.copy()
         out[name] = cleaned.transpose(*ds[name].dims).assign_attrs(ds[name].attrs)

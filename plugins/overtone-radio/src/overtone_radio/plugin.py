@@ -37,6 +37,10 @@ def overtone_signal_processors():
                 "workers": Param(None, type=int, help="threads (default: all cores; 1 per dask chunk when "
                                  "there are at least as many chunks as cores)"),
                 "batch": Param(32, help="spectra per batch (one batch per thread at a time)"),
+                "detect": Param(None, type=(float, int),
+                                help="also protect strong signals found automatically: runs of 20+ "
+                                     "channels above this many sigma in a smoothed guide image "
+                                     "(HiFAST: 3); off by default"),
             },
         ),
         Component(

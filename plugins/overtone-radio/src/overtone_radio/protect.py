@@ -72,7 +72,7 @@ def _shifts(length: np.ndarray, period_ch: float) -> np.ndarray:
     return np.maximum(length, np.round(np.ceil(length / period_ch) * period_ch).astype(np.int64))
 
 
-def _runs_of_rows(sub: np.ndarray, channels: np.ndarray | None = None
+def runs_of_rows(sub: np.ndarray, channels: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row, start and end (half-open) of every True run of the 2-D mask ``sub | channels``
     (``channels``: a 1-D mask shared by every row), row-major.
@@ -111,7 +111,7 @@ def substitute(x: np.ndarray, protect: np.ndarray, period_ch: float,
     ``(row, channel)``; ``row`` is None when the same channels were written in every row.
 
     A mask that is one broadcast row (stride 0) is mapped once for all rows. Otherwise every
-    run of every row is found at once (:func:`_runs_of_rows`) and mapped with array
+    run of every row is found at once (:func:`runs_of_rows`) and mapped with array
     arithmetic; only a row where a run's source stretch holds another protected channel goes
     through :func:`substitution_map`.
     """
@@ -139,7 +139,7 @@ def substitute(x: np.ndarray, protect: np.ndarray, period_ch: float,
         return out, empty, (None, pos)
     todo = np.arange(len(x)) if rows is None else np.asarray(rows, np.int64)
     sub = protect if rows is None else protect[todo]
-    row, a, b = _runs_of_rows(sub, channels)
+    row, a, b = runs_of_rows(sub, channels)
     row = todo[row]
     whole = (a == 0) & (b == n)
     if whole.any():
