@@ -169,3 +169,13 @@ def test_detect_skips_nan_and_flagged_channels():
     assert found[1, 1000:1100].all() and found[1].sum() <= 100 + 2 * 20 + 10
     assert not found[:, 2000:2100].any() and not found[3].any() and not found[4, 500:700].any()
     assert not found[:, 1200:2000].any() and not found[:, 2100:].any()
+
+
+def test_detect_gives_the_same_result_through_dask_chunks_of_a_batch(sub_band):
+    """Detection smooths over the spectra of a batch; dask chunks along time that are
+    multiples of the batch (32) give the in-memory result exactly."""
+    ds = simulate(Observation(**{**sub_band.__dict__, "n_time": 64})).compute()
+    f = FFTStandingWave(detect=3)
+    memory = f(ds.drop_vars("source_mask"))["spectrum"].values
+    lazy = f(ds.drop_vars("source_mask").chunk({"time": 32}))["spectrum"].values
+    np.testing.assert_array_equal(lazy, memory)
