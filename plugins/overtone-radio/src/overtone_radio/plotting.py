@@ -1,4 +1,4 @@
-"""Before/after figures: the spectrum and its delay spectrum |rfft| (log scale)."""
+"""Before/after figures: the spectrum, what was removed, and the delay spectrum |rfft|."""
 
 from __future__ import annotations
 
@@ -18,22 +18,29 @@ def _mean_spectrum(ds: xr.Dataset, name: str, n: int) -> np.ndarray:
 
 def before_after(before: xr.Dataset, after: xr.Dataset, variable: str | None, *,
                  title: str, n_spectra: int = 16):
-    """Figure with the mean of the first ``n_spectra`` spectra before/after (top) and the
-    amplitude of their rfft along frequency against delay tau in us (bottom)."""
+    """Figure of the mean of the first ``n_spectra`` spectra: before and after (top), the
+    difference before - after, i.e. what the step removed (middle), and the amplitude of
+    their rfft along frequency against delay tau in us (bottom)."""
     import matplotlib.pyplot as plt
 
     name = pick_variable(before, variable)
     axis = frequency_axis(before)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5))
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(9, 9), sharex=False)
     tau = axis.delays_us()
+    means = {}
     for ds, label, alpha in ((before, "before", 0.6), (after, "after", 0.8)):
-        spec = _mean_spectrum(ds, name, n_spectra)
+        spec = means[label] = _mean_spectrum(ds, name, n_spectra)
         top.plot(axis.values_mhz, spec, lw=0.5, alpha=alpha, label=label)
         clean = np.nan_to_num(spec - np.nanmean(spec))
         bottom.semilogy(tau[1:], np.abs(np.fft.rfft(clean))[1:], lw=0.5, alpha=alpha, label=label)
     units = before[name].attrs.get("units", "")
-    top.set(xlabel="frequency (MHz)", ylabel=f"{name} ({units})" if units else name,
+    ylabel = f"{name} ({units})" if units else name
+    top.set(xlabel="frequency (MHz)", ylabel=ylabel,
             title=f"{title}: mean of the first {n_spectra} spectra")
+    middle.plot(axis.values_mhz, means["before"] - means["after"], lw=0.5, color="C3")
+    middle.axhline(0.0, color="0.5", lw=0.5)
+    middle.set(xlabel="frequency (MHz)", ylabel=f"removed ({units})" if units else "removed",
+               title="before - after")
     bottom.set(xlabel="delay tau (us)", ylabel="|rfft|", xlim=(0, min(5.0, tau[-1])))
     top.legend(loc="upper right")
     bottom.legend(loc="upper right")
