@@ -237,6 +237,21 @@ def test_a_non_positive_detect_threshold_is_a_config_error():
 
     with pytest.raises(ConfigError, match="detect = 0; give a positive threshold in sigma"):
         FFTStandingWave(detect=0)
+    with pytest.raises(ConfigError, match="detect protects what it finds, so it needs protect = true"):
+        FFTStandingWave(detect=3, protect=False)
+
+
+def test_workers_read_like_scipy_and_no_spectra_is_no_work():
+    """workers = -1 means every core (as in scipy.fft); an empty batch returns empty arrays."""
+    from overtone_radio.fftfilter import remove_standing_waves
+
+    x = np.random.default_rng(2).normal(size=(70, 4096)).astype(np.float32)
+    default, _ = remove_standing_waves(x, None, step_mhz=0.0076)
+    for workers in (-1, 1, 3):
+        np.testing.assert_array_equal(remove_standing_waves(x, None, step_mhz=0.0076, workers=workers)[0], default)
+    np.testing.assert_array_equal(remove_standing_waves(x[:5], None, step_mhz=0.0076, workers=-1)[0], default[:5])
+    out, counts = remove_standing_waves(x[:0], None, step_mhz=0.0076)
+    assert out.shape == (0, 4096) and counts.shape == (0,)
 
 
 def test_vectorised_substitution_equals_the_per_row_map():
@@ -296,3 +311,29 @@ def test_inverse_transform_into_the_output_equals_scipy_irfft(monkeypatch):
         monkeypatch.undo()
         np.testing.assert_allclose(with_binding[0], public[0], rtol=0, atol=atol)
         np.testing.assert_array_equal(with_binding[1], public[1])
+
+
+def test_substitution_never_copies_protected_values():
+    """Runs that would fill each other (each one's stretch at one period holds the other)
+    move on to the next whole period instead; a NaN run near the left edge whose right-hand
+    stretch is a protected source leaves only its own channels NaN."""
+    from overtone_radio.fftfilter import remove_standing_waves
+    from overtone_radio.protect import substitution_map
+
+    mask = np.zeros(100, bool)
+    mask[5:8] = mask[15:18] = True
+    pos, src = substitution_map(mask, 10.0)
+    assert not mask[src].any() and (src >= 0).all()
+    assert set(((src - pos) % 10).tolist()) == {0}  # whole periods: the ripple stays in phase
+
+    rng = np.random.default_rng(0)
+    n, step = 4096, 0.0076
+    x = (rng.normal(size=(2, n)) + 0.5 * np.sin(2 * np.pi * np.arange(n) * step / 1.09)).astype(np.float32)
+    x[0, 10:20] = np.nan
+    period_ch = 2 / (0.88 + 0.97) / step
+    shift = int(round(np.ceil(10 / period_ch) * period_ch))
+    protect = np.zeros((2, n), bool)
+    protect[0, 10 + shift:20 + shift] = True
+    out, _ = remove_standing_waves(x, protect, step_mhz=step)
+    assert np.isnan(out[0]).sum() == 10 and np.isnan(out[0, 10:20]).all()
+    assert np.isfinite(out[1]).all()

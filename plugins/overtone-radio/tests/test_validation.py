@@ -171,11 +171,43 @@ def test_detect_skips_nan_and_flagged_channels():
     assert not found[:, 1200:2000].any() and not found[:, 2100:].any()
 
 
-def test_detect_gives_the_same_result_through_dask_chunks_of_a_batch(sub_band):
-    """Detection smooths over the spectra of a batch; dask chunks along time that are
-    multiples of the batch (32) give the in-memory result exactly."""
-    ds = simulate(Observation(**{**sub_band.__dict__, "n_time": 64})).compute()
-    f = FFTStandingWave(detect=3)
-    memory = f(ds.drop_vars("source_mask"))["spectrum"].values
-    lazy = f(ds.drop_vars("source_mask").chunk({"time": 32}))["spectrum"].values
-    np.testing.assert_array_equal(lazy, memory)
+def test_detect_is_independent_of_chunking_and_dim_order_and_keeps_beams_apart():
+    """The guide image is smoothed along time within each beam: a line seen by one beam is
+    found there only, whatever the dim order, and any dask chunking (time chunks of 7, one
+    beam per chunk) gives the in-memory result exactly."""
+    import xarray as xr
+    from overtone_radio.detect import detect_mask
+
+    rng = np.random.default_rng(5)
+    n_time, n_beam, n = 64, 4, 4096
+    x = rng.normal(size=(n_time, n_beam, n)).astype(np.float32)
+    x[:, 0, 1500:1560] += 1.0
+    freq = xr.DataArray(1400 + 0.0076 * np.arange(n), dims="frequency", attrs={"units": "MHz"})
+    ds = xr.Dataset({"spectrum": (("time", "beam", "frequency"), x)}, coords={"frequency": freq})
+    found = detect_mask(ds["spectrum"], None, 3.0).values
+    assert found[:, 0, 1500:1560].mean() > 0.9
+    assert not found[:, 1:].any() and not found[:, :, 1700:].any()
+    flipped = detect_mask(ds["spectrum"].transpose("beam", "frequency", "time"), None, 3.0)
+    np.testing.assert_array_equal(flipped.transpose("time", "beam", "frequency").values, found)
+    lazy = detect_mask(ds["spectrum"].chunk({"time": 7, "beam": 1}), None, 3.0)
+    np.testing.assert_array_equal(lazy.values, found)
+    f = FFTStandingWave(detect=3, protect_ranges_mhz=[])
+    memory = f(ds)["spectrum"].values
+    np.testing.assert_array_equal(f(ds.chunk({"time": 20}))["spectrum"].values, memory)
+    np.testing.assert_array_equal(
+        f(ds.transpose("beam", "time", "frequency"))["spectrum"].transpose("time", "beam", "frequency").values,
+        memory)
+
+
+def test_detect_ignores_a_bandpass_slope_and_blanked_channels():
+    """A steep continuum slope (extrapolated past the outer block centres) and a spectrum
+    half blanked to a constant are not signal."""
+    from overtone_radio.detect import detect_signals
+
+    rng = np.random.default_rng(4)
+    for n in (4096, 4600, 5000):
+        x = rng.normal(size=(32, n)) + np.linspace(0, 100, n) + 0.5 * np.sin(np.arange(n) / 23.0)
+        assert not detect_signals(x.astype(np.float32)).any(), n
+    x = rng.normal(size=(6, 4096)).astype(np.float32)
+    x[:, :2500] = 0.0
+    assert not detect_signals(x).any()

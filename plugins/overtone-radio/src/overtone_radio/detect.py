@@ -2,82 +2,138 @@
 
 Channels holding emission nobody masked (an uncatalogued galaxy, a transient line) must be
 protected from the FFT filter too, or the filter takes the part of their flux that falls in
-its delay windows. HiFAST finds them in a smoothed "guide image": here, per batch of spectra,
+its delay windows. HiFAST finds them in a smoothed "guide image" (time x frequency):
 
-1. the continuum is removed: the median of each block of ``block`` channels (several ripple
-   periods, so the ripple averages out), interpolated linearly between block centres;
-2. the residual is smoothed with a Gaussian of FWHM ``fwhm`` (spectra, channels), HiFAST's
-   5 x 3;
+1. the continuum of each spectrum is removed: the median of each block of ``block``
+   channels (several ripple periods, so the ripple averages out), linear between block
+   centres and extrapolated linearly beyond the outer ones;
+2. the residual image is smoothed with a Gaussian of FWHM ``fwhm`` = (spectra along
+   ``time``, channels), HiFAST's 5 x 3, cut at 3 sigma;
 3. its noise s is 1.4826 x the median absolute deviation per spectrum (the ripple's own
    variance is part of s, so the ripple does not detect itself in long integrations);
 4. runs of at least ``min_channels`` channels above ``nsigma`` s are protected, extended by
    ``extend`` channels on each side (HiFAST: 3 s, 20 channels, 20 channels).
+
+The smoothing runs along ``time`` only (never across polarizations or beams), and on dask
+data through ``map_overlap`` with enough overlap that any chunking gives the in-memory result.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
+import xarray as xr
 from scipy.ndimage import gaussian_filter
 
 from overtone_radio.protect import runs_of_rows
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+TRUNCATE = 3.0
 
 
 def detect_signals(x: np.ndarray, *, nsigma: float = 3.0, fwhm: tuple[float, float] = (5.0, 3.0),
                    min_channels: int = 20, extend: int = 20, block: int = 512,
                    ignore: np.ndarray | None = None) -> np.ndarray:
-    """Boolean mask (rows, n) of the channels of ``x`` (rows, n) holding strong signal (see the
-    module docstring); ``ignore`` (same shape or (n,)) marks channels left out of the
-    statistics (flags, RFI, already protected sources); NaN channels are left out as well and
-    never detected. Block levels and the noise are medians of every 4th channel (128 and
-    thousands of samples: plenty); the Gaussian is cut at 3 sigma."""
-    rows, n = x.shape
-    bad = ~np.isfinite(x)
+    """Boolean mask, shaped like ``x`` (..., time, frequency), of the channels holding strong
+    signal (see the module docstring); the Gaussian smooths along the last two axes only.
+    ``ignore`` (broadcastable to ``x``) marks channels left out of the statistics (flags,
+    RFI, already protected sources); NaN channels are left out as well. Neither is ever
+    detected. A spectrum whose noise estimate is 0 (more than half its channels constant)
+    detects nothing. Block levels and the noise are medians of every 4th channel."""
+    shape = x.shape
+    n = shape[-1]
+    image = x.reshape((1,) * (2 - x.ndim) + shape) if x.ndim < 2 else x
+    bad = ~np.isfinite(image)
     if ignore is not None:
-        bad = bad | ignore
+        bad = bad | np.broadcast_to(ignore, shape).reshape(image.shape)
     any_bad = bool(bad.any())
-    data = np.where(bad, np.nan, x).astype(np.float32) if any_bad else x.astype(np.float32, copy=False)
+    data = image.astype(np.float32)
+    if any_bad:
+        data[bad] = np.nan
+    rows = data.reshape(-1, n)
     block = max(1, min(block, n))
     nb = n // block
-    median = _nanmedian if any_bad else np.median
-    med = median(data[:, :nb * block].reshape(rows, nb, block)[:, :, ::4], axis=2)
-    # continuum: linear between block centres, constant beyond the first and last
-    pos = np.clip((np.arange(n) + 0.5) / block - 0.5, 0, nb - 1)
-    lo = np.minimum(pos.astype(np.int64), nb - 1)
-    hi = np.minimum(lo + 1, nb - 1)
-    w = (pos - lo).astype(np.float32)
+    med = _nanmedian(rows[:, :nb * block].reshape(len(rows), nb, block)[:, :, ::4], axis=2)
     if any_bad:  # a fully bad block takes its neighbours' level
         for r in np.flatnonzero(~np.isfinite(med).all(axis=1)).tolist():
             ok = np.isfinite(med[r])
             med[r] = np.interp(np.arange(nb), np.flatnonzero(ok), med[r][ok]) if ok.any() else 0.0
-    resid = data - (med[:, lo] * (1 - w) + med[:, hi] * w)
+    if nb == 1:
+        rows -= med
+    else:  # linear through the block centres, extrapolated beyond the outer ones
+        pos = (np.arange(n) + 0.5) / block - 0.5
+        lo = np.clip(np.floor(pos).astype(np.int64), 0, nb - 2)
+        slope = np.diff(med, axis=1)[:, lo]
+        slope *= (pos - lo).astype(np.float32)
+        rows -= med[:, lo]
+        rows -= slope
+    resid = rows.reshape(image.shape)  # rows is this function's own copy
     if any_bad:
         resid[bad] = 0.0
-    smooth = gaussian_filter(resid, sigma=(fwhm[0] * FWHM_TO_SIGMA, fwhm[1] * FWHM_TO_SIGMA),
-                             mode="nearest", truncate=3.0)
+    sigma = (0.0,) * (image.ndim - 2) + (fwhm[0] * FWHM_TO_SIGMA, fwhm[1] * FWHM_TO_SIGMA)
+    smooth = gaussian_filter(resid, sigma=sigma, mode="nearest", truncate=TRUNCATE).reshape(-1, n)
+    flat_bad = bad.reshape(-1, n)
     sample = smooth[:, ::4]
     if any_bad:
-        sample = np.where(bad[:, ::4], np.nan, sample)
-    centre = median(sample, axis=1)
-    noise = 1.4826 * median(np.abs(sample - centre[:, None]), axis=1)
-    above = smooth - centre[:, None] > nsigma * noise[:, None]
+        sample = np.where(flat_bad[:, ::4], np.nan, sample)
+    centre = _nanmedian(sample, axis=1)
+    noise = 1.4826 * _nanmedian(np.abs(sample - centre[:, None]), axis=1)
+    limit = np.where(noise > 0, centre + nsigma * noise, np.inf)
+    above = smooth > limit[:, None]
     if any_bad:
-        above &= ~bad
+        above &= ~flat_bad
     row, a, b = runs_of_rows(above)
     long = b - a >= min_channels
     row, a, b = row[long], np.maximum(a[long] - extend, 0), np.minimum(b[long] + extend, n)
-    mask = np.zeros((rows, n), bool)
+    mask = np.zeros(above.shape, bool)
     lengths = b - a
     offset = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     mask[np.repeat(row, lengths), np.repeat(a, lengths) + offset] = True
-    return mask
+    return mask.reshape(shape)
+
+
+def detect_mask(data: xr.DataArray, known: xr.DataArray | None, nsigma: float) -> xr.DataArray:
+    """:func:`detect_signals` over a spectra DataArray: smoothed along ``time`` (when that
+    dim exists) within each polarization/beam, with ``known`` protected channels left out;
+    lazy on dask data, chunked like ``data``. ``frequency`` must be one chunk."""
+    time = ["time"] if "time" in data.dims else []
+    dims = [d for d in data.dims if d not in ("time", "frequency")] + time + ["frequency"]
+    image = data.transpose(*dims)
+    if known is not None:
+        known = known.broadcast_like(image).transpose(*dims)
+
+    def run(x: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray:
+        return detect_signals(x, nsigma=nsigma, ignore=ignore)
+
+    in_memory = image.chunks is None
+    if in_memory and time and image.sizes["time"] >= 128:  # blocks of time on the cores
+        image = image.chunk({"time": 64})
+    if image.chunks is None:
+        found = run(image.values, None if known is None else np.asarray(known.values))
+    else:
+        import dask.array as dsa
+
+        radius = int(TRUNCATE * 5.0 * FWHM_TO_SIGMA + 0.5)  # the Gaussian's reach along time
+        arrays = [image.data]
+        if known is not None:
+            arrays.append(known.chunk(dict(zip(dims, image.chunks))).data)
+        depth = {image.ndim - 2: radius} if time and image.ndim >= 2 else {}
+        if depth and min(image.chunks[-2]) < radius:
+            arrays = [a.rechunk({image.ndim - 2: max(radius, max(image.chunks[-2]))}) for a in arrays]
+        if depth and len(arrays[0].chunks[-2]) > 1:
+            found = dsa.map_overlap(run, *arrays, depth=depth, boundary="none", dtype=bool,
+                                    meta=np.empty((0,) * image.ndim, bool))
+        else:
+            found = dsa.map_blocks(run, *arrays, dtype=bool, meta=np.empty((0,) * image.ndim, bool))
+        found = found.compute(scheduler="threads") if in_memory else found.rechunk(image.chunks)
+    return xr.DataArray(found, dims=dims, coords=image.coords).transpose(*data.dims)
 
 
 def _nanmedian(a: np.ndarray, axis: int) -> np.ndarray:
-    """np.nanmedian without its all-NaN warning (an all-flagged spectrum detects nothing)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(a, axis=axis)
+    """np.nanmedian with NaN for all-NaN slices and no warning (``warnings`` filters are not
+    thread-safe, so the all-NaN slices are filled rather than their warning silenced)."""
+    empty = np.isnan(a).all(axis=axis, keepdims=True)
+    if not empty.any():
+        return np.median(a, axis=axis) if not np.isnan(a).any() else np.nanmedian(a, axis=axis)
+    out = np.nanmedian(np.where(empty, 0.0, a), axis=axis)
+    out[np.squeeze(empty, axis=axis)] = np.nan
+    return out

@@ -42,7 +42,7 @@ import xarray as xr
 from overtone import ConfigError
 
 from overtone_radio import __version__
-from overtone_radio.detect import detect_signals
+from overtone_radio.detect import detect_mask
 from overtone_radio.protect import substitute
 from overtone_radio.spectra import (
     MILKY_WAY_MHZ,
@@ -121,13 +121,11 @@ class _Plan:
     factor: float
     period_ch: float
     ctype: type
-    detect: float | None = None
 
 
 def _plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]], threshold: str,
           nsigma: float, factor: float, reference_us: tuple[float, float], keep_bins: int,
-          hifast_bins: int, period_mhz: float | None, dtype: np.dtype,
-          detect: float | None = None) -> _Plan:
+          hifast_bins: int, period_mhz: float | None, dtype: np.dtype) -> _Plan:
     bin_us = 1.0 / (n * step_mhz)  # delay resolution
     nbins = n // 2 + 1
     spans = []
@@ -150,7 +148,7 @@ def _plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]], th
     return _Plan(n=n, spans=spans, half=keep_bins if threshold == "significance" else hifast_bins,
                  ref=ref, threshold=threshold, nsigma=nsigma, factor=factor,
                  period_ch=period_mhz / step_mhz,
-                 ctype=np.complex64 if dtype == np.float32 else np.complex128, detect=detect)
+                 ctype=np.complex64 if dtype == np.float32 else np.complex128)
 
 
 def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray | None,
@@ -161,10 +159,6 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
     empty = np.zeros(len(chunk), bool)
     changed: tuple[np.ndarray | None, np.ndarray] = (None, np.zeros(0, np.int64))
     work = chunk
-    if plan.detect is not None:
-        known = p if channels is None else (channels if p is None else p | channels)
-        found = detect_signals(chunk, nsigma=plan.detect, ignore=known)
-        p = found if p is None else p | found
     if p is None and channels is not None:
         p, channels = np.broadcast_to(channels, chunk.shape), None
     if p is not None and ((p[:1] if p.strides[0] == 0 else p).any() or channels is not None):
@@ -244,6 +238,15 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
     return kept
 
 
+def _threads(workers: int | None) -> int:
+    """Thread count as scipy.fft reads ``workers``: None = every core, -1 = every core,
+    -2 = all but one, ..."""
+    cores = os.cpu_count() or 1
+    if workers is None or workers == 0:
+        return cores
+    return workers if workers > 0 else max(1, cores + 1 + workers)
+
+
 def remove_standing_waves(
     x: np.ndarray,
     protect: np.ndarray | None,
@@ -260,14 +263,11 @@ def remove_standing_waves(
     workers: int | None = None,
     batch: int = 32,
     protect_channels: np.ndarray | None = None,
-    detect: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Remove standing waves from spectra ``x`` (..., N); returns (cleaned, bins removed).
 
     ``protect`` (same shape, bool) marks channels substituted before the transform (sources,
-    flags), ``protect_channels`` (N,) those substituted in every spectrum, and with
-    ``detect`` (a threshold in sigma) also the strong signals :func:`detect_signals` finds
-    in each batch; NaN channels are always substituted and stay NaN in the output. A spectrum with
+    flags), ``protect_channels`` (N,) those substituted in every spectrum; NaN channels are always substituted and stay NaN in the output. A spectrum with
     every channel protected or NaN is returned unchanged with 0 bins removed.
     See the module docstring for the method.
 
@@ -281,8 +281,7 @@ def remove_standing_waves(
             windows_us=windows_us, threshold=threshold, nsigma=nsigma, factor=factor,
             reference_us=reference_us, keep_bins=keep_bins, hifast_bins=hifast_bins,
             period_mhz=period_mhz, workers=workers, batch=batch,
-            protect_channels=None if protect_channels is None else protect_channels[::-1],
-            detect=detect)
+            protect_channels=None if protect_channels is None else protect_channels[::-1])
         return out[..., ::-1], counts
     shape = x.shape
     n = shape[-1]
@@ -293,11 +292,13 @@ def remove_standing_waves(
     if protect_channels is not None and protect_channels.any():
         channels = np.asarray(protect_channels, bool)
     plan = _plan(n, step_mhz, windows_us, threshold, nsigma, factor, reference_us, keep_bins,
-                 hifast_bins, period_mhz, dtype, detect)
-    workers = workers or os.cpu_count() or 1
+                 hifast_bins, period_mhz, dtype)
+    workers = _threads(workers)
     out = np.empty_like(rows)
     counts = np.zeros(rows.shape[0], np.int16)
     starts = range(0, rows.shape[0], batch)
+    if not starts:  # no spectra
+        return out.reshape(shape), counts.reshape(shape[:-1])
 
     def one(start: int, fft_workers: int) -> None:
         sl = slice(start, start + batch)
@@ -353,7 +354,9 @@ class FFTStandingWave:
 
     Returns the Dataset with the spectra variable cleaned (same name, dims, coords, attrs),
     plus ``sw_bins`` (one value per spectrum: how many delay bins were removed), lazily on
-    dask input (``xr.apply_ufunc(..., dask="parallelized")``, whole band per chunk).
+    dask input (one task per chunk, whole band per chunk: :func:`per_spectrum`). Compute the
+    two together (``ds.compute()``, or ``overtone process``, which writes them in one pass):
+    computing them one at a time runs the filter twice.
     """
 
     name = "fft-standing-wave"
@@ -377,6 +380,8 @@ class FFTStandingWave:
         if detect is not None and detect <= 0:
             raise ConfigError(f"detect = {detect}; give a positive threshold in sigma (HiFAST: 3) "
                               "or leave it out")
+        if detect is not None and not protect:
+            raise ConfigError("detect protects what it finds, so it needs protect = true")
         self.detect = None if detect is None else float(detect)
         self.variable = variable
         self.windows_us = _check_windows(windows_us)
@@ -420,11 +425,18 @@ class FFTStandingWave:
                               reference_us=self.reference_us)
         protect, channels = (protection_masks(ds, data, axis, self.protect_ranges_mhz)
                              if self.protect else (None, None))
+        if self.detect is not None:  # strong signals nobody masked (overtone_radio.detect)
+            known = protect
+            if channels is not None:
+                shared = xr.DataArray(channels, dims="frequency")
+                known = shared if known is None else known | shared
+            found = detect_mask(data, known, self.detect)
+            protect = found if protect is None else protect | found
         kwargs = dict(step_mhz=axis.step_mhz, windows_us=self.windows_us, threshold=self.threshold,
                       nsigma=self.nsigma, factor=self.factor, reference_us=self.reference_us,
                       keep_bins=self.keep_bins, hifast_bins=self.hifast_bins,
                       period_mhz=self.period_mhz, workers=self._workers(data), batch=self.batch,
-                      protect_channels=channels, detect=self.detect if self.protect else None)
+                      protect_channels=channels)
         cleaned, nbins = per_spectrum(lambda x, p: remove_standing_waves(x, p, **kwargs), data, protect)
         out = ds.copy()
         out[name] = cleaned.transpose(*ds[name].dims).assign_attrs(ds[name].attrs)

@@ -26,44 +26,48 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
 def substitution_map(mask: np.ndarray | list[tuple[int, int]], period_ch: float,
                      n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """For a 1-D mask, the protected channel indices ``pos`` and the clean channels ``src``
-    whose values replace them: each masked run ``[a, b)`` takes ``x[a - s : b - s]`` (or
-    ``x[a + s : b + s]`` if that does not fit), where ``s = round(ceil((b - a) / P) * P)`` and
-    ``P = period_ch``, so the ripple continues in phase.
+    whose values replace them: each masked run ``[a, b)`` takes ``x[a - s : b - s]`` or, if
+    that does not fit or holds a protected channel, ``x[a + s : b + s]``, where ``s`` is the
+    smallest whole number of ripple periods ``P = period_ch`` at least as long as the run,
+    ``round(ceil((b - a) / P) P)``, so the ripple continues in phase. When neither stretch is
+    clean, ``s`` grows by one period at a time (left, then right) until one is.
 
-    Runs are filled left to right, so a stretch copied from the left that holds an earlier run
-    takes that run's sources. ``-1`` in ``src`` marks channels with no clean stretch of equal
-    length on either side (a run longer than the band allows); callers fill those with the
-    spectrum's median.
+    ``-1`` in ``src`` marks channels with no clean stretch of equal length on either side
+    (a run longer than the band allows); callers fill those with the spectrum's median.
+    Protected values are never copied.
     """
     if isinstance(mask, np.ndarray):
         n, run_list = mask.size, runs(mask)
+        protected = mask.astype(bool)
     else:
         run_list = mask
-    done: list[tuple[int, int, np.ndarray]] = []
+        protected = np.zeros(n, bool)
+        for a, b in run_list:
+            protected[a:b] = True
+    before = np.concatenate([[0], np.cumsum(protected)])  # protected channels in [0, i)
 
-    def resolve(src: np.ndarray) -> np.ndarray:
-        for a, b, mapped in done:
-            inside = (src >= a) & (src < b)
-            if inside.any():
-                src[inside] = mapped[src[inside] - a]
-        return src
+    def clean(lo: int, hi: int) -> bool:
+        return 0 <= lo and hi <= n and before[hi] == before[lo]
 
-    pending = []
+    pos, src = [], []
     for a, b in run_list:
         length = b - a
-        shift = max(length, int(round(np.ceil(length / period_ch) * period_ch)))
-        if a - shift >= 0:
-            done.append((a, b, resolve(np.arange(a - shift, b - shift))))
-        else:
-            pending.append((a, b, shift))
-    for a, b, shift in reversed(pending):  # right to left: the right-hand stretches are clean
-        src = resolve(np.arange(a + shift, b + shift)) if b + shift <= n else np.full(b - a, -1)
-        done.append((a, b, src))
-    if not done:
+        periods = int(np.ceil(length / period_ch))
+        found = None
+        while found is None:
+            shift = max(length, int(round(periods * period_ch)))
+            if a - shift < 0 and b + shift > n:
+                break
+            if clean(a - shift, b - shift):
+                found = -shift
+            elif clean(a + shift, b + shift):
+                found = shift
+            periods += 1
+        pos.append(np.arange(a, b))
+        src.append(np.arange(a, b) + found if found is not None else np.full(length, -1))
+    if not pos:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    done.sort()
-    return (np.concatenate([np.arange(a, b) for a, b, _ in done]),
-            np.concatenate([m for _, _, m in done]))
+    return np.concatenate(pos), np.concatenate(src)
 
 
 def _shifts(length: np.ndarray, period_ch: float) -> np.ndarray:
