@@ -182,3 +182,41 @@ def test_process_on_a_dask_cluster_matches_in_memory(tmp_path):
     run_cli("process", str(src), "--with", "demean", "-o", str(tmp_path / "m.nc"), "-q")
     with open_dataset(tmp_path / "d.nc") as a, open_dataset(tmp_path / "m.nc") as b:
         np.testing.assert_array_equal(a["spectra"].values, b["spectra"].values)
+
+
+def test_process_joins_several_inputs_along_time(tmp_path):
+    """The pieces of one observation (obs_0001.nc, obs_0002.nc, ...) are joined along the
+    chunk dim in the order given and processed as one; pieces whose frequency axis or
+    time-independent variables differ are refused, naming the file, and nothing is written."""
+    rng = np.random.default_rng(3)
+    spectra = rng.normal(5.0, 1.0, size=(11, 16))
+    freq = {"frequency": ("frequency", np.arange(16.0), {"units": "MHz"})}
+    flag = ("frequency", np.arange(16) % 5 == 0)
+    pieces = []
+    for i, rows in enumerate((slice(0, 4), slice(4, 9), slice(9, 11))):
+        ds = xr.Dataset({"spectra": (("time", "frequency"), spectra[rows]), "flag": flag},
+                        coords={"time": np.arange(11.0)[rows], **freq})
+        pieces.append(str(write_dataset(ds, tmp_path / f"obs_{i + 1:04d}.nc")))
+    whole = write_dataset(xr.Dataset({"spectra": (("time", "frequency"), spectra), "flag": flag},
+                                     coords={"time": np.arange(11.0), **freq}), tmp_path / "whole.nc")
+    for inputs, out in ((pieces, "joined.nc"), ([str(whole)], "single.nc")):
+        result = run_cli("process", *inputs, "--with", "demean", "-o", str(tmp_path / out), "--chunks", "3", "-q")
+        assert result.returncode == 0, result.stderr
+    with open_dataset(tmp_path / "joined.nc") as a, open_dataset(tmp_path / "single.nc") as b:
+        np.testing.assert_array_equal(a["spectra"].values, b["spectra"].values)
+        np.testing.assert_array_equal(a["time"].values, np.arange(11.0))
+        assert a["flag"].dims == ("frequency",)
+        assert "obs_0001.nc obs_0002.nc obs_0003.nc --with demean" in a.attrs["history"]
+    shifted = xr.Dataset({"spectra": (("time", "frequency"), spectra[:2]), "flag": flag},
+                         coords={"time": [20.0, 21.0], "frequency": ("frequency", np.arange(16.0) + 0.5)})
+    odd = str(write_dataset(shifted, tmp_path / "obs_0009.nc"))
+    error = one_line_error(run_cli("process", pieces[0], odd, "--with", "demean", "-o", str(tmp_path / "z.nc")))
+    assert error == ("obs_0009.nc: its 'frequency' coordinate differs from obs_0001.nc's; only files "
+                     "with the same 'frequency' join into one dataset: process them separately")
+    reflagged = shifted.assign_coords(frequency=np.arange(16.0)).assign(flag=("frequency", np.zeros(16, bool)))
+    other = str(write_dataset(reflagged, tmp_path / "obs_0010.nc"))
+    error = one_line_error(run_cli("process", pieces[0], other, "--with", "demean", "-o", str(tmp_path / "z.nc")))
+    assert error == "obs_0010.nc: 'flag' (which has no 'time' dim) differs from obs_0001.nc's; process the files separately"
+    assert not (tmp_path / "z.nc").exists()
+    same = one_line_error(run_cli("process", pieces[0], pieces[1], "--with", "demean", "-o", pieces[1]))
+    assert same == "-o must differ from INPUT: overtone never overwrites its input"

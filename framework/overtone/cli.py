@@ -196,26 +196,29 @@ def _summary(ds: Any) -> str:
 
 def cmd_process(args: argparse.Namespace) -> int:
     """Run signal processors over a dataset, chunk by chunk, and write the result."""
-    from overtone.io import open_dataset, storage_format, write_dataset
+    from overtone.io import open_concatenated, storage_format, write_dataset
     from overtone.pipeline import build_steps, describe, run_steps
 
     reg = _registry()
     if storage_format(args.output) is None:
         raise OvertoneError(f"-o {args.output!r}: write a .nc (netCDF) or .zarr path")
-    if Path(args.output).resolve() == Path(args.input).resolve():
+    if any(Path(args.output).resolve() == Path(i).resolve() for i in args.input):
         raise OvertoneError("-o must differ from INPUT: overtone never overwrites its input")
     steps = build_steps(reg, "signal_processor", _split_names(args.with_), args.param)
     from overtone.config import parse_assignment
 
     reader_params = dict(parse_assignment(text, "--read") for text in args.read)
-    ds = open_dataset(args.input, chunks={args.chunk_dim: args.chunks} if args.chunks else "auto",
-                      registry=reg, reader_params=reader_params)
+    ds = open_concatenated(args.input, args.chunk_dim,
+                           chunks={args.chunk_dim: args.chunks} if args.chunks else "auto",
+                           registry=reg, reader_params=reader_params)
     if args.chunks and args.chunk_dim not in ds.dims:
         raise OvertoneError(f"--chunk-dim {args.chunk_dim!r} is not a dimension of the input; "
                             f"dims: {', '.join(map(str, ds.dims))}")
     result = run_steps(ds, steps)
     history = result.attrs.get("history", "")
-    record = f"overtone process {Path(args.input).name} --with {describe(steps)}"
+    names = " ".join(Path(i).name for i in args.input[:3]) + (
+        f" (+{len(args.input) - 3} more)" if len(args.input) > 3 else "")
+    record = f"overtone process {names} --with {describe(steps)}"
     result.attrs["history"] = f"{history}\n{record}".strip()
     if args.scheduler:
         from dask.distributed import Client
@@ -371,8 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("process", help="run signal processors over a dataset",
                        description="Open INPUT lazily (netCDF, Zarr, or any format a reader plugin "
                        "handles, e.g. FITS), apply the processors in order chunk by chunk, and write "
-                       "OUTPUT atomically.")
-    p.add_argument("input", metavar="INPUT")
+                       "OUTPUT atomically. Several INPUT files (e.g. obs_*.fits, the pieces of one "
+                       "observation) are joined along --chunk-dim in the order given.")
+    p.add_argument("input", metavar="INPUT", nargs="+")
     p.add_argument("--with", dest="with_", required=True, metavar="NAME[,NAME...]",
                    help="signal processor(s), applied in order")
     p.add_argument("--param", action="append", default=[], metavar="[NAME.]KEY=VALUE",

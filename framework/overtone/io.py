@@ -10,7 +10,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +117,47 @@ def open_dataset(
             f"cannot read {str(path)!r} as a {kind} ({type(exc).__name__}: {exc}); "
             f"the file is truncated or not in that format: re-create it"
         ) from exc
+
+
+def open_concatenated(
+    paths: Sequence[str | Path],
+    dim: str,
+    *,
+    chunks: Mapping[str, Any] | str | None = None,
+    registry: Any = None,
+    reader_params: dict[str, Any] | None = None,
+) -> xr.Dataset:
+    """Open several files (as :func:`open_dataset` does, lazily) and join them along ``dim``
+    in the order given, as one dataset: the pieces of one observation written to several
+    files. Every other coordinate, and every variable without ``dim``, must be equal in all
+    files (they are taken once); a file that differs raises :class:`DatasetError` naming it."""
+    import xarray as xr
+
+    paths = [Path(p) for p in paths]
+    parts = [open_dataset(p, chunks=chunks, registry=registry, reader_params=reader_params)
+             for p in paths]
+    if len(parts) == 1:
+        return parts[0]
+    first, name0 = parts[0], paths[0].name
+    for path, part in zip(paths[1:], parts[1:]):
+        if dim not in part.dims:
+            raise DatasetError(f"{path.name} has no dimension {dim!r} to join along; its dims: "
+                               f"{', '.join(map(str, part.dims))}")
+        for name, coord in first.coords.items():
+            if dim in coord.dims:
+                continue
+            if name not in part.coords or not coord.equals(part.coords[name]):
+                raise DatasetError(f"{path.name}: its {name!r} coordinate differs from {name0}'s; "
+                                   f"only files with the same {name!r} join into one dataset: "
+                                   f"process them separately")
+        for name, var in first.data_vars.items():
+            if dim not in var.dims and (name not in part.data_vars or not var.equals(part[name])):
+                raise DatasetError(f"{path.name}: {name!r} (which has no {dim!r} dim) differs from "
+                                   f"{name0}'s; process the files separately")
+    joined = xr.concat(parts, dim=dim, data_vars="minimal", coords="minimal", compat="override",
+                       join="override", combine_attrs="override")
+    joined.attrs["source_files"] = ", ".join(p.name for p in paths)
+    return joined
 
 
 def _readers(registry: Any) -> list[Any]:

@@ -186,6 +186,26 @@ def test_cli_process_fits_with_plots(tmp_path, small):
     assert (tmp_path / "plot.harmonic-rfi.png").stat().st_size > 10_000
 
 
+def test_cli_process_joins_the_fits_pieces_of_one_observation(tmp_path, small):
+    """FAST writes an observation as obs_0001.fits, obs_0002.fits, ...: processed together
+    they give exactly what the same spectra in one file give, with time (UTC from UTOBS)
+    increasing through the join."""
+    ds = small.isel(time=slice(0, 24)).compute()
+    whole = write_fast_fits(ds, tmp_path / "whole.fits")
+    pieces = [write_fast_fits(ds.isel(time=rows), tmp_path / f"obs_{i + 1:04d}.fits")
+              for i, rows in enumerate((slice(0, 10), slice(10, 24)))]
+    for inputs, out in ((pieces, "joined.nc"), ([whole], "single.nc")):
+        cmd = [sys.executable, "-m", "overtone", "process", *map(str, inputs), "--with",
+               "fft-standing-wave", "-o", str(tmp_path / out), "--chunks", "8", "-q"]
+        run = subprocess.run(cmd, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+    with open_dataset(tmp_path / "joined.nc") as joined, open_dataset(tmp_path / "single.nc") as single:
+        np.testing.assert_array_equal(joined["spectrum"].values, single["spectrum"].values)
+        np.testing.assert_array_equal(joined["time"].values, single["time"].values)
+        assert joined["time"].dtype.kind == "M" and (np.diff(joined["time"].values) > np.timedelta64(0)).all()
+        np.testing.assert_allclose(np.diff(joined["time"].values) / np.timedelta64(1, "s"), 1.0, atol=1e-5)
+
+
 def test_substitution_continues_the_ripple_in_phase():
     """A masked run is filled from a whole number of ripple periods away: on a pure ripple with
     an integer period the filled values equal the ripple itself (an independent check)."""

@@ -32,6 +32,15 @@ def _check_complete(path: Path, hdul: Any) -> None:
                                f"has {size}; download or write it again")
 
 
+MJD_EPOCH = np.datetime64("1858-11-17T00:00:00", "ns")
+
+
+def utc_from_mjd(mjd: np.ndarray) -> np.ndarray:
+    """datetime64[ns] UTC of Modified Julian Dates (days since 1858-11-17 00:00 UTC), so that
+    the pieces of one observation in several files join in time order."""
+    return MJD_EPOCH + np.round(np.asarray(mjd, np.float64) * 86400e9).astype("timedelta64[ns]")
+
+
 def _time_chunks(nrow: int, chunks: Any) -> int:
     if chunks is None:
         return nrow
@@ -122,7 +131,7 @@ def _open_fast(path: Path, index: int, hdu: Any, chunks: Any, polarization: str)
     unit = (cols["DATA"].unit or "").strip() or "counts"
     mjd = np.asarray(hdu.data["UTOBS"], dtype=np.float64)
     exposure = np.asarray(hdu.data["EXPOSURE"], np.float64) if "EXPOSURE" in cols.names else None
-    coords = {"time": ("time", (mjd - mjd[0]) * 86400.0, {"units": "s"}),
+    coords = {"time": ("time", utc_from_mjd(mjd), {"long_name": "UTC"}),
               "mjd": ("time", mjd, {"units": "d"}),
               "frequency": ("frequency", f0 + bw * np.arange(nchan), {"units": "MHz"})}
     if pdims:
@@ -195,7 +204,7 @@ def open_hifast(path: str | Path, *, chunks: Any = None, field: str | None = Non
     coords = {"frequency": ("frequency", freq, {"units": "MHz"}),
               "polarization": ("polarization", list(POLS[: spectra.shape[1]]))}
     if mjd is not None:
-        coords["time"] = ("time", (mjd - mjd[0]) * 86400.0, {"units": "s"})
+        coords["time"] = ("time", utc_from_mjd(mjd), {"long_name": "UTC"})
         coords["mjd"] = ("time", mjd, {"units": "d"})
     ds = xr.Dataset({"spectrum": (("time", "polarization", "frequency"), spectra, {"units": units})},
                     coords=coords, attrs={"source_file": path.name, "format": "HiFAST HDF5"})

@@ -246,7 +246,12 @@ def write_fast_fits(ds: xr.Dataset, path: str | Path, variable: str = "spectrum"
     table = np.zeros((nrow, nchan, 4), np.float32)
     table[:, :, 0] = pols[:, 0]
     table[:, :, 1] = pols[:, 1]
-    mjd = ds["mjd"].values if "mjd" in ds else MJD_START + np.arange(nrow) / 86400
+    if "mjd" in ds:
+        mjd = ds["mjd"].values
+    elif "time" in ds.coords and np.issubdtype(ds["time"].dtype, np.number):  # seconds from the start
+        mjd = MJD_START + ds["time"].values / 86400.0
+    else:
+        mjd = MJD_START + np.arange(nrow) / 86400
     exposure = ds["exposure"].values if "exposure" in ds else np.ones(nrow)
     cols = [
         fits.Column("UTOBS", "D", array=mjd),
