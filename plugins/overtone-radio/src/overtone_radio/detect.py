@@ -28,9 +28,10 @@ from overtone_radio.protect import runs_of_rows
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 TRUNCATE = 3.0
+GUIDE_FWHM = (5.0, 3.0)  # HiFAST's guide-image smoothing: spectra along time, channels
 
 
-def detect_signals(x: np.ndarray, *, nsigma: float = 3.0, fwhm: tuple[float, float] = (5.0, 3.0),
+def detect_signals(x: np.ndarray, *, nsigma: float = 3.0, fwhm: tuple[float, float] = GUIDE_FWHM,
                    min_channels: int = 20, extend: int = 20, block: int = 512,
                    ignore: np.ndarray | None = None) -> np.ndarray:
     """Boolean mask, shaped like ``x`` (..., time, frequency), of the channels holding strong
@@ -112,18 +113,13 @@ def detect_mask(data: xr.DataArray, known: xr.DataArray | None, nsigma: float) -
     else:
         import dask.array as dsa
 
-        radius = int(TRUNCATE * 5.0 * FWHM_TO_SIGMA + 0.5)  # the Gaussian's reach along time
+        radius = int(TRUNCATE * GUIDE_FWHM[0] * FWHM_TO_SIGMA + 0.5)  # the Gaussian's reach in time
         arrays = [image.data]
         if known is not None:
             arrays.append(known.chunk(dict(zip(dims, image.chunks))).data)
-        depth = {image.ndim - 2: radius} if time and image.ndim >= 2 else {}
-        if depth and min(image.chunks[-2]) < radius:
-            arrays = [a.rechunk({image.ndim - 2: max(radius, max(image.chunks[-2]))}) for a in arrays]
-        if depth and len(arrays[0].chunks[-2]) > 1:
-            found = dsa.map_overlap(run, *arrays, depth=depth, boundary="none", dtype=bool,
-                                    meta=np.empty((0,) * image.ndim, bool))
-        else:
-            found = dsa.map_blocks(run, *arrays, dtype=bool, meta=np.empty((0,) * image.ndim, bool))
+        # dask widens chunks shorter than the overlap itself
+        found = dsa.map_overlap(run, *arrays, depth={image.ndim - 2: radius} if time else {},
+                                boundary="none", dtype=bool, meta=np.empty((0,) * image.ndim, bool))
         found = found.compute(scheduler="threads") if in_memory else found.rechunk(image.chunks)
     return xr.DataArray(found, dims=dims, coords=image.coords).transpose(*data.dims)
 
