@@ -129,8 +129,14 @@ def test_analyze_run_dir_and_file(tmp_path):
     assert file_result.returncode == 0 and (tmp_path / "fit" / "metrics.moments.nc").exists()
     bad = run_cli("analyze", str(tmp_path / "fit"), "--with", "moments", "--param", "varible=x", "--input", "metrics")
     assert "no step takes 'varible'; parameters: moments.dim, moments.variable" in one_line_error(bad)
-    missing_var = run_cli("analyze", str(tmp_path / "fit"), "--with", "moments", "--param", "variable=zzz", "--input", "metrics")
+    again = run_cli("analyze", str(tmp_path / "fit"), "--with", "moments", "--input", "metrics")
+    assert one_line_error(again) == (f"{str(tmp_path / 'fit' / 'analysis.nc')!r} already holds a group "
+                                     "'moments'; pass --overwrite (overwrite=True) to replace it")
+    missing_var = run_cli("analyze", str(tmp_path / "fit"), "--with", "moments", "--param", "variable=zzz",
+                          "--input", "metrics", "--overwrite")
     assert one_line_error(missing_var) == "moments: no variable 'zzz'; have train_loss"
+    # the refused and the failed analysis left the first result in place
+    np.testing.assert_array_equal(read_groups(tmp_path / "fit" / "analysis.nc")["moments"]["mean"], group["mean"])
 
 
 def test_process_pipeline(tmp_path):
@@ -143,7 +149,8 @@ def test_process_pipeline(tmp_path):
         np.testing.assert_allclose(ds["spectra"].values, spectra - spectra.mean(1, keepdims=True))
         assert ds["spectra"].attrs["units"] == "K" and "demean(variable='spectra')" in ds.attrs["history"]
     same = run_cli("process", str(src), "--with", "demean", "-o", str(src))
-    assert one_line_error(same) == "-o must differ from INPUT: overtone never overwrites its input"
+    assert one_line_error(same) == (f"output {str(src)!r} is an input: overtone never overwrites its "
+                                    "input; choose another output")
     unknown = run_cli("process", str(src), "--with", "fft", "-o", str(tmp_path / "x.nc"))
     assert one_line_error(unknown) == "no signal processor named 'fft'; installed: demean"
     unreadable = tmp_path / "broken.nc"
@@ -219,4 +226,4 @@ def test_process_joins_several_inputs_along_time(tmp_path):
     assert error == "obs_0010.nc: 'flag' (which has no 'time' dim) differs from obs_0001.nc's; process the files separately"
     assert not (tmp_path / "z.nc").exists()
     same = one_line_error(run_cli("process", pieces[0], pieces[1], "--with", "demean", "-o", pieces[1]))
-    assert same == "-o must differ from INPUT: overtone never overwrites its input"
+    assert same == f"output {pieces[1]!r} is an input: overtone never overwrites its input; choose another output"
