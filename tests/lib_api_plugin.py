@@ -88,6 +88,10 @@ def refuses(**_: object):
     return analyzer
 
 
+def broken_factory(**_: object):
+    raise RuntimeError("cannot build")
+
+
 def open_plain(path: Path, chunks=None) -> xr.Dataset:
     return xr.Dataset(attrs={"reader": "plain", "path": str(path)})
 
@@ -133,6 +137,8 @@ def overtone_analyzers():
         Component("analyzer", "as-da", as_dataarray, "returns a DataArray"),
         Component("analyzer", "as-int", as_int, "returns an int"),
         Component("analyzer", "refuses", refuses, "refuses its input"),
+        Component("analyzer", "no-build", broken_factory, "its factory raises"),
+        Component("analyzer", "not-callable", lambda: 42, "its factory returns an int"),
     ]
 
 

@@ -304,6 +304,11 @@ def test_debug_flag_sets_overtone_debug_and_is_documented(monkeypatch, capsys):
     monkeypatch.delenv("OVERTONE_DEBUG")
     assert main(["--debug", "plugins", "--json"]) == 0
     assert os.environ["OVERTONE_DEBUG"] == "1"
+    monkeypatch.delenv("OVERTONE_DEBUG")
+    assert main(["plugins", "--json", "--debug"]) == 0  # after the command as well
+    assert os.environ["OVERTONE_DEBUG"] == "1"
+    monkeypatch.delenv("OVERTONE_DEBUG")
+    assert main(["plugins", "--json"]) == 0 and "OVERTONE_DEBUG" not in os.environ
     top = run_cli("--help").stdout
     assert "--debug" in top and "OVERTONE_DEBUG=1" in top and "141" in top
 

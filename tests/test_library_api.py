@@ -179,6 +179,13 @@ def test_analyzer_failures_are_isolated_one_line_each(tmp_path, reg):
     assert all(f.plugin == "lib_api_plugin" and f.broke_contract for f in done.failures.values())
     assert done.exit_code == 1 and not done.ok
     assert set(read_groups(tmp_path / "run" / "analysis.nc")) == {"seen"}
+    built = overtone.analyze(tmp_path / "run", ["no-build", "not-callable", "seen"], overwrite=True,
+                             registry=reg)
+    assert [f.message for f in built.failures.values()] == [
+        f"analyzer 'no-build' {plugin}: its factory raised RuntimeError: cannot build",
+        f"analyzer 'not-callable' {plugin}: its factory returned int 42; expected a callable taking a Dataset",
+    ]
+    assert set(built.results) == {"seen"} and built.exit_code == 1
     refused = overtone.analyze(tmp_path / "run", ["refuses", "seen"], overwrite=True, registry=reg)
     assert refused.exit_code == 2
     assert refused.failures["refuses"].message == "refuses: needs a 'weights' variable"

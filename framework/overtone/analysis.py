@@ -164,9 +164,13 @@ def analyze(
 
         registry = default_registry()
     steps = resolve_steps(registry, "analyzer", analyzers, params)
-    for step in steps:
-        step.build()  # a bad parameter fails here, before anything is read or written
     keys = _keys(steps)
+    done = Analysis()
+    for key, step in zip(keys, steps):
+        try:
+            step.build("analyzer")  # a bad parameter (ConfigError) stops here, before any work
+        except PluginError as exc:
+            done.failures[key] = _failure(step, exc)
     path = None if isinstance(source, xr.Dataset) else Path(source)
     run_dir = path is not None and path.is_dir()
     targets = _targets(keys, path, run_dir, output, overwrite) if write else {}
@@ -181,8 +185,9 @@ def analyze(
         data_file = path
         ds = open_dataset(path, registry=registry)
     probes = path is not None and data_file.name == "probes.nc"
-    done = Analysis()
     for key, step in zip(keys, steps):
+        if key in done.failures:
+            continue
         try:
             result = apply_step(step, _data_for(step, ds, probes), "analyzer")
         except OvertoneError as exc:
@@ -228,8 +233,10 @@ def write_plots(steps: Sequence[Step], keys: Sequence[str], results: dict[str, x
 
     written = {}
     for key, step in zip(keys, steps):
+        if key not in results:
+            continue
         plot = getattr(step.build(), "plot", None)
-        if key not in results or plot is None:
+        if plot is None:
             continue
         figure = plot(results[key])
         out = plot_path(path, key, len(steps) > 1)

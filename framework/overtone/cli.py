@@ -265,8 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show tracebacks on errors and of plugins that fail to load "
                         "(sets OVERTONE_DEBUG=1 before plugins load)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)  # --debug after the command works too
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks (as 'overtone --debug COMMAND')")
 
-    p = sub.add_parser("plugins", help="list installed components",
+    p = sub.add_parser("plugins", parents=[common], help="list installed components",
                        description="List the components every loaded plugin registers. "
                        "Never imports torch.")
     p.add_argument("--json", action="store_true", help="print JSON (components, plugins, problems)")
@@ -274,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=list(KINDS), help="only components of this kind")
     p.set_defaults(handler=cmd_plugins)
 
-    p = sub.add_parser("run", help="run an experiment config",
+    p = sub.add_parser("run", parents=[common], help="run an experiment config",
                        description="Validate CONFIG (TOML) completely, then run it with the engine "
                        "named in [run] engine, writing OUT/<name>/.")
     p.add_argument("config", help="experiment config, e.g. examples/grokking-mlp.toml")
@@ -284,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
     p.set_defaults(handler=cmd_run)
 
-    p = sub.add_parser("demo", help="run the bundled demo (grokking modular addition)",
+    p = sub.add_parser("demo", parents=[common], help="run the bundled demo (grokking modular addition)",
                        description="Run the engine's demo experiment and print where its report is.")
     p.add_argument("--engine", default="torch", help="engine whose demo to run (default: torch)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a value")
@@ -292,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo")
     p.set_defaults(handler=cmd_demo)
 
-    p = sub.add_parser("sweep", help="run a grid of configs x seeds",
+    p = sub.add_parser("sweep", parents=[common], help="run a grid of configs x seeds",
                        description="Run every combination of --grid values for each seed, then "
                        "combine the metrics into one dataset with dims (variant, seed, step).")
     p.add_argument("config")
@@ -305,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="address of a dask.distributed scheduler to run on")
     p.set_defaults(handler=cmd_sweep)
 
-    p = sub.add_parser("analyze", help="run analyzers on a run or a dataset",
+    p = sub.add_parser("analyze", parents=[common], help="run analyzers on a run or a dataset",
                        description="Run analyzers on RUN_DIR/probes.nc (or --input metrics) or on a "
                        "dataset file. Results go to RUN_DIR/analysis.nc (one group per analyzer), "
                        "or next to the file, or to -o; existing outputs are refused unless "
@@ -330,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="do not print a summary")
     p.set_defaults(handler=cmd_analyze)
 
-    p = sub.add_parser("process", help="run signal processors over a dataset",
+    p = sub.add_parser("process", parents=[common], help="run signal processors over a dataset",
                        description="Open INPUT lazily (netCDF, Zarr, or any format a reader plugin "
                        "handles, e.g. FITS), apply the processors in order chunk by chunk, and write "
                        "OUTPUT atomically. Several INPUT files (e.g. obs_*.fits, the pieces of one "
@@ -355,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_process)
 
-    p = sub.add_parser("new-plugin", help="scaffold a third-party plugin package",
+    p = sub.add_parser("new-plugin", parents=[common], help="scaffold a third-party plugin package",
                        description="Create a plugin distribution with a pyproject, an 'overtone' "
                        "entry point, one example component per --kind, and a passing test.")
     p.add_argument("name", help="distribution name, e.g. overtone-myloss")
@@ -364,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--directory", default=".", help="where to create it (default: here)")
     p.set_defaults(handler=cmd_new_plugin)
 
-    p = sub.add_parser("doctor", help="load every plugin and report problems",
+    p = sub.add_parser("doctor", parents=[common], help="load every plugin and report problems",
                        description="Load every plugin and import every component factory "
                        "(this may import torch); exit 1 if anything is wrong.")
     p.set_defaults(handler=cmd_doctor)

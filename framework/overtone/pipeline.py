@@ -37,10 +37,25 @@ class Step:
     plugin: str | None = None
     function: Callable[..., Any] | None = None
 
-    def build(self) -> Callable[..., Any]:
-        """The step's callable: ``component.create(**params)``, made once and kept."""
+    def build(self, kind: str = "step") -> Callable[..., Any]:
+        """The step's callable: ``component.create(**params)``, made once and kept.
+
+        A factory's own :class:`~overtone.errors.OvertoneError` (a bad parameter) passes on;
+        any other exception becomes a :class:`PluginError` naming the step and its plugin.
+        """
         if self.function is None:
-            self.function = self.component.create(**self.params)
+            try:
+                function = self.component.create(**self.params)
+            except OvertoneError:
+                raise
+            except Exception as exc:
+                detail = " ".join(str(exc).split())
+                raise PluginError(f"{kind} {self.label}: its factory raised "
+                                  f"{type(exc).__name__}: {detail}") from exc
+            if not callable(function):
+                raise PluginError(f"{kind} {self.label}: its factory returned "
+                                  f"{describe_value(function)}; expected a callable taking a Dataset")
+            self.function = function
         return self.function
 
     @property
@@ -157,7 +172,7 @@ def apply_step(step: Step, ds: xr.Dataset, kind: str = "step") -> xr.Dataset:
     """
     import xarray as xr
 
-    function = step.build()
+    function = step.build(kind)
     try:
         result = function(ds)
     except OvertoneError:

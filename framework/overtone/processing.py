@@ -119,7 +119,7 @@ def process(
         registry = default_registry()
     resolved = resolve_steps(registry, "signal_processor", steps, params)
     for step in resolved:
-        step.build()  # a bad parameter fails here, before anything is read or written
+        step.build("signal processor")  # a bad parameter fails here, before any reading
     from_file = not isinstance(inputs, xr.Dataset)
     paths = ([inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)) if from_file else []
     out = check_output(output, paths, overwrite=overwrite) if output is not None else None
