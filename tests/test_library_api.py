@@ -205,5 +205,9 @@ def test_analyze_a_dataset_and_a_file(tmp_path, reg):
     assert done.written == {"seen": (tmp_path / "other.seen.nc", None)}
     with pytest.raises(OvertoneError, match="other.seen.nc' already exists; pass --overwrite"):
         overtone.analyze(path, "seen", registry=reg)
+    with pytest.raises(OvertoneError, match="other.nc' is an input: overtone never overwrites its input"):
+        overtone.analyze(path, "seen", output=path, overwrite=True, registry=reg)
+    with pytest.raises(OvertoneError, match=r"output 'r.txt': write a .nc \(netCDF\) or .zarr path"):
+        overtone.analyze(path, "seen", output="r.txt", registry=reg)
     out = overtone.analyze(path, "seen,seen", output=tmp_path / "r.nc", registry=reg)
     assert sorted(p.name for p, _ in out.written.values()) == ["r.seen-1.nc", "r.seen-2.nc"]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from overtone.errors import DatasetError, OvertoneError, PluginError
 from overtone.pipeline import Step, StepSpec, apply_step, resolve_steps
-from overtone.processing import plot_path
+from overtone.processing import check_output, plot_path
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -93,30 +93,25 @@ def _groups_in(path: Path) -> set[str]:
 
 
 def _targets(keys: list[str], source: Path | None, run_dir: bool, output: PathLike | None,
-             overwrite: bool) -> dict[str, tuple[Path, str | None]]:
+             data_file: Path | None, overwrite: bool) -> dict[str, tuple[Path, str | None]]:
     """Where each result goes: ``output`` (``<stem>.<key><suffix>`` for several), a group of
-    ``RUN_DIR/analysis.nc``, or ``<file stem>.<key>.nc`` beside a file; existing targets are
+    ``RUN_DIR/analysis.nc``, or ``<file stem>.<key>.nc`` beside a file. A file target must not
+    be the input (:func:`overtone.processing.check_output`); existing files or groups are
     refused unless ``overwrite``."""
-    from overtone.io import storage_format
-
     several = len(keys) > 1
     targets: dict[str, tuple[Path, str | None]] = {}
     for key in keys:
         if output is not None:
-            if storage_format(output) is None:
-                raise OvertoneError(f"output {str(output)!r}: write a .nc (netCDF) or .zarr path")
             targets[key] = (plot_path(output, key, several), None)
         elif run_dir:
             targets[key] = (source / ANALYSIS_FILE, key)
         elif source is not None:
             targets[key] = (source.with_name(f"{source.stem}.{key}.nc"), None)
-    if overwrite:
-        return targets
+    inputs = [data_file] if data_file is not None else []
     for path, group in targets.values():
-        if group is None and path.exists():
-            raise OvertoneError(f"output {str(path)!r} already exists; pass --overwrite "
-                                f"(overwrite=True) to replace it")
-        if group is not None and group in _groups_in(path):
+        if group is None:
+            check_output(path, inputs, overwrite=overwrite)
+        elif not overwrite and group in _groups_in(path):
             raise OvertoneError(f"{str(path)!r} already holds a group {group!r}; pass --overwrite "
                                 f"(overwrite=True) to replace it")
     return targets
@@ -173,18 +168,12 @@ def analyze(
             done.failures[key] = _failure(step, exc)
     path = None if isinstance(source, xr.Dataset) else Path(source)
     run_dir = path is not None and path.is_dir()
-    targets = _targets(keys, path, run_dir, output, overwrite) if write else {}
-    if path is None:
-        ds = source
-    elif run_dir:
-        data_file = path / f"{input}.nc"
-        if not data_file.exists():
-            raise DatasetError(f"{str(path)!r} has no {input}.nc; is it a run directory?")
-        ds = open_dataset(data_file, registry=registry)
-    else:
-        data_file = path
-        ds = open_dataset(path, registry=registry)
-    probes = path is not None and data_file.name == "probes.nc"
+    data_file = None if path is None else path / f"{input}.nc" if run_dir else path
+    if run_dir and not data_file.exists():
+        raise DatasetError(f"{str(path)!r} has no {input}.nc; is it a run directory?")
+    targets = _targets(keys, path, run_dir, output, data_file, overwrite) if write else {}
+    ds = source if data_file is None else open_dataset(data_file, registry=registry)
+    probes = data_file is not None and data_file.name == "probes.nc"
     for key, step in zip(keys, steps):
         if key in done.failures:
             continue
