@@ -64,6 +64,13 @@ class Seen:
                           attrs={"variables": ",".join(sorted(map(str, ds.data_vars)))})
 
 
+class BadPlot(Seen):
+    """Analyzes like ``seen``; its plot raises."""
+
+    def plot(self, result: xr.Dataset):
+        raise ValueError("no axes")
+
+
 def boom(**_: object):
     def analyzer(ds: xr.Dataset) -> xr.Dataset:
         raise RuntimeError("kaput")
@@ -133,6 +140,7 @@ def overtone_analyzers():
         Component("analyzer", "seen", Seen, "steps and variables given",
                   params={"variable": Param(None, type=str)}),
         Component("analyzer", "boom", boom, "raises RuntimeError"),
+        Component("analyzer", "bad-plot", BadPlot, "its plot raises"),
         Component("analyzer", "as-dict", as_dict, "returns a dict"),
         Component("analyzer", "as-da", as_dataarray, "returns a DataArray"),
         Component("analyzer", "as-int", as_int, "returns an int"),

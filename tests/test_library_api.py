@@ -189,6 +189,11 @@ def test_analyzer_failures_are_isolated_one_line_each(tmp_path, reg):
         f"analyzer 'not-callable' {plugin}: its factory returned int 42; expected a callable taking a Dataset",
     ]
     assert set(built.results) == {"seen"} and built.exit_code == 1
+    plotted = overtone.analyze(tmp_path / "run", ["bad-plot", "seen"], overwrite=True, write=False,
+                               plots=tmp_path / "q.png", registry=reg)
+    assert {k: f.message for k, f in plotted.failures.items()} == {
+        "bad-plot": f"analyzer 'bad-plot' {plugin}: its plot raised ValueError: no axes"}
+    assert set(plotted.results) == {"bad-plot", "seen"} and plotted.exit_code == 1
     refused = overtone.analyze(tmp_path / "run", ["refuses", "seen"], overwrite=True, registry=reg)
     assert refused.exit_code == 2
     assert refused.failures["refuses"].message == "refuses: needs a 'weights' variable"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from overtone.errors import DatasetError, OvertoneError, PluginError
-from overtone.pipeline import Step, StepSpec, apply_step, resolve_steps
+from overtone.pipeline import Step, StepSpec, apply_step, draw_plot, resolve_steps
 from overtone.processing import check_output, plot_path
 
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ def analyze(
     if groups:
         write_groups(path / ANALYSIS_FILE, groups)
     if plots is not None:
-        done.plots = write_plots(steps, keys, done.results, plots)
+        done.plots = write_plots(steps, keys, done.results, plots, done.failures)
     return done
 
 
@@ -216,18 +216,24 @@ def _data_for(step: Step, ds: xr.Dataset, probes: bool) -> xr.Dataset:
 
 
 def write_plots(steps: Sequence[Step], keys: Sequence[str], results: dict[str, xr.Dataset],
-                path: PathLike) -> dict[str, Path]:
-    """Save each successful analyzer's ``plot(result)``; analyzers without ``plot`` are skipped."""
+                path: PathLike, failures: dict[str, Failure] | None = None) -> dict[str, Path]:
+    """Save each successful analyzer's ``plot(result)``; analyzers without ``plot`` are skipped,
+    a plot that fails is added to ``failures`` (the others are still drawn)."""
     import matplotlib.pyplot as plt
 
     written = {}
     for key, step in zip(keys, steps):
         if key not in results:
             continue
-        plot = getattr(step.build(), "plot", None)
-        if plot is None:
+        try:
+            figure = draw_plot(step, "analyzer", results[key])
+        except OvertoneError as exc:
+            if failures is None:
+                raise
+            failures[key] = _failure(step, exc)
             continue
-        figure = plot(results[key])
+        if figure is None:
+            continue
         out = plot_path(path, key, len(steps) > 1)
         figure.savefig(out, dpi=110, bbox_inches="tight")
         plt.close(figure)

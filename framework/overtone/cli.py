@@ -151,8 +151,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for key, path in done.plots.items():
         print(f"{key}: plot {path}")
     if args.plot:
-        for key in done.results.keys() - done.plots.keys():
-            print(f"{key}: no plot available")
+        for key in done.results:
+            if key not in done.plots and key not in done.failures:
+                print(f"{key}: no plot available")
     for failure in done.failures.values():
         print(f"overtone: error: {failure.message}", file=sys.stderr)
     return done.exit_code

@@ -189,6 +189,25 @@ def apply_step(step: Step, ds: xr.Dataset, kind: str = "step") -> xr.Dataset:
     return result
 
 
+def draw_plot(step: Step, kind: str, *data: xr.Dataset) -> Any:
+    """The figure of ``step.build().plot(*data)`` (``None`` when the step has no ``plot``); a
+    plot that raises becomes a :class:`PluginError` naming the step and its plugin."""
+    plot = getattr(step.build(kind), "plot", None)
+    if plot is None:
+        return None
+    try:
+        figure = plot(*data)
+    except OvertoneError:
+        raise
+    except Exception as exc:
+        detail = " ".join(str(exc).split())
+        raise PluginError(f"{kind} {step.label}: its plot raised {type(exc).__name__}: {detail}") from exc
+    if not hasattr(figure, "savefig"):
+        raise PluginError(f"{kind} {step.label}: its plot returned {describe_value(figure)}; "
+                          f"expected a matplotlib Figure")
+    return figure
+
+
 def run_steps(ds: xr.Dataset, steps: Sequence[Step], kind: str = "step") -> xr.Dataset:
     """Apply each step in order: ``ds = step(ds)``, checking each product (:func:`apply_step`)."""
     for step in steps:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from overtone.errors import ConfigError, OvertoneError
-from overtone.pipeline import Step, StepSpec, apply_step, describe, resolve_steps
+from overtone.pipeline import Step, StepSpec, apply_step, describe, draw_plot, resolve_steps
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -167,10 +167,9 @@ def write_plots(steps: Sequence[Step], stages: Sequence[xr.Dataset], path: PathL
 
     written = {}
     for i, step in enumerate(steps):
-        plot = getattr(step.build(), "plot", None)
-        if plot is None:
+        figure = draw_plot(step, "signal processor", stages[i], stages[i + 1])
+        if figure is None:
             continue
-        figure = plot(stages[i], stages[i + 1])
         out = plot_path(path, step.name, len(steps) > 1)
         figure.savefig(out, dpi=110, bbox_inches="tight")
         plt.close(figure)
