@@ -73,6 +73,8 @@ def test_steps_as_names_pairs_and_callables(tmp_path, reg, spectra):
     assert "remove-offset(offset=100.0) | Scale(<callable>)" in done.dataset.attrs["history"]
     by_text = overtone.process(spectra, "remove-offset,scale", params=["scale.factor=4"], registry=reg)
     np.testing.assert_array_equal(by_text.dataset["spectra"].values, (x - 100.0) * 4.0)
+    with pytest.raises(ConfigError, match="'Scale' is a callable given directly; build it with"):
+        overtone.process(spectra, [halve], params=["Scale.factor=3"], registry=reg)
     with pytest.raises(ConfigError, match="pass an instance"):
         overtone.process(spectra, [lib_api_plugin.Scale], registry=reg)
     with pytest.raises(ConfigError, match=r"scale.*factor = 'x' has type str"):

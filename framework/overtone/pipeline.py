@@ -127,6 +127,9 @@ def resolve_steps(
         key, value = parse_assignment(text, "--param")
         target, dot, leaf = key.rpartition(".")
         if dot and target in names:
+            if steps[names.index(target)].component is None:
+                raise ConfigError(f"--param {text!r}: {target!r} is a callable given directly; "
+                                  f"build it with its parameters instead")
             given[names.index(target)][leaf] = value
             continue
         takers = [i for i in registered if key in steps[i].component.params]
