@@ -13,11 +13,11 @@ python -m overtone_radio.simulate -o "$out/obs.fits" --seconds "$seconds"
 # 2. harmonic RFI first (its mask goes into `flag`, which the filter then protects),
 #    then the FFT standing-wave filter; lazy, chunked along time, with a progress bar
 overtone process "$out/obs.fits" --with harmonic-rfi,fft-standing-wave \
-    -o "$out/clean.nc" --chunks 64 --plot "$out/clean.png"
+    -o "$out/clean.nc" --chunks 64 --plot "$out/clean.png" --overwrite
 
 # 3. RMS over the radiometer equation, before and after (10 s x 16-channel averages)
-overtone process "$out/obs.fits" --with rms-ratio -o "$out/rms-before.nc" -q
-overtone process "$out/clean.nc" --with rms-ratio -o "$out/rms-after.nc" -q
+overtone process "$out/obs.fits" --with rms-ratio -o "$out/rms-before.nc" -q --overwrite
+overtone process "$out/clean.nc" --with rms-ratio -o "$out/rms-after.nc" -q --overwrite
 python - "$out" <<'PY'
 import sys, numpy as np, xarray as xr
 out = sys.argv[1]

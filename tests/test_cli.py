@@ -129,8 +129,14 @@ def test_analyze_run_dir_and_file(tmp_path):
     assert file_result.returncode == 0 and (tmp_path / "fit" / "metrics.moments.nc").exists()
     bad = run_cli("analyze", str(tmp_path / "fit"), "--with", "moments", "--param", "varible=x", "--input", "metrics")
     assert "no step takes 'varible'; parameters: moments.dim, moments.variable" in one_line_error(bad)
-    missing_var = run_cli("analyze", str(tmp_path / "fit"), "--with", "moments", "--param", "variable=zzz", "--input", "metrics")
+    again = run_cli("analyze", str(tmp_path / "fit"), "--with", "moments", "--input", "metrics")
+    assert one_line_error(again) == (f"{str(tmp_path / 'fit' / 'analysis.nc')!r} already holds a group "
+                                     "'moments'; pass --overwrite (overwrite=True) to replace it")
+    missing_var = run_cli("analyze", str(tmp_path / "fit"), "--with", "moments", "--param", "variable=zzz",
+                          "--input", "metrics", "--overwrite")
     assert one_line_error(missing_var) == "moments: no variable 'zzz'; have train_loss"
+    # the refused and the failed analysis left the first result in place
+    np.testing.assert_array_equal(read_groups(tmp_path / "fit" / "analysis.nc")["moments"]["mean"], group["mean"])
 
 
 def test_process_pipeline(tmp_path):
@@ -143,7 +149,8 @@ def test_process_pipeline(tmp_path):
         np.testing.assert_allclose(ds["spectra"].values, spectra - spectra.mean(1, keepdims=True))
         assert ds["spectra"].attrs["units"] == "K" and "demean(variable='spectra')" in ds.attrs["history"]
     same = run_cli("process", str(src), "--with", "demean", "-o", str(src))
-    assert one_line_error(same) == "-o must differ from INPUT: overtone never overwrites its input"
+    assert one_line_error(same) == (f"output {str(src)!r} is an input: overtone never overwrites its "
+                                    "input; choose another output")
     unknown = run_cli("process", str(src), "--with", "fft", "-o", str(tmp_path / "x.nc"))
     assert one_line_error(unknown) == "no signal processor named 'fft'; installed: demean"
     unreadable = tmp_path / "broken.nc"
@@ -219,4 +226,105 @@ def test_process_joins_several_inputs_along_time(tmp_path):
     assert error == "obs_0010.nc: 'flag' (which has no 'time' dim) differs from obs_0001.nc's; process the files separately"
     assert not (tmp_path / "z.nc").exists()
     same = one_line_error(run_cli("process", pieces[0], pieces[1], "--with", "demean", "-o", pieces[1]))
-    assert same == "-o must differ from INPUT: overtone never overwrites its input"
+    assert same == f"output {pieces[1]!r} is an input: overtone never overwrites its input; choose another output"
+
+
+def test_process_refuses_an_existing_output_unless_overwrite(tmp_path):
+    spectra = np.random.default_rng(4).normal(3.0, 1.0, size=(5, 8))
+    src = write_dataset(xr.Dataset({"spectra": (("time", "frequency"), spectra)}), tmp_path / "in.nc")
+    out = tmp_path / "out.nc"
+    out.write_bytes(b"an existing file")
+    refused = run_cli("process", str(src), "--with", "demean", "-o", str(out))
+    assert one_line_error(refused) == (f"output {str(out)!r} already exists; pass --overwrite "
+                                       "(overwrite=True) to replace it")
+    assert out.read_bytes() == b"an existing file"
+    replaced = run_cli("process", str(src), "--with", "demean", "-o", str(out), "--overwrite", "-q")
+    assert replaced.returncode == 0, replaced.stderr
+    with open_dataset(out) as ds:
+        np.testing.assert_allclose(ds["spectra"].values, spectra - spectra.mean(1, keepdims=True))
+
+
+def test_process_a_single_spectrum_and_a_cube_without_time(tmp_path):
+    rng = np.random.default_rng(5)
+    one = rng.normal(size=32)
+    cube = rng.normal(size=(2, 3, 16))
+    src1 = write_dataset(xr.Dataset({"spectra": ("frequency", one)}), tmp_path / "one.nc")
+    src3 = write_dataset(xr.Dataset({"spectra": (("ra", "dec", "frequency"), cube)}), tmp_path / "cube.nc")
+    for src in (src1, src3):
+        result = run_cli("process", str(src), "--with", "demean", "-o", str(tmp_path / f"o-{src.name}"), "-q")
+        assert result.returncode == 0, result.stderr
+    with open_dataset(tmp_path / "o-one.nc") as a, open_dataset(tmp_path / "o-cube.nc") as b:
+        np.testing.assert_allclose(a["spectra"].values, one - one.mean())
+        np.testing.assert_allclose(b["spectra"].values, cube - cube.mean(-1, keepdims=True))
+    named = run_cli("process", str(src1), "--with", "demean", "-o", str(tmp_path / "x.nc"), "--chunk-dim", "time")
+    assert one_line_error(named) == "--chunk-dim 'time' is not a dimension of the input; dims: frequency"
+    help_text = run_cli("process", "--help").stdout
+    assert "processed as one chunk" in " ".join(help_text.split())
+
+
+def _with_test_plugin(tmp_path):
+    from conftest import HERE, cli_env
+
+    return {"OVERTONE_PLUGINS": "overtone_example.plugin,lib_api_plugin",
+            "PYTHONPATH": f"{HERE}:{cli_env()['PYTHONPATH']}"}
+
+
+def test_analyze_keeps_going_past_broken_analyzers(tmp_path):
+    """Each broken analyzer is one stderr line naming it and its plugin; the good result is
+    written; exit 1 (a plugin broke its contract), 2 when analyzers only refused their input."""
+    probes = xr.Dataset({"hidden": (("step", "sample"), np.ones((2, 3)))}, coords={"step": [0, 1]})
+    (tmp_path / "run").mkdir()
+    write_dataset(probes, tmp_path / "run" / "probes.nc")
+    env = _with_test_plugin(tmp_path)
+    result = run_cli("analyze", str(tmp_path / "run"), "--with", "boom,seen,as-dict,as-da,as-int", **env)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "overtone: error: analyzer 'boom' (plugin 'lib_api_plugin') raised RuntimeError: kaput; "
+        "expected it to return an xarray.Dataset",
+        "overtone: error: analyzer 'as-dict' (plugin 'lib_api_plugin') returned dict {'a': 1}; "
+        "expected an xarray.Dataset",
+        "overtone: error: analyzer 'as-da' (plugin 'lib_api_plugin') returned xarray.DataArray; "
+        "expected an xarray.Dataset",
+        "overtone: error: analyzer 'as-int' (plugin 'lib_api_plugin') returned int 3; "
+        "expected an xarray.Dataset",
+    ]
+    assert "seen: wrote" in result.stdout
+    assert read_groups(tmp_path / "run" / "analysis.nc")["seen"]["steps"].values.tolist() == [0, 1]
+    refused = run_cli("analyze", str(tmp_path / "run"), "--with", "refuses", **env)
+    assert one_line_error(refused) == "refuses: needs a 'weights' variable"
+
+
+def test_debug_flag_sets_overtone_debug_and_is_documented(monkeypatch, capsys):
+    import os
+
+    from overtone.cli import main
+
+    monkeypatch.setenv("OVERTONE_DEBUG", "")
+    monkeypatch.delenv("OVERTONE_DEBUG")
+    assert main(["--debug", "plugins", "--json"]) == 0
+    assert os.environ["OVERTONE_DEBUG"] == "1"
+    monkeypatch.delenv("OVERTONE_DEBUG")
+    assert main(["plugins", "--json", "--debug"]) == 0  # after the command as well
+    assert os.environ["OVERTONE_DEBUG"] == "1"
+    monkeypatch.delenv("OVERTONE_DEBUG")
+    assert main(["plugins", "--json"]) == 0 and "OVERTONE_DEBUG" not in os.environ
+    top = run_cli("--help").stdout
+    assert "--debug" in top and "OVERTONE_DEBUG=1" in top and "141" in top
+
+
+def test_a_closed_stdout_pipe_ends_quietly(tmp_path):
+    """'overtone plugins | head': the reader is gone before overtone writes; no traceback."""
+    import os
+    import subprocess
+
+    from conftest import cli_env
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run([sys.executable, "-m", "overtone", "plugins", "--verbose"],
+                                stdout=write, stderr=subprocess.PIPE, text=True, env=cli_env(), timeout=120)
+    finally:
+        os.close(write)
+    assert result.stderr == "" and result.returncode == 141

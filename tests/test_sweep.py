@@ -73,3 +73,54 @@ def test_sweep_on_a_dask_cluster(tmp_path, monkeypatch):
         assert dict(a["train_loss"].sizes) == {"variant": 2, "seed": 2, "step": 6}
         np.testing.assert_array_equal(a["train_loss"].values, b["train_loss"].values)
     registry(refresh=True)
+
+
+@pytest.fixture
+def tiny_registry(monkeypatch):
+    """A registry holding only a test plugin that the global registry does not load."""
+    import sys
+    import types
+
+    from conftest import make_plugin
+    from lib_api_plugin import TinyEngine
+    from overtone import Component
+    from overtone.plugins import load_plugins
+    from overtone.registry import Registry
+
+    module = make_plugin("sweep_only_plugin", overtone_engines=[
+        Component("engine", "sweep-only", TinyEngine, "fixed loss curve")])
+    assert isinstance(module, types.ModuleType)
+    monkeypatch.setitem(sys.modules, "sweep_only_plugin", module)
+    return Registry(load_plugins(use_entry_points=False, modules=["sweep_only_plugin"]))
+
+
+def test_sweep_runs_with_the_registry_it_is_given(tmp_path, tiny_registry):
+    from overtone.registry import registry
+
+    assert "sweep-only" not in registry().names("engine")
+    config = tmp_path / "t.toml"
+    config.write_text("[run]\nengine = 'sweep-only'\n[train]\nsteps = 3\n")
+    out = run_sweep(config, grid=["train.scale=1.0,2.0"], seeds=2, out=tmp_path, registry=tiny_registry)
+    with open_dataset(out) as ds:
+        step = np.arange(3)
+        expected = np.array([[scale / (1.0 + step) + seed for seed in (0, 1)] for scale in (1.0, 2.0)])
+        np.testing.assert_allclose(ds["train_loss"].values, expected)
+
+
+def test_sweep_refuses_a_registry_workers_cannot_rebuild(tmp_path, tiny_registry):
+    config = tmp_path / "t.toml"
+    config.write_text("[run]\nengine = 'sweep-only'\n")
+    with pytest.raises(ConfigError, match="holds plugin module 'sweep_only_plugin', which worker "
+                                          "processes cannot import; run with workers=1"):
+        run_sweep(config, seeds=2, workers=2, out=tmp_path, registry=tiny_registry)
+    assert not (tmp_path / "t-sweep").exists()
+
+
+@pytest.mark.parametrize(("setting", "shown"), [("0", False), ("1", True)])
+def test_sweep_progress_bar_follows_overtone_progress(tmp_path, tiny_registry, monkeypatch, capsys,
+                                                      setting, shown):
+    monkeypatch.setenv("OVERTONE_PROGRESS", setting)
+    config = tmp_path / "t.toml"
+    config.write_text("[run]\nengine = 'sweep-only'\n")
+    run_sweep(config, seeds=2, out=tmp_path, registry=tiny_registry)
+    assert ("sweep: 100%" in capsys.readouterr().err) is shown

@@ -13,6 +13,17 @@ from typing import Any
 from overtone.errors import OvertoneError
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # as a shell reports a process ended by SIGPIPE (128 + 13)
+
+EPILOG = """\
+Run 'overtone COMMAND --help' for a command's options.
+
+exit codes: 0 success; 1 problems found (doctor) or an analyzer broke its contract (analyze);
+  2 an error (one line on stderr), nothing half-written; 130 interrupted; 141 the reader of
+  stdout went away (e.g. 'overtone plugins | head').
+environment: OVERTONE_PLUGINS=mod1,mod2 (also load these modules as plugins);
+  OVERTONE_LOAD_PLUGINS=dist1,dist2 (only these distributions; empty: none);
+  OVERTONE_DEBUG=1 (as --debug); OVERTONE_PROGRESS=0 (no progress bars)."""
 
 
 def _registry():
@@ -125,61 +136,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- analyze / process ---------------------------------------------------------------------
 
 
-def _split_names(text: str) -> list[str]:
-    return [n.strip() for n in text.split(",") if n.strip()]
-
-
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Run analyzers on a run directory's probes (or metrics) or on a dataset file."""
-    from overtone.errors import DatasetError
-    from overtone.io import open_dataset, write_dataset, write_groups
-    from overtone.pipeline import build_steps, run_steps
+    from overtone.analysis import analyze
 
-    reg = _registry()
-    names = _split_names(args.with_)
-    steps = build_steps(reg, "analyzer", names, args.param)
-    source = Path(args.source)
-    if source.is_dir():
-        data_file = source / f"{args.input}.nc"
-        if not data_file.exists():
-            raise DatasetError(f"{str(source)!r} has no {args.input}.nc; is it a run directory?")
-    else:
-        data_file = source
-    ds = open_dataset(data_file, registry=reg)
-    for step in steps:
-        result = run_steps(ds, [step])
-        result.attrs.setdefault("analyzer", step.name)
-        if args.output:
-            out = Path(args.output)
-            if len(steps) > 1:
-                out = out.with_name(f"{out.stem}.{step.name}{out.suffix}")
-            write_dataset(result, out)
-        elif source.is_dir():
-            out = write_groups(source / "analysis.nc", {step.name: result})
-        else:
-            out = write_dataset(result, source.with_name(f"{source.stem}.{step.name}.nc"))
-        print(f"{step.name}: wrote {out}" + (f" (group {step.name!r})" if out.name == "analysis.nc" else ""))
-        if args.plot:
-            _plot(step, result, Path(args.plot), len(steps) > 1)
+    if args.plot:
+        _headless_plots()
+    done = analyze(args.source, args.with_, input=args.input, output=args.output,
+                   overwrite=args.overwrite, plots=args.plot, params=args.param)
+    for key, (path, group) in done.written.items():
+        print(f"{key}: wrote {path}" + (f" (group {group!r})" if group else ""))
         if not args.quiet:
-            print(_summary(result))
-    return 0
+            print(_summary(done.results[key]))
+    for key, path in done.plots.items():
+        print(f"{key}: plot {path}")
+    if args.plot:
+        for key in done.results:
+            if key not in done.plots and key not in done.failures:
+                print(f"{key}: no plot available")
+    for failure in done.failures.values():
+        print(f"overtone: error: {failure.message}", file=sys.stderr)
+    return done.exit_code
 
 
-def _plot(step: Any, result: Any, path: Path, several: bool) -> None:
-    function = step.component.create(**step.params)
-    plot = getattr(function, "plot", None)
-    if plot is None:
-        print(f"{step.name}: no plot available", file=sys.stderr)
-        return
+def _headless_plots() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    if several:
-        path = path.with_name(f"{path.stem}.{step.name}{path.suffix}")
-    figure = plot(result)
-    figure.savefig(path, dpi=110, bbox_inches="tight")
-    print(f"{step.name}: plot {path}")
 
 
 def _summary(ds: Any) -> str:
@@ -196,54 +179,19 @@ def _summary(ds: Any) -> str:
 
 def cmd_process(args: argparse.Namespace) -> int:
     """Run signal processors over a dataset, chunk by chunk, and write the result."""
-    from overtone.io import open_concatenated, storage_format, write_dataset
-    from overtone.pipeline import build_steps, describe, run_steps
-
-    reg = _registry()
-    if storage_format(args.output) is None:
-        raise OvertoneError(f"-o {args.output!r}: write a .nc (netCDF) or .zarr path")
-    if any(Path(args.output).resolve() == Path(i).resolve() for i in args.input):
-        raise OvertoneError("-o must differ from INPUT: overtone never overwrites its input")
-    steps = build_steps(reg, "signal_processor", _split_names(args.with_), args.param)
     from overtone.config import parse_assignment
+    from overtone.processing import process
 
-    reader_params = dict(parse_assignment(text, "--read") for text in args.read)
-    ds = open_concatenated(args.input, args.chunk_dim,
-                           chunks={args.chunk_dim: args.chunks} if args.chunks else "auto",
-                           registry=reg, reader_params=reader_params)
-    if args.chunks and args.chunk_dim not in ds.dims:
-        raise OvertoneError(f"--chunk-dim {args.chunk_dim!r} is not a dimension of the input; "
-                            f"dims: {', '.join(map(str, ds.dims))}")
-    result = run_steps(ds, steps)
-    history = result.attrs.get("history", "")
-    names = " ".join(Path(i).name for i in args.input[:3]) + (
-        f" (+{len(args.input) - 3} more)" if len(args.input) > 3 else "")
-    record = f"overtone process {names} --with {describe(steps)}"
-    result.attrs["history"] = f"{history}\n{record}".strip()
-    if args.scheduler:
-        from dask.distributed import Client
-
-        with Client(args.scheduler):
-            write_dataset(result, args.output, progress=False)
-    else:
-        write_dataset(result, args.output, progress=not args.quiet)
-    print(f"wrote {args.output}")
     if args.plot:
-        _process_plots(steps, ds, result, Path(args.plot))
+        _headless_plots()
+    done = process(args.input, args.with_, args.output, overwrite=args.overwrite, plots=args.plot,
+                   read_params=dict(parse_assignment(text, "--read") for text in args.read),
+                   params=args.param, chunk_dim=args.chunk_dim, chunks=args.chunks,
+                   scheduler=args.scheduler, progress=not args.quiet)
+    print(f"wrote {done.output}")
+    for name, path in done.plots.items():
+        print(f"{name}: plot {path}")
     return 0
-
-
-def _process_plots(steps: Any, before: Any, after: Any, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    for step in steps:
-        plot = getattr(step.component.create(**step.params), "plot", None)
-        if plot is not None:
-            figure = plot(before, after)
-            out = path if len(steps) == 1 else path.with_name(f"{path.stem}.{step.name}{path.suffix}")
-            figure.savefig(out, dpi=110, bbox_inches="tight")
-            print(f"{step.name}: plot {out}")
 
 
 # -- sweep ---------------------------------------------------------------------------------
@@ -310,13 +258,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="overtone",
         description="Plugin framework for the physics of learning and radio-spectrum processing.",
-        epilog="Run 'overtone COMMAND --help' for a command's options.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"overtone {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks on errors and of plugins that fail to load "
+                        "(sets OVERTONE_DEBUG=1 before plugins load)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)  # --debug after the command works too
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks (as 'overtone --debug COMMAND')")
 
-    p = sub.add_parser("plugins", help="list installed components",
+    p = sub.add_parser("plugins", parents=[common], help="list installed components",
                        description="List the components every loaded plugin registers. "
                        "Never imports torch.")
     p.add_argument("--json", action="store_true", help="print JSON (components, plugins, problems)")
@@ -324,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=list(KINDS), help="only components of this kind")
     p.set_defaults(handler=cmd_plugins)
 
-    p = sub.add_parser("run", help="run an experiment config",
+    p = sub.add_parser("run", parents=[common], help="run an experiment config",
                        description="Validate CONFIG (TOML) completely, then run it with the engine "
                        "named in [run] engine, writing OUT/<name>/.")
     p.add_argument("config", help="experiment config, e.g. examples/grokking-mlp.toml")
@@ -334,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
     p.set_defaults(handler=cmd_run)
 
-    p = sub.add_parser("demo", help="run the bundled demo (grokking modular addition)",
+    p = sub.add_parser("demo", parents=[common], help="run the bundled demo (grokking modular addition)",
                        description="Run the engine's demo experiment and print where its report is.")
     p.add_argument("--engine", default="torch", help="engine whose demo to run (default: torch)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a value")
@@ -342,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo")
     p.set_defaults(handler=cmd_demo)
 
-    p = sub.add_parser("sweep", help="run a grid of configs x seeds",
+    p = sub.add_parser("sweep", parents=[common], help="run a grid of configs x seeds",
                        description="Run every combination of --grid values for each seed, then "
                        "combine the metrics into one dataset with dims (variant, seed, step).")
     p.add_argument("config")
@@ -355,10 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="address of a dask.distributed scheduler to run on")
     p.set_defaults(handler=cmd_sweep)
 
-    p = sub.add_parser("analyze", help="run analyzers on a run or a dataset",
+    p = sub.add_parser("analyze", parents=[common], help="run analyzers on a run or a dataset",
                        description="Run analyzers on RUN_DIR/probes.nc (or --input metrics) or on a "
                        "dataset file. Results go to RUN_DIR/analysis.nc (one group per analyzer), "
-                       "or next to the file, or to -o.")
+                       "or next to the file, or to -o; existing outputs are refused unless "
+                       "--overwrite. A run's probes reach each analyzer at the steps where its "
+                       "variable was recorded, as during training. An analyzer that fails is "
+                       "reported in one line and the others' results are still written. Exit "
+                       "codes: 0 all written; 1 an analyzer raised an unexpected exception or "
+                       "returned something other than an xarray.Dataset; 2 bad input (an analyzer "
+                       "refused its input, or bad arguments: then nothing is written).")
     p.add_argument("source", metavar="RUN_DIR_OR_FILE")
     p.add_argument("--with", dest="with_", required=True, metavar="NAME[,NAME...]",
                    help="analyzer(s) to run")
@@ -366,32 +326,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="analyzer parameter (repeatable)")
     p.add_argument("--input", choices=["probes", "metrics"], default="probes",
                    help="which file of a run directory to analyze (default: probes)")
-    p.add_argument("-o", "--output", help="write the result here (.nc or .zarr)")
+    p.add_argument("-o", "--output", help="write the result here (.nc or .zarr; "
+                   "<stem>.<name><suffix> for each of several analyzers)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs (files, or groups of analysis.nc)")
     p.add_argument("--plot", metavar="PNG", help="also save the analyzer's plot")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print a summary")
     p.set_defaults(handler=cmd_analyze)
 
-    p = sub.add_parser("process", help="run signal processors over a dataset",
+    p = sub.add_parser("process", parents=[common], help="run signal processors over a dataset",
                        description="Open INPUT lazily (netCDF, Zarr, or any format a reader plugin "
                        "handles, e.g. FITS), apply the processors in order chunk by chunk, and write "
                        "OUTPUT atomically. Several INPUT files (e.g. obs_*.fits, the pieces of one "
-                       "observation) are joined along --chunk-dim in the order given.")
+                       "observation) are joined along --chunk-dim in the order given. An "
+                       "existing OUTPUT is refused unless --overwrite.")
     p.add_argument("input", metavar="INPUT", nargs="+")
     p.add_argument("--with", dest="with_", required=True, metavar="NAME[,NAME...]",
                    help="signal processor(s), applied in order")
     p.add_argument("--param", action="append", default=[], metavar="[NAME.]KEY=VALUE",
                    help="processor parameter (repeatable)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".nc or .zarr path")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--read", action="append", default=[], metavar="KEY=VALUE",
                    help="reader parameter, e.g. --read polarization=mean (repeatable)")
     p.add_argument("--chunks", type=int, default=256, help="spectra per dask chunk (default 256)")
-    p.add_argument("--chunk-dim", default="time", help="dimension to chunk along (default: time)")
+    p.add_argument("--chunk-dim", default=None, metavar="DIM",
+                   help="dimension to chunk and join along (default: time; data without a time "
+                   "dim, e.g. one spectrum or a cube, is then processed as one chunk in memory; "
+                   "a DIM named here must exist)")
     p.add_argument("--scheduler", help="address of a dask.distributed scheduler to run on")
     p.add_argument("--plot", metavar="PNG", help="also save before/after plots")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_process)
 
-    p = sub.add_parser("new-plugin", help="scaffold a third-party plugin package",
+    p = sub.add_parser("new-plugin", parents=[common], help="scaffold a third-party plugin package",
                        description="Create a plugin distribution with a pyproject, an 'overtone' "
                        "entry point, one example component per --kind, and a passing test.")
     p.add_argument("name", help="distribution name, e.g. overtone-myloss")
@@ -400,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--directory", default=".", help="where to create it (default: here)")
     p.set_defaults(handler=cmd_new_plugin)
 
-    p = sub.add_parser("doctor", help="load every plugin and report problems",
+    p = sub.add_parser("doctor", parents=[common], help="load every plugin and report problems",
                        description="Load every plugin and import every component factory "
                        "(this may import torch); exit 1 if anything is wrong.")
     p.set_defaults(handler=cmd_doctor)
@@ -410,11 +378,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.debug:
+        os.environ["OVERTONE_DEBUG"] = "1"  # before any plugin loads: plugins.py reads it
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except OvertoneError as exc:
         if args.debug or os.environ.get("OVERTONE_DEBUG"):
             raise
@@ -423,6 +398,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("overtone: interrupted", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that flushing it at exit raises no second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # stdout replaced by an object without a fd
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

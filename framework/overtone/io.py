@@ -161,6 +161,7 @@ def open_concatenated(
 
 
 def _readers(registry: Any) -> list[Any]:
+    """The reader entries of ``registry`` (the global one when None), sorted by name."""
     if registry is None:
         from overtone.registry import registry as default_registry
 
@@ -169,12 +170,18 @@ def _readers(registry: Any) -> list[Any]:
 
 
 def _reader_for(path: Path, registry: Any) -> Any:
-    """The reader entry whose suffixes match ``path``'s name, if any."""
+    """The reader entry whose suffix matches the longest ending of ``path``'s name, if any.
+
+    ``x.sw.fits`` goes to a reader claiming ``.sw.fits`` rather than one claiming ``.fits``;
+    between readers claiming the same suffix the first by name wins.
+    """
     name = path.name.lower()
+    best, best_length = None, 0
     for entry in _readers(registry):
-        if any(name.endswith(s) for s in entry.component.suffixes):
-            return entry
-    return None
+        length = max((len(s) for s in entry.component.suffixes if name.endswith(s)), default=0)
+        if length > best_length:
+            best, best_length = entry, length
+    return best
 
 
 def _open_with_reader(path: Path, chunks: Any, registry: Any, params: dict[str, Any] | None = None) -> xr.Dataset:

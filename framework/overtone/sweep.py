@@ -50,10 +50,48 @@ def _toml(value: Any) -> str:
     return tomli_w.dumps({"v": value}).partition("=")[2].strip()
 
 
-def _run_job(config: dict[str, Any], source: str, out: str) -> str:
+def _run_job(config: dict[str, Any], source: str, out: str, registry: Any) -> str:
+    """Run one variant; ``registry`` is a Registry, or a :func:`_recipe` rebuilt in a worker."""
     from overtone.runs import run_config
 
-    return str(run_config(config, source=source, default_name=config["run"]["name"], out=out))
+    if isinstance(registry, dict):
+        registry = _rebuild(registry)
+    return str(run_config(config, source=source, default_name=config["run"]["name"], out=out,
+                          registry=registry))
+
+
+def _recipe(registry: Any) -> dict[str, Any]:
+    """How a worker process rebuilds ``registry``: the entry-point distributions and the
+    plugin modules it holds. A module that cannot be imported by name cannot travel."""
+    import importlib.util
+
+    allow, modules = [], []
+    for record in registry.loaded.plugins:
+        if not record.ok:
+            continue
+        if record.source == "entry point":
+            allow.append(record.name.partition(":")[0])
+            continue
+        name = getattr(record.module, "__name__", record.name)
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ConfigError(
+                f"the sweep's registry holds plugin module {name!r}, which worker processes "
+                f"cannot import; run with workers=1 and no scheduler, or make {name!r} importable"
+            )
+        modules.append(name)
+    return {"allow": allow, "modules": modules}
+
+
+def _rebuild(recipe: dict[str, Any]) -> Any:
+    from overtone.plugins import load_plugins
+    from overtone.registry import Registry
+
+    return Registry(load_plugins(use_entry_points=bool(recipe["allow"]), allow=recipe["allow"],
+                                 modules=recipe["modules"]))
 
 
 def run_sweep(
@@ -86,7 +124,7 @@ def run_sweep(
             resolve_experiment(job["config"], source=source, default_name=name, registry=registry)
         except ConfigError as exc:
             raise ConfigError(f"sweep variant {label}: {exc}") from exc
-    run_dirs = _execute(jobs, source, str(sweep_dir), workers, scheduler)
+    run_dirs = _execute(jobs, source, str(sweep_dir), workers, scheduler, registry)
     combined = combine(jobs, run_dirs)
     from overtone.io import write_dataset
 
@@ -94,26 +132,31 @@ def run_sweep(
 
 
 def _execute(jobs: list[dict[str, Any]], source: str, out: str, workers: int,
-             scheduler: str | None) -> list[str]:
+             scheduler: str | None, registry: Any) -> list[str]:
     from tqdm import tqdm
 
+    from overtone.progress import progress_enabled
+
     configs = [job["config"] for job in jobs]
+    bar = {"desc": "sweep", "unit": "run", "disable": not progress_enabled()}
     if scheduler:
         from dask.distributed import Client
 
+        recipe = _recipe(registry)
         with Client(scheduler) as client:
             futures = client.map(_run_job, configs, [source] * len(configs), [out] * len(configs),
-                                 pure=False)
+                                 [recipe] * len(configs), pure=False)
             return client.gather(futures)
     if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        recipe = _recipe(registry)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = [pool.submit(_run_job, c, source, out) for c in configs]
-            return [f.result() for f in tqdm(futures, desc="sweep", unit="run")]
-    return [_run_job(c, source, out) for c in tqdm(configs, desc="sweep", unit="run")]
+            futures = [pool.submit(_run_job, c, source, out, recipe) for c in configs]
+            return [f.result() for f in tqdm(futures, **bar)]
+    return [_run_job(c, source, out, registry) for c in tqdm(configs, **bar)]
 
 
 def combine(jobs: list[dict[str, Any]], run_dirs: Sequence[str]):
