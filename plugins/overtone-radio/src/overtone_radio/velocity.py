@@ -15,6 +15,7 @@ target direction are known.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -76,14 +77,19 @@ def to_frame(freq_hz: Any, frame: str, *, time: Any, site: tuple[float, float, f
     """
     import astropy.units as u
     from astropy.coordinates import EarthLocation, SpectralCoord
+    from astropy.coordinates.spectral_coordinate import NoDistanceWarning, NoVelocityWarning
     from astropy.time import Time
 
     obstime = Time(time, scale="utc")
     location = EarthLocation.from_geodetic(site[0] * u.deg, site[1] * u.deg, site[2] * u.m)
-    coord = SpectralCoord(np.asarray(freq_hz, np.float64) * u.Hz,
-                          observer=location.get_itrs(obstime=obstime),
-                          target=_target(target, radesys, equinox, obstime))
-    return coord.with_observer_stationary_relative_to(frame).to_value(u.Hz)
+    with warnings.catch_warnings():  # runs once at open time, in the caller's thread
+        # the target's distance and own velocity do not enter an observer-frame change
+        warnings.simplefilter("ignore", NoVelocityWarning)
+        warnings.simplefilter("ignore", NoDistanceWarning)
+        coord = SpectralCoord(np.asarray(freq_hz, np.float64) * u.Hz,
+                              observer=location.get_itrs(obstime=obstime),
+                              target=_target(target, radesys, equinox, obstime))
+        return coord.with_observer_stationary_relative_to(frame).to_value(u.Hz)
 
 
 def _target(radec: tuple[float, float], radesys: str, equinox: float, obstime: Any) -> Any:
