@@ -208,7 +208,7 @@ def write_cube(ds: xr.Dataset, path: str | Path, variable: str = "spectrum", *,
     if da_.ndim == 3:
         data = np.moveaxis(data, -1, 0)  # numpy (spectral, y, x) = FITS axes (x, y, spectral)
     if "fits_wcs" in ds.attrs and da_.ndim == 3:
-        header = WCS(fits.Header.fromstring(ds.attrs["fits_wcs"], sep="\n")).to_header(relax=True)
+        header = WCS(fits.Header.fromstring(ds.attrs["fits_wcs"])).to_header(relax=True)
     else:
         freq = np.asarray(ds["frequency"].values, np.float64) * 1e6
         step = np.diff(freq)
