@@ -82,8 +82,9 @@ def test_heliocentric_velocity_of_a_b1950_target_matches_vframe():
 
 
 @pytest.mark.parametrize("selection", [
-    {"scan": [263, 264]}, {"scan": [263, 264], "cal": False}, {"scan": 263, "cal": "T"},
-    {"hdu": 1}, {"hdu": 1, "scan": [220, 221]}, {"object": "U10629"},
+    {"scan": [263, 264], "mix_states": True}, {"scan": [263, 264], "cal": False},
+    {"scan": 263, "cal": "T"}, {"hdu": 1, "cal": "F"}, {"hdu": 1, "scan": [220, 221], "cal": True},
+    {"object": "U10629"},
 ])
 def test_row_selection_counts_and_values_match_astropy(selection):
     ds = open_fits(RAW, chunks={"time": 3}, **selection)
@@ -136,8 +137,8 @@ def _suggested(message: str) -> dict:
 
 
 @pytest.mark.parametrize("path,kwargs,setups", [
-    (CAL, {}, 3), (RAW, {}, 5), (RAW, {"object": "U8091"}, 2), (ARGUS, {}, 6),
-    (ARGUS, {"fdnum": 10}, 3),
+    (CAL, {}, 3), (RAW, {}, 9), (RAW, {"object": "U8091"}, 4), (ARGUS, {}, 6),
+    (ARGUS, {"fdnum": 10}, 3), (RAW, {"scan": [263, 264]}, 2),
 ])
 def test_different_setups_are_refused_with_a_selection_that_works(path, kwargs, setups):
     with pytest.raises(DatasetError) as info:
@@ -147,6 +148,14 @@ def test_different_setups_are_refused_with_a_selection_that_works(path, kwargs, 
     chosen = {**kwargs, **_suggested(message)}
     ds = open_fits(path, **chosen)  # the suggested selection opens
     assert ds.sizes["time"] >= 1 and len(set(ds["object"].values.tolist())) == 1
+
+
+def test_noise_diode_states_are_not_mixed_silently():
+    with pytest.raises(DatasetError, match=r"cal T sig T .* cal F sig T .* --read cal=T"):
+        open_fits(RAW, scan=[263, 264])
+    mixed = open_fits(RAW, scan=[263, 264], mix_states=True)
+    np.testing.assert_array_equal(mixed["cal"].values, [True, False, True, False])
+    assert mixed["sig"].values.all()
 
 
 def test_argus_vane_sky_and_source_rows_never_mix():
@@ -186,7 +195,7 @@ def test_w3oh_polarizations_from_crval4():
 def test_reader_parameters_through_the_core():
     ds = open_dataset(W3OH, reader_params={"polarization": "XX"})
     assert ds.attrs["polarization"] == "XX"
-    ds = open_dataset(RAW, reader_params={"scan": [263, 264], "cal": "F"})
+    ds = open_dataset(RAW, reader_params={"scan": [263, 264], "cal": "F", "mix_states": False})
     assert ds.sizes["time"] == 2 and not ds["cal"].values.any()
     with pytest.raises(ConfigError, match="did you mean 'scan'"):
         open_dataset(RAW, reader_params={"scans": 263})

@@ -116,6 +116,8 @@ _FITS_READ = {
                         "row's axis"),
     "max_shift_channels": Param(0.5, help="SDFITS: largest channel-0 frequency difference "
                                 "(in channels) between rows of one setup"),
+    "mix_states": Param(False, help="SDFITS: let rows of different CAL/SIG states (noise diode "
+                        "on/off, signal/reference) form one time series"),
     "velocity": Param("auto", type=str, help="velocity coordinate: 'auto' (SDFITS: VELDEF "
                       "convention and frame; cube: its axis or radio), 'radio', 'optical', "
                       "'relativistic' or 'none'"),

@@ -98,7 +98,7 @@ def open_fits(path: str | Path, *, chunks: Any = None, polarization: str | None 
     or ``"mean"`` ((XX + YY) / 2, no polarization dim); SDFITS: see
     :func:`overtone_radio.sdfits.open_sdfits`. Other ``options`` go to the SDFITS reader
     (``hdu``, ``scan``, ``ifnum``, ``plnum``, ``fdnum``, ``cal``, ``sig``, ``object``,
-    ``align``, ``max_shift_channels``, ``velocity``) or the cube reader (``hdu``, ``velocity``).
+    ``align``, ``max_shift_channels``, ``mix_states``, ``velocity``) or the cube reader (``hdu``, ``velocity``).
     """
     from astropy.io import fits
 

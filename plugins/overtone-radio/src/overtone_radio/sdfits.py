@@ -4,7 +4,8 @@ Every ``SINGLE DISH`` binary table row is one spectrum (``DATA``, channels along
 ``CDELT1`` / ``CRPIX1`` in Hz). Rows are chosen by ``hdu``, ``scan``, ``ifnum``, ``plnum``,
 ``fdnum``, ``cal``, ``sig``, ``object`` and ``polarization``; the chosen rows must be one setup
 (same channels, spectral window, feed and OBJECT) to become one time series, or the reader says
-which selection separates them. Rows of one setup whose frequency axes differ by a fraction of a
+which selection separates them. Noise-diode (CAL) and signal/reference (SIG) states count as
+separate setups unless ``mix_states=True``. Rows of one setup whose frequency axes differ by a fraction of a
 channel (Doppler tracking) are joined as they are (``align="tolerate"``, at most
 ``max_shift_channels``) or interpolated onto the first row's axis (``align="regrid"``). Rows of
 several polarizations (PLNUM, named by ``CRVAL4``) that pair up in time become a
@@ -190,10 +191,11 @@ def first_channel_hz(rows: Rows) -> np.ndarray:
     return rows.fields["crval1"] + (1.0 - rows.fields["crpix1"]) * rows.fields["cdelt1"]
 
 
-def setup_groups(rows: Rows, max_shift_channels: float) -> np.ndarray:
+def setup_groups(rows: Rows, max_shift_channels: float, mix_states: bool = False) -> np.ndarray:
     """A setup id per row: rows share one when they have the same channel count, channel width,
-    spectral window, feed and OBJECT, and their channel-0 frequencies lie within
-    ``max_shift_channels`` channels of the group's first row."""
+    spectral window, feed, OBJECT and (unless ``mix_states``) noise-diode and signal states
+    (CAL, SIG), and their channel-0 frequencies lie within ``max_shift_channels`` channels of
+    the group's first row."""
     f0, cdelt = first_channel_hz(rows), rows.fields["cdelt1"]
     keys: list[tuple[Any, ...]] = []
     starts: list[float] = []
@@ -201,6 +203,8 @@ def setup_groups(rows: Rows, max_shift_channels: float) -> np.ndarray:
     for i in range(len(rows)):
         key = (int(rows.nchan[i]), float(cdelt[i]), int(rows.fields["ifnum"][i]),
                int(rows.fields["fdnum"][i]), rows.fields["object"][i])
+        if not mix_states:
+            key += (bool(rows.fields["cal"][i]), bool(rows.fields["sig"][i]))
         for g, (k, s) in enumerate(zip(keys, starts)):
             if k == key and abs(f0[i] - s) <= max_shift_channels * abs(cdelt[i]):
                 group[i] = g
@@ -220,6 +224,7 @@ def _describe(rows: Rows, groups: np.ndarray) -> tuple[str, str]:
         f_mid = (first_channel_hz(sub)[0] + sub.fields["cdelt1"][0] * sub.nchan[0] / 2) / 1e6
         names.append(f"{sub.fields['object'][0] or '?'} scan {_show(sub.fields['scan'])} "
                      f"ifnum {sub.fields['ifnum'][0]} fdnum {sub.fields['fdnum'][0]} "
+                     f"cal {_show(sub.fields['cal'])} sig {_show(sub.fields['sig'])} "
                      f"{sub.nchan[0]} ch at {f_mid:.3f} MHz ({len(sub)} rows)")
     hint = _separating_selection(rows, groups)
     return "; ".join(names), hint
@@ -230,7 +235,8 @@ def _separating_selection(rows: Rows, groups: np.ndarray) -> str:
     exactly the first setup's rows."""
     target = groups == groups[0]
     fields = {"hdu": rows.hdu, "object": rows.fields["object"], "fdnum": rows.fields["fdnum"],
-              "ifnum": rows.fields["ifnum"], "scan": rows.fields["scan"]}
+              "ifnum": rows.fields["ifnum"], "scan": rows.fields["scan"],
+              "cal": rows.fields["cal"], "sig": rows.fields["sig"]}
     chosen: list[str] = []
     picked = np.ones(len(rows), bool)
     for key, field in fields.items():
@@ -238,12 +244,14 @@ def _separating_selection(rows: Rows, groups: np.ndarray) -> str:
         narrowed = picked & np.isin(field, values)
         if narrowed.sum() < picked.sum():
             shown = values[0] if len(values) == 1 else values
+            if isinstance(shown, bool):
+                shown = "T" if shown else "F"
             chosen.append(f"--read {key}={str(shown).replace(' ', '')}")
             picked = narrowed
         if (picked == target).all():
             return "select one, e.g. " + " ".join(chosen)
-    return ("select rows with --read hdu=, scan=, ifnum=, fdnum= or object=, or pass "
-            "align='regrid' with a larger max_shift_channels for Doppler-shifted rows")
+    return ("select rows with --read hdu=, scan=, ifnum=, fdnum=, object=, cal= or sig=, or "
+            "raise max_shift_channels for Doppler-shifted rows")
 
 
 def _time_axis(rows: Rows) -> tuple[np.ndarray, bool]:
@@ -378,10 +386,12 @@ def _lazy_rows(path: Path, rows: Rows, plan: np.ndarray, shifts: np.ndarray | No
 def open_sdfits(path: Path, hdul: Any, *, chunks: Any = None, hdu: Any = None,
                 polarization: str | None = None, align: str = "tolerate",
                 max_shift_channels: float = 0.5, velocity: str | None = "auto",
-                **selection: Any) -> xr.Dataset:
+                mix_states: bool = False, **selection: Any) -> xr.Dataset:
     """Open the chosen rows of an SDFITS file as a spectra Dataset (see the module docstring).
 
     ``hdu``: FITS HDU index (1 = first extension) or a list of them; default every SDFITS table.
+    ``mix_states``: let rows of different CAL/SIG states (noise diode on/off, signal/reference)
+    form one time series (the ``cal`` and ``sig`` coordinates tell them apart).
     ``velocity``: ``'auto'`` (the VELDEF convention and frame when RESTFREQ is known),
     ``'radio'``, ``'optical'``, ``'relativistic'`` or ``None`` (no velocity coordinate).
     """
@@ -399,7 +409,7 @@ def open_sdfits(path: Path, hdul: Any, *, chunks: Any = None, hdu: Any = None,
     if align not in ("tolerate", "regrid"):
         raise DatasetError(f"align={align!r}; use 'tolerate' or 'regrid'")
     rows = select_rows(read_rows(hdul, tables), name, selection)
-    groups = setup_groups(rows, float(max_shift_channels))
+    groups = setup_groups(rows, float(max_shift_channels), bool(mix_states))
     if len(np.unique(groups)) > 1:
         described, hint = _describe(rows, groups)
         raise DatasetError(f"{name}: the selected rows are {len(np.unique(groups))} setups that "
