@@ -192,3 +192,25 @@ def test_dysh_getps_converted_equals_gbtidl_getps():
     np.testing.assert_allclose(average["spectrum"].values, ds["spectrum"].values, atol=1e-5)
     with pytest.raises(DatasetError, match="cannot convert a int"):
         from_dysh(3)
+
+
+def test_dysh_written_flags_are_read_as_flag(tmp_path):
+    """dysh's flags, written by dysh into its FLAGS column, come back as ``flag``."""
+    pytest.importorskip("dysh")
+    import warnings
+
+    from dysh.fits.gbtfitsload import GBTFITSLoad
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sdf = GBTFITSLoad(str(DATA / "gbt" / "AGBT04A_008_02.raw.acs.testrim.fits"))
+        sdf.flag_channel([[100, 110]])
+        sdf.apply_flags()
+        sdf.write(str(tmp_path / "flagged.fits"), flags=True, overwrite=True)
+    ds = open_fits(tmp_path / "flagged.fits", object="U8091", scan=[263, 264], cal="F")
+    expected = np.zeros((2, 32768), bool)
+    expected[:, 100:111] = True  # dysh's channel ranges include both ends
+    np.testing.assert_array_equal(ds["flag"].values, expected)
+    original = open_fits(DATA / "gbt" / "AGBT04A_008_02.raw.acs.testrim.fits", object="U8091",
+                         scan=[263, 264], cal="F")
+    np.testing.assert_array_equal(ds["spectrum"].values, original["spectrum"].values)

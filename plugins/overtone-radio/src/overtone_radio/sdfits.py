@@ -285,7 +285,7 @@ def _units(tunits: np.ndarray, name: str) -> tuple[str, str]:
     text = unique[0] if unique else ""
     upper = text.upper()
     if upper in KELVIN_SCALES:
-        return "K", text
+        return "K", "" if upper == "K" else text
     if upper in ("", "COUNTS", "COUNT", "CT", "UNKNOWN"):
         return "counts", ""
     if upper == "JY":
