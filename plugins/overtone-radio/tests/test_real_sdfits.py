@@ -231,3 +231,23 @@ def test_dysh_flags_column_becomes_flag(tmp_path):
     ds = open_fits(tmp_path / "flagged.fits", chunks="auto")
     assert ds["flag"].dims == ("time", "polarization", "frequency") and ds["flag"].dtype == bool
     np.testing.assert_array_equal(ds["flag"].values[0], flags.astype(bool))
+
+
+@pytest.mark.parametrize("name,hdu", [(NGC5291.name, 1), ("../cubes/region5_hcn_crop.fits", 0)])
+def test_opening_reads_no_spectra(tmp_path, name, hdu):
+    """Open, then change the file's data on disk: the values computed afterwards are the new
+    ones, so nothing was read while opening (an eager reader returns the old values)."""
+    import shutil
+
+    path = tmp_path / "copy.fits"
+    shutil.copy(GBT / name, path)
+    ds = open_fits(path, chunks="auto")
+    before = table(path, hdu)["DATA"] if hdu else np.array(fits.getdata(path))
+    with fits.open(path, mode="update") as hdul:
+        if hdu:
+            hdul[hdu].data["DATA"] = -hdul[hdu].data["DATA"]
+        else:
+            hdul[0].data = -hdul[0].data
+    after = ds["spectrum"].values
+    expected = -np.asarray(before, np.float32)
+    np.testing.assert_array_equal(after, expected if hdu else np.moveaxis(expected, 0, -1))

@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 from overtone import DatasetError
 
-from overtone_radio.sdfits import FIELDS, Rows, _attach_velocity, _time_axis, _units
+from overtone_radio.sdfits import FIELDS, Rows, attach_velocity, time_axis, units_of
 
 _DYSH_UNITS = {"ct": "counts", "K": "K", "Jy": "Jy", "": "counts"}
 
@@ -107,8 +107,8 @@ def from_dysh(obj: Any, *, max_shift_channels: float = 0.5, velocity: str | None
     unit = units.pop()
     scale = ""
     if unit == "K":
-        unit, scale = _units(np.array([rows.fields["tunit"][0] or "K"], dtype=object), "dysh")
-    time, timed = _time_axis(rows)
+        unit, scale = units_of(np.array([rows.fields["tunit"][0] or "K"], dtype=object), "dysh")
+    time, timed = time_axis(rows)
     attrs = {"units": unit}
     if scale:
         attrs["brightness_scale"] = scale
@@ -138,4 +138,4 @@ def from_dysh(obj: Any, *, max_shift_channels: float = 0.5, velocity: str | None
     rows.fields["crval1"] = np.full(len(rows), ref[0])
     rows.fields["cdelt1"] = np.full(len(rows), ref[1] - ref[0] if nchan > 1 else 1.0)
     rows.fields["crpix1"] = np.ones(len(rows))
-    return _attach_velocity(ds, rows, 0, velocity, timed)
+    return attach_velocity(ds, rows, 0, velocity, time[0] if timed else None)

@@ -90,50 +90,61 @@ def _lazy(path: Path, hdu: int, column: str, nrow: int, shape: tuple[int, ...], 
 
 
 def open_fits(path: str | Path, *, chunks: Any = None, polarization: str | None = None,
-              **options: Any) -> xr.Dataset:
+              hdu: Any = None, scan: Any = None, ifnum: Any = None, plnum: Any = None,
+              fdnum: Any = None, cal: Any = None, sig: Any = None, object: Any = None,
+              align: str = "tolerate", max_shift_channels: float = 0.5,
+              mix_states: bool = False, velocity: str | None = "auto") -> xr.Dataset:
     """Open a FAST raw FITS file, an SDFITS file or a FITS spectral cube as a spectra Dataset
     (lazy with ``chunks``).
 
     ``polarization``: FAST: ``"XX,YY"`` (default; a ``polarization`` dim), ``"XX"``, ``"YY"``
     or ``"mean"`` ((XX + YY) / 2, no polarization dim); SDFITS: see
-    :func:`overtone_radio.sdfits.open_sdfits`. Other ``options`` go to the SDFITS reader
-    (``hdu``, ``scan``, ``ifnum``, ``plnum``, ``fdnum``, ``cal``, ``sig``, ``object``,
-    ``align``, ``max_shift_channels``, ``mix_states``, ``velocity``) or the cube reader (``hdu``, ``velocity``).
+    :func:`overtone_radio.sdfits.open_sdfits`, which also takes the row selection (``hdu``,
+    ``scan``, ``ifnum``, ``plnum``, ``fdnum``, ``cal``, ``sig``, ``object``), ``align``,
+    ``max_shift_channels``, ``mix_states`` and ``velocity``. A cube takes ``hdu`` and
+    ``velocity`` (:mod:`overtone_radio.cube`). Options that do not apply to the file's kind
+    are refused.
     """
     from astropy.io import fits
 
     from overtone_radio import cube, sdfits
 
     path = Path(path)
+    selection = {"scan": scan, "ifnum": ifnum, "plnum": plnum, "fdnum": fdnum, "cal": cal,
+                 "sig": sig, "object": object}
+    sdfits_only = {**selection, "align": align != "tolerate",
+                   "max_shift_channels": max_shift_channels != 0.5, "mix_states": mix_states}
+    sdfits_only = [k for k, v in sdfits_only.items() if v is not None and v is not False]
     try:
         hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
     except (OSError, ValueError, TypeError) as exc:
         raise DatasetError(f"cannot read {str(path)!r} as FITS ({exc}); the file is truncated "
                            "or not FITS") from exc
-    given = {k: v for k, v in options.items() if v is not None}
     with hdul:
         _check_complete(path, hdul)
-        for i, hdu in enumerate(hdul):
-            if isinstance(hdu, fits.BinTableHDU):
-                names = {n.upper() for n in hdu.columns.names}
+        for i, table in enumerate(hdul):
+            if isinstance(table, fits.BinTableHDU):
+                names = {n.upper() for n in table.columns.names}
                 if {"DATA", "FREQ", "CHAN_BW"} <= names:
-                    if given:
+                    extra = sdfits_only + (["hdu"] if hdu is not None else []) + (
+                        ["velocity"] if velocity != "auto" else [])
+                    if extra:
                         raise DatasetError(f"{path.name} is a FAST raw FITS file: "
-                                           f"{', '.join(given)} apply to SDFITS and cubes only; "
-                                           "FAST takes polarization=")
-                    return _open_fast(path, i, hdu, chunks, polarization or "XX,YY")
+                                           f"{', '.join(extra)} apply to SDFITS and cubes "
+                                           "only; FAST takes polarization=")
+                    return _open_fast(path, i, table, chunks, polarization or "XX,YY")
         if any(sdfits.is_sdfits_table(h) for h in hdul):
-            return sdfits.open_sdfits(path, hdul, chunks=chunks, polarization=polarization,
-                                      **options)
-        found = cube.find_cube_hdu(hdul, options.get("hdu"))
+            return sdfits.open_sdfits(path, hdul, chunks=chunks, hdu=hdu,
+                                      polarization=polarization, align=align,
+                                      max_shift_channels=max_shift_channels,
+                                      mix_states=mix_states, velocity=velocity, **selection)
+        found = cube.find_cube_hdu(hdul, hdu)
         if found is not None:
-            sdfits_only = sorted(set(given) - {"hdu", "velocity"})
             if sdfits_only or polarization:
                 raise DatasetError(f"{path.name} is a FITS cube: "
                                    f"{', '.join(sdfits_only or ['polarization'])} apply to "
                                    "SDFITS only; a cube takes hdu= and velocity=")
-            return cube.open_cube_hdu(path, hdul, found, chunks=chunks,
-                                      velocity=options.get("velocity", "auto"))
+            return cube.open_cube_hdu(path, hdul, found, chunks=chunks, velocity=velocity)
     raise DatasetError(f"{str(path)!r} has no FAST (DATA, FREQ, CHAN_BW) or SDFITS "
                        "(DATA, CRVAL1) binary table and no image with a spectral axis "
                        "(FREQ, VRAD, VOPT, VELO)")

@@ -254,7 +254,7 @@ def _separating_selection(rows: Rows, groups: np.ndarray) -> str:
             "raise max_shift_channels for Doppler-shifted rows")
 
 
-def _time_axis(rows: Rows) -> tuple[np.ndarray, bool]:
+def time_axis(rows: Rows) -> tuple[np.ndarray, bool]:
     """UTC datetime64[ns] per row from DATE-OBS (plus TIME seconds when DATE-OBS is a date
     only), else from an MJD column; ``(row numbers, False)`` when the file has no time."""
     from overtone_radio.readers import utc_from_mjd
@@ -275,7 +275,7 @@ def _time_axis(rows: Rows) -> tuple[np.ndarray, bool]:
     return np.arange(len(rows), dtype=np.float64), False
 
 
-def _units(tunits: np.ndarray, name: str) -> tuple[str, str]:
+def units_of(tunits: np.ndarray, name: str) -> tuple[str, str]:
     """(units, brightness scale) from the per-row TUNIT7 (or the DATA column's unit / BUNIT):
     Ta, Ta*, Tmb ... are kelvin; empty or 'counts' is raw backend counts."""
     unique = sorted(set(tunits.tolist()))
@@ -424,7 +424,7 @@ def open_sdfits(path: Path, hdul: Any, *, chunks: Any = None, hdu: Any = None,
     step = _time_chunks(plan.shape[0], chunks)
     values = _lazy_rows(path, rows, plan, shifts, "DATA", mode, step, nchan)
     pdims = ("polarization",) if mode == "stack" else ()
-    units, scale = _units(rows.fields["tunit"], name)
+    units, scale = units_of(rows.fields["tunit"], name)
     attrs = {"units": units}
     if scale:
         attrs["brightness_scale"] = scale
@@ -448,7 +448,7 @@ def open_sdfits(path: Path, hdul: Any, *, chunks: Any = None, hdu: Any = None,
     variables["tsys"] = row_var("tsys", "K", "system temperature (TSYS)")
     variables["exposure"] = row_var("exposure", "s", "effective integration time (EXPOSURE)")
     first = rows.take(plan[:, 0])
-    time, timed = _time_axis(first)
+    time, timed = time_axis(first)
     coords: dict[str, Any] = {
         "frequency": ("frequency", (f0[ref] + cdelt * np.arange(nchan)) / 1e6,
                       {"units": "MHz", "long_name": f"{rows.fields['ctype1'][ref]} frequency"}),
@@ -494,13 +494,14 @@ def open_sdfits(path: Path, hdul: Any, *, chunks: Any = None, hdu: Any = None,
     elif mode == "single":
         attrs_ds["polarization"] = pols[0]
     ds = xr.Dataset(variables, coords=coords, attrs=attrs_ds)
-    return _attach_velocity(ds, rows, ref, velocity, timed)
+    return attach_velocity(ds, rows, ref, velocity, time[0] if timed else None)
 
 
-def _attach_velocity(ds: xr.Dataset, rows: Rows, ref: int, velocity: str | None,
-                     timed: bool) -> xr.Dataset:
-    """Add ``velocity`` (km/s) along frequency from RESTFREQ and VELDEF (see velocity.py):
-    the topocentric axis moved into the VELDEF frame at the reference row's time."""
+def attach_velocity(ds: xr.Dataset, rows: Rows, ref: int, velocity: str | None,
+                    when: np.datetime64 | None) -> xr.Dataset:
+    """Add ``velocity`` (km/s) along frequency from RESTFREQ and VELDEF of row ``ref`` (see
+    velocity.py): a topocentric axis is moved into the VELDEF frame at UTC ``when`` (left
+    topocentric when the time, site or RA/Dec target is unknown)."""
     from overtone_radio.velocity import parse_veldef, to_frame, with_velocity
 
     if velocity is None or str(velocity).lower() in ("none", "off", "false"):
@@ -521,10 +522,10 @@ def _attach_velocity(ds: xr.Dataset, rows: Rows, ref: int, velocity: str | None,
     target = (float(rows.fields["crval2"][ref]), float(rows.fields["crval3"][ref]))
     frame_name = "topocentric"
     if frame is not None and topocentric:
-        known = timed and np.isfinite(site).all() and np.isfinite(target).all() and \
+        known = when is not None and np.isfinite(site).all() and np.isfinite(target).all() and \
             rows.fields["ctype2"][ref].upper().startswith("RA")
         if known:
-            freq_hz = to_frame(freq_hz, frame, time=str(rows.fields["date_obs"][ref]), site=site,
+            freq_hz = to_frame(freq_hz, frame, time=str(when), site=site,
                                target=target, radesys=rows.fields["radesys"][ref],
                                equinox=float(rows.fields["equinox"][ref]))
             frame_name = veldef.split("-", 1)[1]
