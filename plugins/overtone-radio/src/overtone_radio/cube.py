@@ -40,6 +40,10 @@ def find_cube_hdu(hdul: Any, hdu: Any = None) -> int | None:
     """Index of the first image HDU with data and a spectral axis (or ``hdu`` if it is one)."""
     from astropy.io import fits
 
+    if isinstance(hdu, (list, tuple)):
+        if len(hdu) != 1:
+            raise DatasetError(f"hdu={hdu!r}: a cube is one image HDU; give one index")
+        hdu = hdu[0]
     candidates = [int(hdu)] if hdu is not None else range(len(hdul))
     for i in candidates:
         if i >= len(hdul):
