@@ -449,42 +449,14 @@ def open_sdfits(path: Path, hdul: Any, *, chunks: Any = None, hdu: Any = None,
     variables["exposure"] = row_var("exposure", "s", "effective integration time (EXPOSURE)")
     first = rows.take(plan[:, 0])
     time, timed = time_axis(first)
-    coords: dict[str, Any] = {
-        "frequency": ("frequency", (f0[ref] + cdelt * np.arange(nchan)) / 1e6,
-                      {"units": "MHz", "long_name": f"{rows.fields['ctype1'][ref]} frequency"}),
-    }
-    if timed:
-        from overtone_radio.readers import MJD_EPOCH
-
-        coords["time"] = ("time", time, {"long_name": "UTC (DATE-OBS)"})
-        coords["mjd"] = ("time", (time - MJD_EPOCH) / np.timedelta64(86400, "s"), {"units": "d"})
-    else:
-        coords["time"] = ("time", time, {"units": "1", "long_name": "row (no DATE-OBS or MJD)"})
-    coords.update({
-        "object": ("time", first.fields["object"].astype(str)),
-        "scan": ("time", first.fields["scan"]),
-        "intnum": ("time", first.fields["intnum"]),
-        "ifnum": ("time", first.fields["ifnum"]),
-        "fdnum": ("time", first.fields["fdnum"]),
-        "cal": ("time", first.fields["cal"], {"long_name": "noise diode on (CAL)"}),
-        "sig": ("time", first.fields["sig"], {"long_name": "signal state (SIG)"}),
-        "restfreq": ("time", first.fields["restfreq"] / 1e6, {"units": "MHz"}),
-        "veldef": ("time", first.fields["veldef"].astype(str)),
-        "hdu": ("time", first.hdu),
-        "row": ("time", first.row, {"long_name": "row in its HDU"}),
-        "channel_offset": ("time", offsets[plan[:, 0]],
-                           {"units": "channel", "long_name": "channel-0 frequency offset from "
-                            "the frequency coordinate (regridded away)" if shifts is not None
-                            else "channel-0 frequency offset from the frequency coordinate"}),
-    })
-    if mode != "stack":
-        coords["plnum"] = ("time", first.fields["plnum"])
-    else:
+    coords = _row_coords(first, time, timed, offsets[plan[:, 0]], shifts is not None)
+    coords["frequency"] = ("frequency", (f0[ref] + cdelt * np.arange(nchan)) / 1e6,
+                           {"units": "MHz", "long_name": f"{rows.fields['ctype1'][ref]} frequency"})
+    if mode == "stack":
         coords["polarization"] = ("polarization", pols)
-    for key, axis in (("crval2", "ctype2"), ("crval3", "ctype3")):
-        label = (first.fields[axis][0] or key).lower().split("-")[0]
-        coords[label] = ("time", first.fields[key], {"units": "deg", "long_name": f"{key.upper()}"
-                                                     f" ({first.fields[axis][0]})"})
+        coords["plnum"] = ("polarization", rows.fields["plnum"][plan[0]])
+    else:
+        coords["plnum"] = ("time", first.fields["plnum"])
     telescope = first.fields["telescop"][0]
     attrs_ds = {"source_file": name, "format": "SDFITS", "telescope": telescope,
                 "sdfits_hdu": ",".join(map(str, sorted(set(first.hdu.tolist())))),
@@ -495,6 +467,37 @@ def open_sdfits(path: Path, hdul: Any, *, chunks: Any = None, hdu: Any = None,
         attrs_ds["polarization"] = pols[0]
     ds = xr.Dataset(variables, coords=coords, attrs=attrs_ds)
     return attach_velocity(ds, rows, ref, velocity, time[0] if timed else None)
+
+
+def _row_coords(first: Rows, time: np.ndarray, timed: bool, offsets: np.ndarray,
+                regridded: bool) -> dict[str, Any]:
+    """The coordinates along ``time`` of the rows ``first`` (one per time step)."""
+    from overtone_radio.readers import MJD_EPOCH
+
+    fields = first.fields
+    coords: dict[str, Any] = {}
+    if timed:
+        coords["time"] = ("time", time, {"long_name": "UTC (DATE-OBS)"})
+        coords["mjd"] = ("time", (time - MJD_EPOCH) / np.timedelta64(86400, "s"), {"units": "d"})
+    else:
+        coords["time"] = ("time", time, {"units": "1", "long_name": "row (no DATE-OBS or MJD)"})
+    for key in ("object", "veldef"):
+        coords[key] = ("time", fields[key].astype(str))
+    for key in ("scan", "intnum", "ifnum", "fdnum"):
+        coords[key] = ("time", fields[key])
+    coords["cal"] = ("time", fields["cal"], {"long_name": "noise diode on (CAL)"})
+    coords["sig"] = ("time", fields["sig"], {"long_name": "signal state (SIG)"})
+    coords["restfreq"] = ("time", fields["restfreq"] / 1e6, {"units": "MHz"})
+    coords["hdu"] = ("time", first.hdu)
+    coords["row"] = ("time", first.row, {"long_name": "row in its HDU"})
+    coords["channel_offset"] = ("time", offsets, {
+        "units": "channel", "long_name": "channel-0 frequency offset from the frequency "
+        "coordinate" + (" (regridded away)" if regridded else "")})
+    for key, axis in (("crval2", "ctype2"), ("crval3", "ctype3")):
+        label = (fields[axis][0] or key).lower().split("-")[0]
+        coords[label] = ("time", fields[key], {"units": "deg",
+                                               "long_name": f"{key.upper()} ({fields[axis][0]})"})
+    return coords
 
 
 def attach_velocity(ds: xr.Dataset, rows: Rows, ref: int, velocity: str | None,
