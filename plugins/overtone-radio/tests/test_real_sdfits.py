@@ -251,3 +251,21 @@ def test_opening_reads_no_spectra(tmp_path, name, hdu):
     after = ds["spectrum"].values
     expected = -np.asarray(before, np.float32)
     np.testing.assert_array_equal(after, expected if hdu else np.moveaxis(expected, 0, -1))
+
+
+def test_cli_reads_a_selection_and_says_which_to_make(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "u8091.nc"
+    base = [sys.executable, "-m", "overtone", "process", str(RAW), "--with", "fft-standing-wave",
+            "-q", "-o", str(out)]
+    refused = subprocess.run(base + ["--read", "object=U8091"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "4 setups" in refused.stderr and "--read scan=[263,264] --read cal=T" in refused.stderr
+    run = subprocess.run(base + ["--read", "object=U8091", "--read", "scan=[263,264]", "--read",
+                                 "cal=F"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    with open_dataset(out) as ds:
+        assert ds.sizes["time"] == 2 and list(ds["scan"].values) == [263, 264]
+        assert ds["spectrum"].attrs["units"] == "counts" and "velocity" in ds.coords
