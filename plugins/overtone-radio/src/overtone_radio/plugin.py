@@ -95,13 +95,41 @@ def overtone_signal_processors():
     ]
 
 
+_ROWS = (int, list, tuple)
+_FITS_READ = {
+    "polarization": Param(None, type=str, help="FAST: 'XX,YY' (default), 'XX', 'YY' or 'mean'; "
+                          "SDFITS: default every polarization (CRVAL4) present, or 'XX', 'LL', "
+                          "'XX,YY', 'mean'"),
+    "hdu": Param(None, type=_ROWS, help="SDFITS table(s) or cube image by FITS HDU index "
+                 "(1 = first extension); default all SDFITS tables / the first cube"),
+    "scan": Param(None, type=_ROWS, help="SDFITS: SCAN number(s) to keep"),
+    "ifnum": Param(None, type=_ROWS, help="SDFITS: spectral window(s) IFNUM to keep"),
+    "plnum": Param(None, type=_ROWS, help="SDFITS: polarization number(s) PLNUM to keep"),
+    "fdnum": Param(None, type=_ROWS, help="SDFITS: feed(s) FDNUM to keep"),
+    "cal": Param(None, type=(bool, str, int), help="SDFITS: noise diode state (CAL T/F)"),
+    "sig": Param(None, type=(bool, str, int), help="SDFITS: signal state (SIG T/F)"),
+    "object": Param(None, type=(str, list, tuple, int), help="SDFITS: OBJECT name(s), e.g. a "
+                    "source, VANE or SKY"),
+    "align": Param("tolerate", choices=("tolerate", "regrid"),
+                   help="SDFITS rows of one setup whose frequencies differ by up to "
+                        "max_shift_channels: joined as they are, or interpolated onto the first "
+                        "row's axis"),
+    "max_shift_channels": Param(0.5, help="SDFITS: largest channel-0 frequency difference "
+                                "(in channels) between rows of one setup"),
+    "mix_states": Param(False, help="SDFITS: let rows of different CAL/SIG states (noise diode "
+                        "on/off, signal/reference) form one time series"),
+    "velocity": Param("auto", type=str, help="velocity coordinate: 'auto' (SDFITS: VELDEF "
+                      "convention and frame; cube: its axis or radio), 'radio', 'optical', "
+                      "'relativistic' or 'none'"),
+}
+
+
 @hookimpl
 def overtone_readers():
     return [
         Component("reader", "fits", "overtone_radio.readers:open_fits",
-                  "FAST raw FITS and SDFITS single-dish spectra (lazy along time)",
-                  params={"polarization": Param("XX,YY", help="FAST: 'XX,YY', 'XX', 'YY' or 'mean'")},
-                  suffixes=(".fits", ".fit", ".sdfits")),
+                  "FAST raw FITS, SDFITS (GBT, GBTIDL, dysh) and FITS spectral cubes (lazy)",
+                  params=_FITS_READ, suffixes=(".fits", ".fit", ".sdfits")),
         # No suffix: the core opens .hdf5/.h5 as netCDF before asking readers, so this one is
         # used by name: overtone.get("reader", "hifast-hdf5").create(path, chunks=...).
         Component("reader", "hifast-hdf5", "overtone_radio.readers:open_hifast",

@@ -3,8 +3,8 @@
 * FAST raw FITS (as FAST and HiFAST write it): binary table HDU 1 with ``DATA`` (nrow, nchan, 4;
   XX, YY, XY, YX), ``UTOBS`` (MJD), ``FREQ`` (first channel, MHz), ``CHAN_BW`` (MHz),
   ``NCHAN``, ``EXPOSURE`` (s).
-* SDFITS: a ``SINGLE DISH`` table with ``DATA`` (nrow, nchan) and the frequency axis in
-  ``CRVAL1``/``CDELT1``/``CRPIX1`` (Hz); rows become ``time``.
+* SDFITS: ``SINGLE DISH`` tables (GBT sdfits, GBTIDL, dysh): see :mod:`overtone_radio.sdfits`.
+* FITS spectral cubes (FREQ, VRAD, VOPT, VELO axis): see :mod:`overtone_radio.cube`.
 * HiFAST HDF5: group ``S`` with ``T``/``Ta``/``Power``/``flux`` (pol, time, chan), ``freq``
   (MHz), ``mjd`` and optional ``is_rfi`` (-> ``flag``).
 """
@@ -22,11 +22,26 @@ from overtone import DatasetError
 POLS = ("XX", "YY", "XY", "YX")
 
 
+def _data_bytes(header: Any) -> int:
+    """Bytes of an HDU's data as its header states them (FITS 4.4.1: |BITPIX| / 8 x GCOUNT x
+    (PCOUNT + NAXIS1 x ... x NAXISn); 0 when NAXIS = 0)."""
+    naxis = int(header.get("NAXIS", 0))
+    if naxis == 0:
+        return 0
+    shape = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, naxis + 1)]
+    if header.get("GROUPS") and shape[0] == 0:  # random groups: NAXIS1 = 0 is not a length
+        shape = shape[1:]
+    return abs(int(header["BITPIX"])) // 8 * int(header.get("GCOUNT", 1)) * (
+        int(header.get("PCOUNT", 0)) + int(np.prod(shape)))
+
+
 def _check_complete(path: Path, hdul: Any) -> None:
-    """Raise if the file is shorter than its headers promise (a truncated download)."""
+    """Raise if the file is shorter than its headers promise (a truncated download), from
+    the public ``HDUList.fileinfo`` data offsets and the header-stated data sizes."""
     size = os.path.getsize(path)
     for i, hdu in enumerate(hdul):
-        end = hdu._data_offset + hdu._data_size if hdu._data_offset is not None else 0
+        start = hdul.fileinfo(i)["datLoc"]
+        end = (start or 0) + _data_bytes(hdu.header)
         if end > size:
             raise DatasetError(f"{str(path)!r} is truncated: HDU {i} needs {end} bytes, the file "
                                f"has {size}; download or write it again")
@@ -74,15 +89,32 @@ def _lazy(path: Path, hdu: int, column: str, nrow: int, shape: tuple[int, ...], 
     return arr if chunks is not None else arr.compute()
 
 
-def open_fits(path: str | Path, *, chunks: Any = None, polarization: str = "XX,YY") -> xr.Dataset:
-    """Open a FAST raw FITS or an SDFITS file as a spectra Dataset (lazy with ``chunks``).
+def open_fits(path: str | Path, *, chunks: Any = None, polarization: str | None = None,
+              hdu: Any = None, scan: Any = None, ifnum: Any = None, plnum: Any = None,
+              fdnum: Any = None, cal: Any = None, sig: Any = None, object: Any = None,
+              align: str = "tolerate", max_shift_channels: float = 0.5,
+              mix_states: bool = False, velocity: str | None = "auto") -> xr.Dataset:
+    """Open a FAST raw FITS file, an SDFITS file or a FITS spectral cube as a spectra Dataset
+    (lazy with ``chunks``).
 
-    ``polarization`` (FAST files): ``"XX,YY"`` (a ``polarization`` dim), ``"XX"``, ``"YY"``
-    or ``"mean"`` ((XX + YY) / 2, no polarization dim).
+    ``polarization``: FAST: ``"XX,YY"`` (default; a ``polarization`` dim), ``"XX"``, ``"YY"``
+    or ``"mean"`` ((XX + YY) / 2, no polarization dim); SDFITS: see
+    :func:`overtone_radio.sdfits.open_sdfits`, which also takes the row selection (``hdu``,
+    ``scan``, ``ifnum``, ``plnum``, ``fdnum``, ``cal``, ``sig``, ``object``), ``align``,
+    ``max_shift_channels``, ``mix_states`` and ``velocity``. A cube takes ``hdu`` and
+    ``velocity`` (:mod:`overtone_radio.cube`). Options that do not apply to the file's kind
+    are refused.
     """
     from astropy.io import fits
 
+    from overtone_radio import cube, sdfits
+
     path = Path(path)
+    selection = {"scan": scan, "ifnum": ifnum, "plnum": plnum, "fdnum": fdnum, "cal": cal,
+                 "sig": sig, "object": object}
+    sdfits_only = {**selection, "align": align != "tolerate",
+                   "max_shift_channels": max_shift_channels != 0.5, "mix_states": mix_states}
+    sdfits_only = [k for k, v in sdfits_only.items() if v is not None and v is not False]
     try:
         hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
     except (OSError, ValueError, TypeError) as exc:
@@ -90,15 +122,32 @@ def open_fits(path: str | Path, *, chunks: Any = None, polarization: str = "XX,Y
                            "or not FITS") from exc
     with hdul:
         _check_complete(path, hdul)
-        for i, hdu in enumerate(hdul):
-            if isinstance(hdu, fits.BinTableHDU):
-                names = {n.upper() for n in hdu.columns.names}
+        for i, table in enumerate(hdul):
+            if isinstance(table, fits.BinTableHDU):
+                names = {n.upper() for n in table.columns.names}
                 if {"DATA", "FREQ", "CHAN_BW"} <= names:
-                    return _open_fast(path, i, hdu, chunks, polarization)
-                if "DATA" in names and ("CRVAL1" in names or "CRVAL1" in hdu.header):
-                    return _open_sdfits(path, i, hdu, chunks)
+                    extra = sdfits_only + (["hdu"] if hdu is not None else []) + (
+                        ["velocity"] if velocity != "auto" else [])
+                    if extra:
+                        raise DatasetError(f"{path.name} is a FAST raw FITS file: "
+                                           f"{', '.join(extra)} apply to SDFITS and cubes "
+                                           "only; FAST takes polarization=")
+                    return _open_fast(path, i, table, chunks, polarization or "XX,YY")
+        if any(sdfits.is_sdfits_table(h) for h in hdul):
+            return sdfits.open_sdfits(path, hdul, chunks=chunks, hdu=hdu,
+                                      polarization=polarization, align=align,
+                                      max_shift_channels=max_shift_channels,
+                                      mix_states=mix_states, velocity=velocity, **selection)
+        found = cube.find_cube_hdu(hdul, hdu)
+        if found is not None:
+            if sdfits_only or polarization:
+                raise DatasetError(f"{path.name} is a FITS cube: "
+                                   f"{', '.join(sdfits_only or ['polarization'])} apply to "
+                                   "SDFITS only; a cube takes hdu= and velocity=")
+            return cube.open_cube_hdu(path, hdul, found, chunks=chunks, velocity=velocity)
     raise DatasetError(f"{str(path)!r} has no FAST (DATA, FREQ, CHAN_BW) or SDFITS "
-                       "(DATA, CRVAL1) binary table")
+                       "(DATA, CRVAL1) binary table and no image with a spectral axis "
+                       "(FREQ, VRAD, VOPT, VELO)")
 
 
 def _open_fast(path: Path, index: int, hdu: Any, chunks: Any, polarization: str) -> xr.Dataset:
@@ -143,41 +192,32 @@ def _open_fast(path: Path, index: int, hdu: Any, chunks: Any, polarization: str)
                       attrs={"source_file": path.name, "format": "FAST raw FITS"})
 
 
-def _open_sdfits(path: Path, index: int, hdu: Any, chunks: Any) -> xr.Dataset:
-    data = hdu.data
-    nrow = len(data)
-    names = {n.upper() for n in hdu.columns.names}
+HIFAST_UNITS = {"T": "K", "Ta": "K", "flux": "mJy", "Power": "counts"}
 
-    def field(key: str, default: Any = None) -> np.ndarray:
-        if key in names:
-            return np.asarray(data[key])
-        if key in hdu.header:
-            return np.full(nrow, hdu.header[key])
-        if default is None:
-            raise DatasetError(f"{str(path)!r}: SDFITS table lacks {key}")
-        return np.full(nrow, default)
 
-    nchan = data["DATA"].shape[-1]
-    crval, cdelt, crpix = field("CRVAL1"), field("CDELT1"), field("CRPIX1", 1.0)
-    if np.ptp(crval) or np.ptp(cdelt) or np.ptp(crpix):
-        raise DatasetError(f"{str(path)!r}: rows have different frequency axes (CRVAL1/CDELT1); "
-                           "select rows of one setup first")
-    freq_hz = crval[0] + (np.arange(nchan) + 1 - crpix[0]) * cdelt[0]
-    values = _lazy(path, index, "DATA", nrow, (nchan,), chunks, lambda a: a.reshape(len(a), -1))
-    unit = (hdu.columns["DATA"].unit or hdu.header.get("BUNIT", "") or "").strip() or "counts"
-    variables = {"spectrum": (("time", "frequency"), values, {"units": unit})}
-    if "EXPOSURE" in names:
-        variables["exposure"] = ("time", np.asarray(data["EXPOSURE"], np.float64), {"units": "s"})
-    if "TSYS" in names:
-        variables["tsys"] = ("time", np.asarray(data["TSYS"], np.float64), {"units": "K"})
-    coords = {"time": ("time", np.arange(nrow, dtype=np.float64), {"units": "1", "long_name": "row"}),
-              "frequency": ("frequency", freq_hz / 1e6, {"units": "MHz"})}
-    return xr.Dataset(variables, coords=coords, attrs={"source_file": path.name, "format": "SDFITS"})
+def _read_h5(path: str, name: str, start: int, stop: int, kind: str) -> np.ndarray:
+    """Rows ``start:stop`` (time) of HiFAST ``S/<name>`` as (time, pol, chan) float32, or of
+    ``S/is_rfi`` as (time, chan) bool: one h5py hyperslab read, nothing else."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        dset = h5["S"][name]
+        if kind == "flag":
+            return np.asarray(dset[start:stop], dtype=bool)
+        if dset.ndim == 2:
+            return np.asarray(dset[start:stop], dtype=np.float32)[:, None, :]
+        return np.ascontiguousarray(np.moveaxis(np.asarray(dset[:, start:stop], np.float32), 0, 1))
 
 
 def open_hifast(path: str | Path, *, chunks: Any = None, field: str | None = None) -> xr.Dataset:
     """Open a HiFAST HDF5 file (group ``S``): spectra (pol, time, chan) -> (time, polarization,
-    frequency), ``freq`` in MHz, ``mjd``; ``is_rfi`` becomes ``flag``."""
+    frequency), ``freq`` in MHz, ``mjd``; ``is_rfi`` becomes ``flag``.
+
+    Opening reads only ``freq``, ``mjd`` and the shapes: the spectra and ``is_rfi`` are read by
+    dask, one time chunk per task (``chunks``; ``None`` reads them now).
+    """
+    import dask
+    import dask.array as da
     import h5py
 
     path = Path(path)
@@ -193,23 +233,36 @@ def open_hifast(path: str | Path, *, chunks: Any = None, field: str | None = Non
         name = next((n for n in names if n in group), None)
         if name is None:
             raise DatasetError(f"{str(path)!r}: group S has none of {names}")
-        values = np.asarray(group[name], dtype=np.float32)
+        shape = group[name].shape
         freq = np.asarray(group["freq"], dtype=np.float64)
         mjd = np.asarray(group["mjd"], dtype=np.float64) if "mjd" in group else None
-        flag = np.asarray(group["is_rfi"], dtype=bool) if "is_rfi" in group else None
-    if values.ndim == 2:
-        values = values[None]
-    spectra = np.moveaxis(values, 0, 1)  # (time, pol, chan)
-    units = {"T": "K", "Ta": "K", "flux": "mJy", "Power": "counts"}[name]
+        flag_shape = group["is_rfi"].shape if "is_rfi" in group else None
+    npol, ntime, nchan = (1, *shape) if len(shape) == 2 else shape
+    if nchan != len(freq):
+        raise DatasetError(f"{path.name}: S/{name} has {nchan} channels, S/freq {len(freq)}")
+    step = _time_chunks(ntime, chunks)
+
+    def lazy(kind: str, block: tuple[int, ...], dtype: Any, dataset: str) -> Any:
+        parts = []
+        for start in range(0, ntime, step):
+            stop = min(ntime, start + step)
+            d = dask.delayed(_read_h5, pure=True)(str(path), dataset, start, stop, kind)
+            parts.append(da.from_delayed(d, (stop - start, *block), dtype))
+        arr = da.concatenate(parts, axis=0)
+        return arr if chunks is not None else arr.compute()
+
+    spectra = lazy("data", (npol, nchan), np.float32, name)
     coords = {"frequency": ("frequency", freq, {"units": "MHz"}),
-              "polarization": ("polarization", list(POLS[: spectra.shape[1]]))}
+              "polarization": ("polarization", list(POLS[:npol]))}
     if mjd is not None:
         coords["time"] = ("time", utc_from_mjd(mjd), {"long_name": "UTC"})
         coords["mjd"] = ("time", mjd, {"units": "d"})
-    ds = xr.Dataset({"spectrum": (("time", "polarization", "frequency"), spectra, {"units": units})},
+    ds = xr.Dataset({"spectrum": (("time", "polarization", "frequency"), spectra,
+                                  {"units": HIFAST_UNITS.get(name, "")})},
                     coords=coords, attrs={"source_file": path.name, "format": "HiFAST HDF5"})
-    if flag is not None:
-        ds["flag"] = (("time", "frequency"), flag)
-    if chunks is not None:
-        ds = ds.chunk({"time": _time_chunks(spectra.shape[0], chunks)})
+    if flag_shape is not None:
+        if tuple(flag_shape) != (ntime, nchan):
+            raise DatasetError(f"{path.name}: S/is_rfi has shape {flag_shape}, expected "
+                               f"(time, chan) = {(ntime, nchan)}")
+        ds["flag"] = (("time", "frequency"), lazy("flag", (nchan,), bool, "is_rfi"))
     return ds
