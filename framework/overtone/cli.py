@@ -26,7 +26,7 @@ def _registry():
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     """List installed components (table, or JSON with --json)."""
-    from overtone.params import describe_params
+    from overtone.params import describe_params, format_param
 
     reg = _registry()
     rows = []
@@ -66,9 +66,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             print(_format_row(row, widths))
             if args.verbose:
                 for key, info in row["params"].items():
-                    extra = f"  choices: {info['choices']}" if "choices" in info else ""
-                    help_text = f"  {info['help']}" if "help" in info else ""
-                    print(f"{'':{widths[0] + 2}}{key} = {info['default']!r}{extra}{help_text}")
+                    print(f"{'':{widths[0] + 2}}{format_param(key, info)}")
     for line in problems:
         print(f"problem: {line}", file=sys.stderr)
     return 0
