@@ -54,7 +54,9 @@ def test_broken_plugin_reported_and_others_work():
     result = run_cli("plugins", "--json", OVERTONE_PLUGINS="overtone_example.plugin,no_such_plugin_mod")
     listing = json.loads(result.stdout)
     assert len(listing["components"]) == 3
-    assert listing["problems"] == ["plugin 'no_such_plugin_mod': import failed: ModuleNotFoundError: No module named 'no_such_plugin_mod'"]
+    assert listing["problems"] == ["plugin 'no_such_plugin_mod': OVERTONE_PLUGINS names 'no_such_plugin_mod', which is "
+                                   "not importable (No module named 'no_such_plugin_mod'); the module must be on "
+                                   "PYTHONPATH or installed"]
     doctor = run_cli("doctor", OVERTONE_PLUGINS="overtone_example.plugin,no_such_plugin_mod")
     assert doctor.returncode == 1 and "1 problem(s) found" in doctor.stdout
     assert run_cli("doctor").returncode == 0
