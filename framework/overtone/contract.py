@@ -55,7 +55,7 @@ def describe(value: Any) -> str:
 
 
 def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
+    return "an" if word[:1].lower() in "aeiou" or word.startswith("xarray") else "a"
 
 
 def _hint(value: Any) -> str:

@@ -16,6 +16,8 @@ class Moments:
         if self.variable not in ds:
             raise DatasetError(f"moments: no variable {self.variable!r}; have {', '.join(map(str, ds.data_vars))}")
         data = ds[self.variable]
+        if self.dim not in data.dims:
+            raise DatasetError(f"moments: {self.variable!r} has no dim {self.dim!r}; pass dim=NAME")
         return xr.Dataset({"mean": data.mean(self.dim), "std": data.std(self.dim)})
 
     def plot(self, result: xr.Dataset):
