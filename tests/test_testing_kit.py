@@ -157,7 +157,7 @@ def test_check_loss_good_and_bad():
     torch.manual_seed(0)
     assert check_loss_ok(linear_ce)
     cases = [
-        (dict(reduction="none"), "loss(features (6, 8), targets) returned shape (6,); expected a scalar "
+        (dict(reduction="none"), "loss: forward(features (6, 8), targets) returned shape (6,); expected a scalar "
                                  "tensor (reduce with .mean())"),
         (dict(with_scores=False), "loss has no scores(features) method; expected one returning "
                                   "(..., n_classes) scores"),

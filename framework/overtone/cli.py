@@ -270,7 +270,7 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
             raise OvertoneError(f"--kind {kind!r}: choose from {', '.join(KIND_CHOICES)}")
     path = scaffold_plugin(args.name, Path(args.directory), kinds)
     print(f"created {path}")
-    print(f"next: pip install -e {path} && pytest {path} && overtone plugins")
+    print(f"next: pip install -e '{path}[test]' && pytest {path} && overtone plugins")
     return 0
 
 

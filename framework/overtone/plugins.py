@@ -33,6 +33,7 @@ from overtone import hookspecs
 from overtone.component import KINDS
 
 ENTRY_POINT_GROUP = "overtone"
+_IMPORTLIB = os.path.dirname(importlib.__file__)
 
 
 def normalize_distribution_name(name: str) -> str:
@@ -98,7 +99,8 @@ def _failure_location(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{exc.filename}:{exc.lineno}"
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith("<") and f.filename != __file__]
+              if not f.filename.startswith("<") and f.filename != __file__
+              and not f.filename.startswith(_IMPORTLIB)]
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 

@@ -219,11 +219,11 @@ def _expect_scalar(name: str, value: Any, shape: Any) -> None:
 
     if not isinstance(value, torch.Tensor) or value.ndim != 0:
         got = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else describe(value)
-        raise PluginError(f"{name}(features {tuple(shape)}, targets) returned {got}; "
+        raise PluginError(f"{name}: forward(features {tuple(shape)}, targets) returned {got}; "
                           f"expected a scalar tensor (reduce with .mean())")
     if not torch.isfinite(value):
-        raise PluginError(f"{name}(features {tuple(shape)}, targets) returned {float(value)}; "
-                          f"expected a finite loss")
+        raise PluginError(f"{name}: forward(features {tuple(shape)}, targets) returned "
+                          f"{float(value)}; expected a finite loss")
 
 
 def check_model(model: Any, *, input_spec: Mapping[str, Any] | None = None, d_out: int = 8,
