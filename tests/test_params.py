@@ -161,3 +161,10 @@ def test_check_plugin_compares_params_with_the_factory_signature():
     with pytest.raises(PluginError, match="default of parameter 'variable' fails its own check: analyzer 'b': "
                                           "variable = -1 is below the minimum 0"):
         check_plugin(_plugin(bad_bound))
+
+
+def test_ints_widened_only_where_int_is_not_declared():
+    assert check_value("lr", 1, Param(0.5), "x") == 1.0 and isinstance(check_value("lr", 1, Param(0.5), "x"), float)
+    assert isinstance(check_value("lr", 1, Param(None, type=float), "x"), float)
+    kept = check_value("n", 3, Param(None, type=(float, int)), "x")
+    assert kept == 3 and isinstance(kept, int)

@@ -130,7 +130,10 @@ def _type_names(types: tuple[type, ...]) -> str:
 
 
 def check_value(key: str, value: Any, param: Param, where: str) -> Any:
-    """Return ``value`` checked against ``param`` (ints widened to float where a float is due).
+    """Return ``value`` checked against ``param``.
+
+    An int is widened to float where a float is due (a float default or ``type=float``), but
+    kept where ``type=`` names ``int`` too.
 
     Checks, in order: type (lists element by element), choices, bounds, list length. Raises
     :class:`ConfigError` with one line naming ``where``, the key, the value and what is allowed.
@@ -152,7 +155,7 @@ def check_value(key: str, value: Any, param: Param, where: str) -> Any:
                 f"{where}: {key} = {value!r} has type {type(value).__name__}; "
                 f"expected {param.describe_type()}"
             )
-        if float in types and not is_bool and isinstance(value, int):
+        if float in types and not is_bool and isinstance(value, int) and not _int_declared(param):
             value = float(value)
     if param.choices is not None and value not in param.choices:
         allowed = ", ".join(repr(c) for c in param.choices)
@@ -167,6 +170,12 @@ def check_value(key: str, value: Any, param: Param, where: str) -> Any:
         return type(value)(checked) if isinstance(value, tuple) else checked
     _check_bounds(key, value, param, where)
     return value
+
+
+def _int_declared(param: Param) -> bool:
+    """Whether ``type=`` names ``int`` itself (then ints are kept, not widened to float)."""
+    declared = param.type if isinstance(param.type, tuple) else (param.type,)
+    return int in declared
 
 
 def _check_bounds(key: str, value: Any, param: Param, where: str) -> None:
