@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 
@@ -164,7 +165,7 @@ def test_new_plugin_scaffold_passes_its_tests(tmp_path):
     root = tmp_path / "overtone-mine"
     assert 'mine = "overtone_mine.plugin"' in (root / "pyproject.toml").read_text()
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root)],
-                           capture_output=True, text=True, env={**__import__("os").environ, "PYTHONPATH": str(root / "src")})
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")])})
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "5 passed" in tests.stdout
     again = run_cli("new-plugin", "overtone-mine", "--directory", str(tmp_path))
