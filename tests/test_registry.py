@@ -227,3 +227,47 @@ def test_check_plugin_warns_about_shadowed_installed_names(fake_entry_points):
         "installed, configs naming 'cross-entropy' get the one shipped with overtone (or fail when neither "
         "is), so pick a distinct name"
     ]
+
+
+def test_cli_lists_shadowed_names_as_warnings(tmp_path):
+    import json
+    import textwrap
+
+    from conftest import run_cli
+
+    (tmp_path / "shadow_plugin.py").write_text(textwrap.dedent("""
+        from overtone import Component, hookimpl
+
+        @hookimpl
+        def overtone_analyzers():
+            return [Component("analyzer", "moments", "math:sqrt")]
+    """))
+    env = {"OVERTONE_PLUGINS": "overtone_example.plugin,shadow_plugin",
+           "PYTHONPATH": f"{tmp_path}:{__import__('os').environ.get('PYTHONPATH', '')}"}
+    listing = json.loads(run_cli("plugins", "--json", **env).stdout)
+    # neither module ships with overtone: the clash stays a problem, not a warning
+    assert listing["warnings"] == [] and listing["problems"] == [
+        "analyzer 'moments' is registered by 'overtone_example.plugin.moments' and "
+        "'shadow_plugin.moments'; configs must name a qualified id"]
+
+
+def test_cli_warns_when_a_plugin_shadows_an_installed_first_party_name(tmp_path):
+    import json
+    import os
+    from importlib.metadata import entry_points
+
+    from conftest import run_cli
+
+    if not any(ep.dist and ep.dist.name == "overtone-torch" for ep in entry_points(group="overtone")):
+        pytest.skip("needs overtone-torch installed (tox env py311-all)")
+    (tmp_path / "zloss_plugin.py").write_text(
+        "from overtone import Component, hookimpl\n\n\n@hookimpl\ndef overtone_losses():\n"
+        "    return [Component('loss', 'cross-entropy', 'math:sqrt')]\n")
+    env = {"OVERTONE_PLUGINS": "zloss_plugin", "OVERTONE_LOAD_PLUGINS": "overtone-torch",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    listing = json.loads(run_cli("plugins", "--json", **env).stdout)
+    assert listing["problems"] == [] and listing["warnings"] == [
+        "loss 'cross-entropy' is registered by 'overtone-torch.cross-entropy' and "
+        "'zloss_plugin.cross-entropy'; using 'overtone-torch.cross-entropy' (shipped with overtone); "
+        "name 'zloss_plugin.cross-entropy' to use the other"]
+    assert "warning: loss 'cross-entropy' is registered by" in run_cli("doctor", **env).stdout

@@ -53,7 +53,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     ]
     problems = reg.failures + reg.problems + _duplicate_lines(reg)
     if args.json:
-        json.dump({"components": rows, "plugins": plugins, "problems": problems},
+        json.dump({"components": rows, "plugins": plugins, "problems": problems, "warnings": reg.warnings},
                   sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
         return 0
@@ -69,6 +69,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                     print(f"{'':{widths[0] + 2}}{format_param(key, info)}")
     for line in problems:
         print(f"problem: {line}", file=sys.stderr)
+    for line in reg.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     return 0
 
 
@@ -291,6 +293,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"{len(reg)} components from {sum(p.ok for p in reg.loaded.plugins)} plugins")
     for line in problems:
         print(f"problem: {line}")
+    for line in reg.warnings:
+        print(f"warning: {line}")
     if problems:
         print(f"{len(problems)} problem(s) found")
         return 1
