@@ -271,3 +271,11 @@ def test_cli_warns_when_a_plugin_shadows_an_installed_first_party_name(tmp_path)
         "'zloss_plugin.cross-entropy'; using 'overtone-torch.cross-entropy' (shipped with overtone); "
         "name 'zloss_plugin.cross-entropy' to use the other"]
     assert "warning: loss 'cross-entropy' is registered by" in run_cli("doctor", **env).stdout
+
+
+def test_first_party_names():
+    from overtone.registry import is_first_party
+
+    assert is_first_party("overtone-torch") and is_first_party("overtone-radio:readers")
+    assert is_first_party("overtone_dynamics.plugin")
+    assert not is_first_party("overtone-zloss") and not is_first_party("overtone_example.plugin")

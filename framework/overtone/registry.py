@@ -21,8 +21,13 @@ FIRST_PARTY: frozenset[str] = frozenset({
 
 
 def is_first_party(plugin: str) -> bool:
-    """Whether a plugin name (a distribution, or ``dist:entry-point``) is shipped with overtone."""
-    return plugin.partition(":")[0] in FIRST_PARTY
+    """Whether a plugin is shipped with overtone.
+
+    ``plugin`` is a distribution name (``overtone-torch``, or ``dist:entry-point``) or, for a
+    module loaded through ``OVERTONE_PLUGINS``, a module name (``overtone_torch.plugin``).
+    """
+    dist = plugin.partition(":")[0]
+    return dist in FIRST_PARTY or dist.partition(".")[0].replace("_", "-") in FIRST_PARTY
 
 
 @dataclass(frozen=True)
