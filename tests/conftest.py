@@ -69,10 +69,9 @@ def fake_entry_points(monkeypatch):
 @pytest.fixture
 def example_registry():
     """A registry holding only the example third-party plugin."""
-    from overtone.plugins import load_plugins
-    from overtone.registry import Registry
+    from overtone.testing import registry_for
 
-    return Registry(load_plugins(use_entry_points=False, modules=["overtone_example.plugin"]))
+    return registry_for("overtone_example.plugin")
 
 
 def cli_env(**extra: str) -> dict[str, str]:

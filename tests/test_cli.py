@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 
@@ -54,7 +55,9 @@ def test_broken_plugin_reported_and_others_work():
     result = run_cli("plugins", "--json", OVERTONE_PLUGINS="overtone_example.plugin,no_such_plugin_mod")
     listing = json.loads(result.stdout)
     assert len(listing["components"]) == 3
-    assert listing["problems"] == ["plugin 'no_such_plugin_mod': import failed: ModuleNotFoundError: No module named 'no_such_plugin_mod'"]
+    assert listing["problems"] == ["plugin 'no_such_plugin_mod': OVERTONE_PLUGINS names 'no_such_plugin_mod', which is "
+                                   "not importable (No module named 'no_such_plugin_mod'); the module must be on "
+                                   "PYTHONPATH or installed"]
     doctor = run_cli("doctor", OVERTONE_PLUGINS="overtone_example.plugin,no_such_plugin_mod")
     assert doctor.returncode == 1 and "1 problem(s) found" in doctor.stdout
     assert run_cli("doctor").returncode == 0
@@ -169,7 +172,7 @@ def test_new_plugin_scaffold_passes_its_tests(tmp_path):
     root = tmp_path / "overtone-mine"
     assert 'mine = "overtone_mine.plugin"' in (root / "pyproject.toml").read_text()
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root)],
-                           capture_output=True, text=True, env={**__import__("os").environ, "PYTHONPATH": str(root / "src")})
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")])})
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "5 passed" in tests.stdout
     again = run_cli("new-plugin", "overtone-mine", "--directory", str(tmp_path))

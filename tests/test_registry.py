@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import conftest
 import pytest
 from conftest import FakeDist, FakeEntryPoint, make_plugin
 from overtone import Component, DuplicateComponentError, UnknownComponentError
+from overtone.errors import OvertoneWarning
 from overtone.plugins import load_plugins
 from overtone.registry import Registry
 
@@ -46,7 +48,8 @@ def test_broken_plugin_is_isolated_and_named(fake_entry_points):
     reg = registry_of()
     assert reg.names("loss") == ["mse"]
     assert reg.failures == [
-        "plugin 'overtone-bad': import of 'overtone_bad.plugin' failed: ImportError: No module named 'nonexistent'"
+        "plugin 'overtone-bad': import of 'overtone_bad.plugin' failed: ImportError: No module named 'nonexistent' "
+        f"(at {conftest.__file__}:41)"
     ]
     with pytest.raises(UnknownComponentError, match="plugins that failed to load: 'overtone-bad'"):
         reg.get("loss", "harmonic")
@@ -125,7 +128,8 @@ def test_overtone_plugins_env_loads_modules(fake_entry_points):
     reg = Registry(load_plugins(environ={"OVERTONE_PLUGINS": "overtone_example.plugin, no_such_module_x"}))
     assert reg.names("engine") == ["linreg"]
     assert reg.failures == [
-        "plugin 'no_such_module_x': import failed: ModuleNotFoundError: No module named 'no_such_module_x'"
+        "plugin 'no_such_module_x': OVERTONE_PLUGINS names 'no_such_module_x', which is not importable "
+        "(No module named 'no_such_module_x'); the module must be on PYTHONPATH or installed"
     ]
 
 
@@ -163,3 +167,115 @@ def test_contract_check_accepts_example_and_rejects_broken():
         check_plugin(bad_default)
     with pytest.raises(PluginError, match="registers no component"):
         check_plugin(make_plugin("empty"))
+
+
+# -- name clashes: first-party names win, third-party clashes stay errors ----------------------
+
+
+def clash_registry(fake_entry_points, *dists):
+    for dist in dists:
+        fake_entry_points.append(FakeEntryPoint(dist, make_plugin(dist, overtone_losses=[loss("cross-entropy")]),
+                                                FakeDist(dist)))
+    return registry_of()
+
+
+def test_first_party_name_wins_with_a_warning(fake_entry_points):
+    reg = clash_registry(fake_entry_points, "overtone-zloss", "overtone-torch")
+    with pytest.warns(OvertoneWarning) as caught:
+        entry = reg.entry("loss", "cross-entropy")
+    assert entry.qualified_id == "overtone-torch.cross-entropy"
+    assert [str(w.message) for w in caught] == [
+        "loss 'cross-entropy' is registered by 'overtone-torch.cross-entropy' and "
+        "'overtone-zloss.cross-entropy'; using 'overtone-torch.cross-entropy' (shipped with overtone); "
+        "name 'overtone-zloss.cross-entropy' to use the other"
+    ]
+    assert reg.entry("loss", "overtone-zloss.cross-entropy").plugin == "overtone-zloss"
+    assert reg.duplicates() == {}
+    assert reg.warnings == [str(caught[0].message)]
+    assert list(reg.shadowed()) == [("loss", "cross-entropy")]
+
+
+def test_two_third_party_plugins_claiming_one_name_stay_an_error(fake_entry_points):
+    reg = clash_registry(fake_entry_points, "overtone-zloss", "overtone-other")
+    with pytest.raises(DuplicateComponentError) as info:
+        reg.get("loss", "cross-entropy")
+    assert str(info.value) == (
+        "loss 'cross-entropy' is registered by more than one plugin: 'overtone-other.cross-entropy' and "
+        "'overtone-zloss.cross-entropy'; name one of these qualified ids, or uninstall one plugin"
+    )
+    assert list(reg.duplicates()) == [("loss", "cross-entropy")] and reg.warnings == []
+
+
+def test_config_keeps_working_when_a_plugin_shadows_a_builtin(fake_entry_points):
+    from overtone.config import resolve_component
+
+    reg = clash_registry(fake_entry_points, "overtone-torch", "overtone-zloss")
+    with pytest.warns(OvertoneWarning, match="using 'overtone-torch.cross-entropy'"):
+        component, params = resolve_component(reg, "loss", {"name": "cross-entropy"}, "exp.toml [loss]")
+    assert reg.entry("loss", "overtone-torch.cross-entropy").component is component
+
+
+def test_check_plugin_warns_about_shadowed_installed_names(fake_entry_points):
+    from overtone.testing import check_plugin
+
+    installed = clash_registry(fake_entry_points, "overtone-torch")
+    mine = make_plugin("my_plugin", overtone_losses=[Component("loss", "cross-entropy", lambda *, d_in, n_classes: 0)])
+    with pytest.warns(OvertoneWarning) as caught:
+        check_plugin(mine, installed=installed)
+    assert [str(w.message) for w in caught] == [
+        "loss 'cross-entropy' shares its name with installed 'overtone-torch.cross-entropy'; where both are "
+        "installed, configs naming 'cross-entropy' get the one shipped with overtone (or fail when neither "
+        "is), so pick a distinct name"
+    ]
+
+
+def test_cli_lists_shadowed_names_as_warnings(tmp_path):
+    import json
+    import textwrap
+
+    from conftest import run_cli
+
+    (tmp_path / "shadow_plugin.py").write_text(textwrap.dedent("""
+        from overtone import Component, hookimpl
+
+        @hookimpl
+        def overtone_analyzers():
+            return [Component("analyzer", "moments", "math:sqrt")]
+    """))
+    env = {"OVERTONE_PLUGINS": "overtone_example.plugin,shadow_plugin",
+           "PYTHONPATH": f"{tmp_path}:{__import__('os').environ.get('PYTHONPATH', '')}"}
+    listing = json.loads(run_cli("plugins", "--json", **env).stdout)
+    # neither module ships with overtone: the clash stays a problem, not a warning
+    assert listing["warnings"] == [] and listing["problems"] == [
+        "analyzer 'moments' is registered by 'overtone_example.plugin.moments' and "
+        "'shadow_plugin.moments'; configs must name a qualified id"]
+
+
+def test_cli_warns_when_a_plugin_shadows_an_installed_first_party_name(tmp_path):
+    import json
+    import os
+    from importlib.metadata import entry_points
+
+    from conftest import run_cli
+
+    if not any(ep.dist and ep.dist.name == "overtone-torch" for ep in entry_points(group="overtone")):
+        pytest.skip("needs overtone-torch installed (tox env py311-all)")
+    (tmp_path / "zloss_plugin.py").write_text(
+        "from overtone import Component, hookimpl\n\n\n@hookimpl\ndef overtone_losses():\n"
+        "    return [Component('loss', 'cross-entropy', 'math:sqrt')]\n")
+    env = {"OVERTONE_PLUGINS": "zloss_plugin", "OVERTONE_LOAD_PLUGINS": "overtone-torch",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    listing = json.loads(run_cli("plugins", "--json", **env).stdout)
+    assert listing["problems"] == [] and listing["warnings"] == [
+        "loss 'cross-entropy' is registered by 'overtone-torch.cross-entropy' and "
+        "'zloss_plugin.cross-entropy'; using 'overtone-torch.cross-entropy' (shipped with overtone); "
+        "name 'zloss_plugin.cross-entropy' to use the other"]
+    assert "warning: loss 'cross-entropy' is registered by" in run_cli("doctor", **env).stdout
+
+
+def test_first_party_names():
+    from overtone.registry import is_first_party
+
+    assert is_first_party("overtone-torch") and is_first_party("overtone-radio:readers")
+    assert is_first_party("overtone_dynamics.plugin")
+    assert not is_first_party("overtone-zloss") and not is_first_party("overtone_example.plugin")

@@ -37,7 +37,7 @@ def _registry():
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     """List installed components (table, or JSON with --json)."""
-    from overtone.params import describe_params
+    from overtone.params import describe_params, format_param
 
     reg = _registry()
     rows = []
@@ -64,7 +64,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     ]
     problems = reg.failures + reg.problems + _duplicate_lines(reg)
     if args.json:
-        json.dump({"components": rows, "plugins": plugins, "problems": problems},
+        json.dump({"components": rows, "plugins": plugins, "problems": problems, "warnings": reg.warnings},
                   sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
         return 0
@@ -77,11 +77,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             print(_format_row(row, widths))
             if args.verbose:
                 for key, info in row["params"].items():
-                    extra = f"  choices: {info['choices']}" if "choices" in info else ""
-                    help_text = f"  {info['help']}" if "help" in info else ""
-                    print(f"{'':{widths[0] + 2}}{key} = {info['default']!r}{extra}{help_text}")
+                    print(f"{'':{widths[0] + 2}}{format_param(key, info)}")
     for line in problems:
         print(f"problem: {line}", file=sys.stderr)
+    for line in reg.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     return 0
 
 
@@ -220,7 +220,7 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
             raise OvertoneError(f"--kind {kind!r}: choose from {', '.join(KIND_CHOICES)}")
     path = scaffold_plugin(args.name, Path(args.directory), kinds)
     print(f"created {path}")
-    print(f"next: pip install -e {path} && pytest {path} && overtone plugins")
+    print(f"next: pip install -e '{path}[test]' && pytest {path} && overtone plugins")
     return 0
 
 
@@ -241,6 +241,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"{len(reg)} components from {sum(p.ok for p in reg.loaded.plugins)} plugins")
     for line in problems:
         print(f"problem: {line}")
+    for line in reg.warnings:
+        print(f"warning: {line}")
     if problems:
         print(f"{len(problems)} problem(s) found")
         return 1

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from overtone.errors import ComponentUnavailableError
+from overtone.errors import ComponentUnavailableError, ConfigError
 
 #: Component kinds, each with the hook that registers it.
 KINDS: dict[str, str] = {
@@ -20,6 +20,15 @@ KINDS: dict[str, str] = {
     "task": "overtone_tasks",
     "engine": "overtone_engines",
     "reader": "overtone_readers",
+}
+
+#: Keyword arguments the host itself passes to each kind's factory, beside the declared params
+#: (see :mod:`overtone.hookspecs`). ``create()`` does not check these against ``params``.
+HOST_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "loss": ("d_in", "n_classes"),
+    "model": ("input_spec", "d_out"),
+    "task": ("seed",),
+    "reader": ("chunks",),
 }
 
 
@@ -79,6 +88,37 @@ class Component:
             ) from exc
         return target
 
+    def where(self, section: str | None = None) -> str:
+        """The prefix of this component's error messages: ``exp.toml [model] (model 'mlp')``."""
+        label = f"{self.kind} {self.name!r}"
+        return f"{section} ({label})" if section else label
+
     def create(self, *args: Any, **params: Any) -> Any:
-        """Load the factory and call it: ``factory(*args, **params)``."""
-        return self.load()(*args, **params)
+        """Validate ``params`` as a config section is validated, then call the factory.
+
+        Unknown keys, wrong types, values out of bounds or not among the choices raise
+        :class:`overtone.ConfigError`; defaults of the declared params are filled in; the
+        host's own arguments (:data:`HOST_ARGUMENTS`) and positional ``args`` pass unchecked.
+        Returns ``factory(*args, **params)``.
+        """
+        return self.create_at(None, *args, **params)
+
+    def create_at(self, section: str | None, *args: Any, **params: Any) -> Any:
+        """:meth:`create`, with errors located at ``section`` (``"exp.toml [model]"``).
+
+        A :class:`ConfigError` raised by the factory itself gets the same prefix
+        ``<section> (<kind> '<name>'):`` as the host's own validation errors.
+        """
+        from overtone.params import resolve_params
+
+        where = self.where(section)
+        host = {k: params.pop(k) for k in HOST_ARGUMENTS.get(self.kind, ()) if k in params}
+        resolved = resolve_params(params, self.params, where)
+        factory = self.load()
+        try:
+            return factory(*args, **host, **resolved)
+        except ConfigError as exc:
+            message = str(exc)
+            if message.startswith(where) or (section and message.startswith(section)):
+                raise
+            raise ConfigError(f"{where}: {message}") from exc

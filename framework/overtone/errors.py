@@ -29,3 +29,7 @@ class ConfigError(OvertoneError, ValueError):
 
 class DatasetError(OvertoneError, ValueError):
     """A dataset that is missing, unreadable, or lacks what a component needs."""
+
+
+class OvertoneWarning(UserWarning):
+    """Something a user should know that does not stop the work (e.g. a shadowed name)."""

@@ -8,15 +8,21 @@ Environment:
 - ``OVERTONE_PLUGINS``: comma-separated importable modules to load as plugins as well.
 - ``OVERTONE_LOAD_PLUGINS``: comma-separated distribution names; only these entry points are
   loaded. Set but empty means no entry-point plugin is loaded.
+- ``OVERTONE_DEBUG``: when set (``overtone --debug`` sets it), the full traceback of a plugin
+  that failed to import is printed to stderr; otherwise the failure is one line naming the
+  file and line where it happened.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import re
 import sys
+import traceback
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
@@ -24,8 +30,10 @@ from types import ModuleType
 import pluggy
 
 from overtone import hookspecs
+from overtone.component import KINDS
 
 ENTRY_POINT_GROUP = "overtone"
+_IMPORTLIB = os.path.dirname(importlib.__file__)
 
 
 def normalize_distribution_name(name: str) -> str:
@@ -42,6 +50,7 @@ class PluginRecord:
     version: str | None = None
     module: ModuleType | None = None
     error: str | None = None
+    traceback: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -79,6 +88,60 @@ def _dist_name(point: EntryPoint) -> str:
     return normalize_distribution_name(point.dist.name) if point.dist else point.name
 
 
+def _location(function: object) -> str:
+    """``file.py:LINE`` where a function is defined, or ``""`` when unknown."""
+    code = getattr(function, "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else ""
+
+
+def _failure_location(exc: BaseException) -> str:
+    """``file.py:LINE`` of the innermost frame of a failed import outside importlib itself."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith("<") and f.filename != __file__
+              and not f.filename.startswith(_IMPORTLIB)]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+
+
+def _import_failure(record: PluginRecord, what: str, exc: BaseException, env: Mapping[str, str]) -> None:
+    """Record a failed import as one line; print the traceback when ``OVERTONE_DEBUG`` is set."""
+    where = _failure_location(exc)
+    record.error = f"{what} failed: {type(exc).__name__}: {exc}" + (f" (at {where})" if where else "")
+    record.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if env.get("OVERTONE_DEBUG"):
+        print(f"overtone: plugin {record.name!r} failed to import:\n{record.traceback}",
+              file=sys.stderr, end="")
+
+
+def _unmarked_hooks(manager: pluggy.PluginManager, module: ModuleType) -> list[str]:
+    """Warnings for ``overtone_*`` functions that overtone will not call (no ``@hookimpl``)."""
+    hook_names = list(KINDS.values())
+    found = []
+    for attr in sorted(vars(module)):
+        function = getattr(module, attr)
+        if not attr.startswith("overtone_") or not callable(function):
+            continue
+        if manager.parse_hookimpl_opts(module, attr) is not None:
+            continue
+        if getattr(function, "__module__", module.__name__) != module.__name__:
+            continue  # imported from elsewhere
+        where = _location(function)
+        at = f" ({where})" if where else ""
+        if attr in hook_names:
+            found.append(f"{attr}(){at} has no @overtone.hookimpl decorator, so overtone never "
+                         f"calls it; decorate it with @hookimpl")
+        else:
+            close = difflib.get_close_matches(attr, hook_names, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            found.append(f"{attr}(){at} is not an overtone hook and has no @hookimpl{hint}")
+    return found
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
 def _register(result: LoadResult, record: PluginRecord, module: ModuleType) -> None:
     manager = result.manager
     try:
@@ -91,9 +154,46 @@ def _register(result: LoadResult, record: PluginRecord, module: ModuleType) -> N
         else:
             for hook_caller in manager.get_hookcallers(module) or []:
                 hook_caller._remove_plugin(module)  # pragma: no cover
-        record.error = f"invalid hook implementation: {exc}"
+        record.error = f"invalid hook implementation: {_explain_invalid(exc, module, manager)}"
         return
     record.module = module
+    result.problems.extend(f"plugin {record.name!r}: {line}" for line in _unmarked_hooks(manager, module))
+
+
+def _explain_invalid(exc: Exception, module: ModuleType, manager: pluggy.PluginManager) -> str:
+    """pluggy's whole message on one line, with the file and line of the hook and a hint."""
+    message = _one_line(str(exc))
+    hook_names = list(KINDS.values())
+    for attr in sorted(vars(module)):
+        if attr.startswith("overtone_") and f"'{attr}'" in message:
+            where = _location(getattr(module, attr))
+            if where:
+                message += f" (at {where})"
+            if attr not in hook_names:
+                close = difflib.get_close_matches(attr, hook_names, n=1)
+                message += f"; did you mean {close[0]}?" if close else ""
+            elif "hookimpl definition" in message:
+                message += "; overtone hooks take no arguments"
+            break
+    return message
+
+
+def register_module(result: LoadResult, module: ModuleType, *, name: str | None = None,
+                    source: str = "module") -> PluginRecord:
+    """Register an imported plugin module with a loaded manager; failures go on the record."""
+    record = PluginRecord(name=name or module.__name__, source=source)
+    result.plugins.append(record)
+    package = sys.modules.get(module.__name__.partition(".")[0])
+    record.version = getattr(module, "__version__", None) or getattr(package, "__version__", None)
+    _register(result, record, module)
+    return record
+
+
+def new_manager() -> LoadResult:
+    """An empty plugin manager that knows overtone's hooks."""
+    manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    manager.add_hookspecs(hookspecs)
+    return LoadResult(manager)
 
 
 def load_plugins(
@@ -114,12 +214,10 @@ def load_plugins(
     if allow is None:
         allow = _env_list(env.get("OVERTONE_LOAD_PLUGINS"))
 
-    manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
-    manager.add_hookspecs(hookspecs)
-    result = LoadResult(manager)
+    result = new_manager()
 
     if use_entry_points:
-        _load_entry_points(result, allow)
+        _load_entry_points(result, allow, env)
 
     for module_name in modules:
         record = PluginRecord(name=module_name, source="OVERTONE_PLUGINS")
@@ -127,7 +225,11 @@ def load_plugins(
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:
-            record.error = f"import failed: {type(exc).__name__}: {exc}"
+            if isinstance(exc, ModuleNotFoundError) and _is_missing(exc, module_name):
+                record.error = (f"OVERTONE_PLUGINS names {module_name!r}, which is not importable "
+                                f"({exc}); the module must be on PYTHONPATH or installed")
+                continue
+            _import_failure(record, "import", exc, env)
             continue
         package = sys.modules.get(module_name.partition(".")[0])
         record.version = getattr(module, "__version__", None) or getattr(package, "__version__", None)
@@ -135,7 +237,12 @@ def load_plugins(
     return result
 
 
-def _load_entry_points(result: LoadResult, allow: list[str] | None) -> None:
+def _is_missing(exc: ModuleNotFoundError, module_name: str) -> bool:
+    """Whether the named module itself (or a parent package) is absent, not one of its imports."""
+    return bool(exc.name) and (module_name == exc.name or module_name.startswith(exc.name + "."))
+
+
+def _load_entry_points(result: LoadResult, allow: list[str] | None, env: Mapping[str, str]) -> None:
     allowed = None if allow is None else {normalize_distribution_name(a) for a in allow}
     points = sorted(
         entry_points(group=ENTRY_POINT_GROUP),
@@ -157,7 +264,7 @@ def _load_entry_points(result: LoadResult, allow: list[str] | None) -> None:
         try:
             module = point.load()
         except Exception as exc:
-            record.error = f"import of {point.value!r} failed: {type(exc).__name__}: {exc}"
+            _import_failure(record, f"import of {point.value!r}", exc, env)
             continue
         _register(result, record, module)
     seen = set(per_dist)

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from overtone.component import KINDS, Component
-from overtone.errors import DuplicateComponentError, UnknownComponentError
+from overtone.errors import DuplicateComponentError, OvertoneWarning, UnknownComponentError
 from overtone.plugins import LoadResult, load_plugins
+
+#: The distributions shipped in the overtone repository. A short name that one of these and a
+#: third-party plugin both register resolves to the first-party one (with a warning), so that
+#: installing a plugin never breaks a config that worked before.
+FIRST_PARTY: frozenset[str] = frozenset({
+    "overtone", "overtone-torch", "overtone-harmonic", "overtone-focus",
+    "overtone-dynamics", "overtone-radio",
+})
+
+
+def is_first_party(plugin: str) -> bool:
+    """Whether a plugin is shipped with overtone.
+
+    ``plugin`` is a distribution name (``overtone-torch``, or ``dist:entry-point``) or, for a
+    module loaded through ``OVERTONE_PLUGINS``, a module name (``overtone_torch.plugin``).
+    """
+    dist = plugin.partition(":")[0]
+    return dist in FIRST_PARTY or dist.partition(".")[0].replace("_", "-") in FIRST_PARTY
 
 
 @dataclass(frozen=True)
@@ -37,6 +56,7 @@ class Registry:
         self.loaded = loaded
         self.entries: list[Entry] = []
         self.problems: list[str] = list(loaded.problems)
+        self._warned: set[tuple[str, str]] = set()
         for kind, hook_name in KINDS.items():
             for impl in getattr(loaded.manager.hook, hook_name).get_hookimpls():
                 plugin = loaded.plugin_name(impl.plugin)
@@ -89,12 +109,33 @@ class Registry:
         """One line per plugin that failed to load."""
         return [f"plugin {p.name!r}: {p.error}" for p in self.loaded.plugins if not p.ok]
 
-    def duplicates(self) -> dict[tuple[str, str], list[Entry]]:
-        """Short names registered by more than one plugin."""
+    def _shared(self) -> dict[tuple[str, str], list[Entry]]:
         seen: dict[tuple[str, str], list[Entry]] = {}
         for entry in self.entries:
             seen.setdefault((entry.component.kind, entry.component.name), []).append(entry)
         return {key: found for key, found in seen.items() if len(found) > 1}
+
+    def duplicates(self) -> dict[tuple[str, str], list[Entry]]:
+        """Short names that more than one plugin registers and that cannot be resolved.
+
+        A name shared by exactly one first-party plugin and any others is not listed here: it
+        resolves to the first-party one (see :meth:`shadowed`).
+        """
+        return {key: found for key, found in self._shared().items() if _preferred(found) is None}
+
+    def shadowed(self) -> dict[tuple[str, str], tuple[Entry, list[Entry]]]:
+        """Short names resolved to the first-party plugin: ``{(kind, name): (used, others)}``."""
+        result = {}
+        for key, found in self._shared().items():
+            preferred = _preferred(found)
+            if preferred is not None:
+                result[key] = (preferred, [e for e in found if e is not preferred])
+        return result
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per short name that a third-party plugin shares with a first-party one."""
+        return [_shadow_message(used, others) for used, others in self.shadowed().values()]
 
     def entry(self, kind: str, name: str) -> Entry:
         """Find one entry by short name or qualified id ``<plugin>.<name>``."""
@@ -108,6 +149,13 @@ class Registry:
         ]
         label = kind.replace("_", " ")
         if len(found) > 1:
+            preferred = _preferred(found)
+            if preferred is not None:
+                if (kind, name) not in self._warned:
+                    self._warned.add((kind, name))
+                    others = [e for e in found if e is not preferred]
+                    warnings.warn(_shadow_message(preferred, others), OvertoneWarning, stacklevel=3)
+                return preferred
             ids = " and ".join(repr(e.qualified_id) for e in found)
             raise DuplicateComponentError(
                 f"{label} {name!r} is registered by more than one plugin: {ids}; "
@@ -138,6 +186,20 @@ class Registry:
             broken = ", ".join(repr(p.name) for p in self.loaded.plugins if not p.ok)
             message += f"; plugins that failed to load: {broken} (see 'overtone doctor')"
         return message
+
+
+def _preferred(found: list[Entry]) -> Entry | None:
+    """The one first-party entry among several sharing a short name, if there is exactly one."""
+    first = [e for e in found if is_first_party(e.plugin)]
+    return first[0] if len(first) == 1 else None
+
+
+def _shadow_message(used: Entry, others: list[Entry]) -> str:
+    label = used.component.kind.replace("_", " ")
+    ids = " and ".join(repr(e.qualified_id) for e in [used, *others])
+    other_ids = " or ".join(repr(e.qualified_id) for e in others)
+    return (f"{label} {used.component.name!r} is registered by {ids}; using "
+            f"{used.qualified_id!r} (shipped with overtone); name {other_ids} to use the other")
 
 
 _REGISTRY: Registry | None = None

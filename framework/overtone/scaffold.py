@@ -8,6 +8,34 @@ from pathlib import Path
 
 from overtone.errors import OvertoneError
 
+#: The host range every generated plugin pins (the plugin guide's rule).
+OVERTONE_PIN = "overtone>=0.1,<1"
+
+#: The overtone.testing checker each kind's generated test uses.
+CHECKERS = {"analyzer": "check_analyzer", "signal_processor": "check_signal_processor",
+            "loss": "check_loss", "model": "check_model"}
+
+TOX_INI = """\
+# The plugin's tests against a chosen overtone:
+#   tox                                     overtone from PyPI, in the range pyproject.toml pins
+#   OVERTONE_SOURCE=/path/to/overtone tox   a checkout of overtone (a directory pip can install)
+#   OVERTONE_SOURCE="overtone==0.1.0" tox   any other pip requirement
+[tox]
+requires = tox>=4.11
+env_list = py{310,311,312,313}
+skip_missing_interpreters = true
+
+[testenv]
+description = the plugin's tests against {env:OVERTONE_SOURCE:overtone from PyPI}
+deps = {env:OVERTONE_SOURCE:overtone>=0.1,<1}
+extras = test
+pass_env = OVERTONE_SOURCE, PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_CONSTRAINT
+set_env =
+    MPLBACKEND = Agg
+    OVERTONE_PROGRESS = 0
+commands = pytest {tty:--color=yes} {posargs:tests}
+"""
+
 KIND_CHOICES = ("analyzer", "signal_processor", "loss", "optimizer", "model", "task", "engine", "reader")
 TORCH_KINDS = {"loss", "optimizer", "model", "task"}
 
@@ -41,9 +69,10 @@ TEMPLATES: dict[str, dict[str, str]] = {
         ''',
         "test": '''
             def test_analyzer():
-                ds = xr.Dataset({"embeddings": (("token", "dim"), np.arange(6.0).reshape(2, 3))})
-                result = registry.get("analyzer", "{name}").create()(ds)
-                np.testing.assert_allclose(result["spread"], np.var(np.arange(6.0).reshape(2, 3), axis=1))
+                values = np.arange(24.0).reshape(4, 2, 3)
+                ds = xr.Dataset({"embeddings": (("step", "token", "dim"), values)}, coords={"step": [0, 1, 2, 3]})
+                result = check_analyzer(registry.get("analyzer", "{name}"), ds)
+                np.testing.assert_allclose(result["spread"], np.var(values, axis=2))
         ''',
     },
     "signal_processor": {
@@ -59,16 +88,20 @@ TEMPLATES: dict[str, dict[str, str]] = {
                     self.variable = variable
 
                 def __call__(self, ds: xr.Dataset) -> xr.Dataset:
+                    if self.variable not in ds:
+                        raise DatasetError(f"no variable {self.variable!r}; pass variable=NAME")
                     out = ds.copy()
                     data = ds[self.variable]
                     out[self.variable] = (data - data.mean("frequency")).assign_attrs(data.attrs)
-                    out.attrs["processed_by"] = "demean"
+                    step = f"demean {__version__} variable={self.variable}"
+                    out.attrs["processing"] = f"{ds.attrs.get('processing', '')}\\n{step}".strip()
                     return out
         ''',
         "test": '''
             def test_signal_processor():
-                ds = xr.Dataset({"spectra": (("time", "frequency"), np.arange(8.0).reshape(2, 4))})
-                out = registry.get("signal_processor", "{name}").create()(ds)
+                ds = xr.Dataset({"spectra": (("time", "frequency"), np.arange(8.0).reshape(2, 4))},
+                                coords={"frequency": [1.0, 2.0, 3.0, 4.0]})
+                out = check_signal_processor(registry.get("signal_processor", "{name}"), ds)
                 np.testing.assert_allclose(out["spectra"].mean("frequency"), 0.0, atol=1e-12)
         ''',
     },
@@ -100,7 +133,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "test": '''
             def test_loss():
                 torch = pytest.importorskip("torch")
-                loss = registry.get("loss", "{name}").create(d_in=4, n_classes=3)
+                loss = check_loss(registry.get("loss", "{name}"), d_in=4, n_classes=3)
                 x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
                 expected = -torch.log_softmax(x @ loss.weight.T, -1)[torch.arange(5), y].mean()
                 torch.testing.assert_close(loss(x, y), expected)
@@ -131,23 +164,43 @@ TEMPLATES: dict[str, dict[str, str]] = {
     "model": {
         "hook": "overtone_models",
         "attr": "TwoLayer",
-        "summary": "two-layer perceptron on vector inputs",
-        "params": '{"width": Param(64, help="hidden width")}',
+        "summary": "two-layer perceptron on token or vector inputs",
+        "params": '{"width": Param(64, min=1, help="hidden width")}',
         "code": '''
             def TwoLayer(*, input_spec: dict, d_out: int, width: int = 64):
-                """Features ``relu(x W1 + b1) W2 + b2`` of width ``d_out`` for vector inputs."""
+                """Features ``relu(h) W2 + b2`` of width ``d_out``, with ``h = x W1 + b1`` for vectors
+                and ``h = E[x]`` for tokens (averaged over positions when the task wants pooled output)."""
                 import torch
 
-                if input_spec.get("kind") != "vector":
-                    raise ConfigError("this model takes vector inputs only")
-                return torch.nn.Sequential(
-                    torch.nn.Linear(input_spec["dim"], width), torch.nn.ReLU(), torch.nn.Linear(width, d_out))
+                kind, output = input_spec.get("kind"), input_spec.get("output", "pooled")
+                if kind not in ("tokens", "vector"):
+                    raise ConfigError(f"input kind {kind!r}: this model takes 'tokens' or 'vector' inputs")
+                if kind == "vector" and output != "pooled":
+                    raise ConfigError("vector inputs give pooled features only; use a task with output 'pooled'")
+
+                class _TwoLayer(torch.nn.Module):
+                    def __init__(self) -> None:
+                        super().__init__()
+                        if kind == "tokens":
+                            self.token_embedding = torch.nn.Embedding(input_spec["vocab_size"], width)
+                        else:
+                            self.inputs = torch.nn.Linear(input_spec["dim"], width)
+                        self.outputs = torch.nn.Linear(width, d_out)
+
+                    def forward(self, x):
+                        if kind == "vector":
+                            return self.outputs(torch.relu(self.inputs(x)))
+                        h = self.token_embedding(x)
+                        return self.outputs(torch.relu(h.mean(1) if output == "pooled" else h))
+
+                return _TwoLayer()
         ''',
         "test": '''
             def test_model():
-                torch = pytest.importorskip("torch")
-                model = registry.get("model", "{name}").create(input_spec={"kind": "vector", "dim": 5}, d_out=7)
-                assert model(torch.randn(3, 5)).shape == (3, 7)
+                pytest.importorskip("torch")
+                accepted = check_model(registry.get("model", "{name}"), d_out=7)
+                assert {(s["kind"], s["output"]) for s in accepted} == {
+                    ("tokens", "pooled"), ("tokens", "sequence"), ("vector", "pooled")}
         ''',
     },
     "task": {
@@ -258,6 +311,26 @@ TEMPLATES: dict[str, dict[str, str]] = {
 }
 
 
+def _imports(text: str, wanted: list[tuple[str, str | None]]) -> str:
+    """Import lines for the names ``text`` uses; a ``None`` template joins the line before it.
+
+    ``[("ConfigError", "from overtone import {}"), ("DatasetError", None)]`` gives
+    ``from overtone import ConfigError, DatasetError`` when both are used.
+    """
+    lines: list[tuple[str, list[str]]] = []
+    for marker, template in wanted:
+        if template is not None:
+            lines.append((template, []))
+        if marker in text:
+            lines[-1][1].append(marker)
+    out = ""
+    for template, names in lines:
+        if not names:
+            continue
+        out += template.format(", ".join(names)) + "\n" if "{}" in template else template + "\n"
+    return out + "\n" if out else ""
+
+
 def _dedent(text: str) -> str:
     return textwrap.dedent(text).strip("\n") + "\n"
 
@@ -287,9 +360,12 @@ def scaffold_plugin(name: str, directory: Path, kinds: list[str]) -> Path:
         code.append(_dedent(t["code"]))
         tests.append(_dedent(t["test"]).replace("{name}", component_name))
 
-    deps = ['"overtone>=0.1"', '"numpy>=1.26"', '"xarray>=2024.10"']
+    deps = [f'"{OVERTONE_PIN}"', '"numpy>=1.26"', '"xarray>=2024.10"']
     if needs_torch:
         deps.append('"torch>=2.3"')
+    hook_text, code_text, test_text = "\n\n".join(hooks), "\n\n".join(code), "\n\n".join(tests)
+    checkers = sorted({CHECKERS[k] for k in kinds if k in CHECKERS})
+    test_imports = "".join(f"    {n},\n" for n in sorted(["check_plugin", *checkers, "registry_for"]))
     files = {
         "pyproject.toml": f'''
             [build-system]
@@ -304,7 +380,7 @@ def scaffold_plugin(name: str, directory: Path, kinds: list[str]) -> Path:
             dependencies = [{", ".join(deps)}]
 
             [project.optional-dependencies]
-            test = ["pytest>=8"]
+            test = ["pytest>=8", "matplotlib>=3.8"]
 
             [project.entry-points.overtone]
             {short.replace("-", "_")} = "{package}.plugin"
@@ -312,41 +388,51 @@ def scaffold_plugin(name: str, directory: Path, kinds: list[str]) -> Path:
             [tool.hatch.build.targets.wheel]
             packages = ["src/{package}"]
         ''',
+        "tox.ini": TOX_INI,
         "README.md": f'''
             # {name}
 
-            An overtone plugin. Install it and check that overtone sees it:
+            An overtone plugin. Install it with its test extra, check that overtone sees it, and
+            run its tests:
 
-                pip install -e .
+                pip install -e ".[test]"
                 overtone plugins
                 pytest
+
+            Against another overtone (a checkout, or the released one from PyPI), with tox:
+
+                tox                                          # overtone from PyPI ({OVERTONE_PIN})
+                OVERTONE_SOURCE=/path/to/overtone tox        # a checkout of overtone
 
             Components: {", ".join(f"{short}-{k.replace('_', '-')} ({k})" for k in kinds)}.
         ''',
         f"src/{package}/__init__.py": f'"""{name}: an overtone plugin."""\n\n__version__ = "0.1.0"\n',
         f"src/{package}/plugin.py": (
             '"""Registrations. Import only overtone here: listing plugins must stay fast."""\n\n'
-            "from overtone import Component, Param, hookimpl  # noqa: F401\n\n\n"
-            + "\n\n".join(hooks)
+            + _imports(hook_text, [("Component", "from overtone import {}"),
+                                   ("Param", None), ("hookimpl", None)])
+            + "\n" + hook_text
         ),
         f"src/{package}/components.py": (
             '"""The components\' implementations (imported only when used)."""\n\n'
-            "from __future__ import annotations\n\nimport numpy as np\nimport xarray as xr\n\n"
-            "from overtone import ConfigError, DatasetError  # noqa: F401\n\n\n"
-            + "\n\n".join(code)
+            "from __future__ import annotations\n\n"
+            + _imports(code_text, [("np.", "import numpy as np"), ("xr.", "import xarray as xr"),
+                                   ("ConfigError", "from overtone import {}"), ("DatasetError", None)])
+            + _imports(code_text, [("__version__", f"from {package} import {{}}")])
+            + "\n" + code_text
         ),
         "tests/test_plugin.py": (
-            "import numpy as np\nimport pytest  # noqa: F401\nimport xarray as xr\n\n"
-            "from overtone.plugins import LoadResult, PluginRecord, _register\n"
-            "from overtone.registry import Registry\nfrom overtone.testing import check_plugin\n\n"
-            f"from {package} import plugin\n\n\n"
-            "def _registry():\n    import pluggy\n\n    from overtone import hookspecs\n\n"
-            "    manager = pluggy.PluginManager(\"overtone\")\n    manager.add_hookspecs(hookspecs)\n"
-            "    loaded = LoadResult(manager)\n    record = PluginRecord(\"plugin\", \"test\")\n"
-            "    loaded.plugins.append(record)\n    _register(loaded, record, plugin)\n"
-            "    return Registry(loaded)\n\n\nregistry = _registry()\n\n\n"
-            "def test_contract():\n    assert check_plugin(plugin, load_factories=" + str(not needs_torch) + ")\n\n\n"
-            + "\n\n".join(tests)
+            '"""The plugin\'s tests, with overtone\'s public testing kit (overtone.testing)."""\n\n'
+            + _imports(test_text, [("np.", "import numpy as np"), ("pytest.", "import pytest"),
+                                   ("xr.", "import xarray as xr")]).rstrip("\n")
+            + f"\nfrom overtone.testing import (\n{test_imports})\n\n"
+            f"from {package} import plugin\n\n"
+            "registry = registry_for(plugin)  # holds just this plugin\'s components\n\n\n"
+            "def test_contract():\n"
+            "    # kinds, unique names, defaults within their own bounds, factories import and accept\n"
+            "    # every declared parameter\n"
+            "    assert check_plugin(plugin)\n\n\n"
+            + test_text
         ),
     }
     for relative, content in files.items():

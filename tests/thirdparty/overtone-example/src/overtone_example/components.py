@@ -1,4 +1,4 @@
-"""A minimal engine: fits y = X w by gradient descent, with checkpoints and resume."""
+"""The components' implementations (imported only when used)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,59 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from overtone import ConfigError, Param
+from overtone import DatasetError, Param
 from overtone.config import check_sections
 from overtone.io import atomic_target, write_dataset
 from overtone.params import resolve_params
 
-DATA = {"n_samples": Param(64), "dim": Param(4), "noise": Param(0.1)}
+from overtone_example import __version__
+
+
+class Moments:
+    """Mean and standard deviation of ``variable`` over ``dim``."""
+
+    def __init__(self, variable: str = "train_loss", dim: str = "step") -> None:
+        self.variable, self.dim = variable, dim
+
+    def __call__(self, ds: xr.Dataset) -> xr.Dataset:
+        if self.variable not in ds:
+            raise DatasetError(f"moments: no variable {self.variable!r}; have {', '.join(map(str, ds.data_vars))}")
+        data = ds[self.variable]
+        if self.dim not in data.dims:
+            raise DatasetError(f"moments: {self.variable!r} has no dim {self.dim!r}; pass dim=NAME")
+        return xr.Dataset({"mean": data.mean(self.dim), "std": data.std(self.dim)})
+
+    def plot(self, result: xr.Dataset):
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots()
+        ax.bar(["mean", "std"], [float(result["mean"]), float(result["std"])])
+        return fig
+
+
+class Demean:
+    """Subtract each spectrum's mean along ``frequency``; lazy on dask input."""
+
+    def __init__(self, variable: str = "spectra") -> None:
+        self.variable = variable
+
+    def __call__(self, ds: xr.Dataset) -> xr.Dataset:
+        if self.variable not in ds:
+            raise DatasetError(f"demean: no variable {self.variable!r}; pass variable=NAME")
+        out = ds.copy()
+        data = ds[self.variable]
+        out[self.variable] = (data - data.mean("frequency")).assign_attrs(data.attrs)
+        step = f"demean {__version__} variable={self.variable}"
+        out.attrs["processing"] = f"{ds.attrs.get('processing', '')}\n{step}".strip()
+        return out
+
+
+DATA = {"n_samples": Param(64, min=2), "dim": Param(4, min=1), "noise": Param(0.1, min=0.0)}
 TRAIN = {
-    "steps": Param(100, help="gradient steps"),
-    "lr": Param(0.1),
-    "checkpoint_every": Param(10),
-    "stop_at": Param(None, type=int, help="stop early (simulates an interruption)"),
+    "steps": Param(100, min=1, help="gradient steps"),
+    "lr": Param(0.1, min=0.0),
+    "checkpoint_every": Param(10, min=1),
+    "stop_at": Param(None, type=int, min=0, help="stop early (simulates an interruption)"),
 }
 
 
@@ -28,13 +70,10 @@ class LinregEngine:
 
     def resolve(self, config: Mapping[str, Any], *, source: str, registry: Any) -> dict[str, Any]:
         check_sections(config, {"run": "run", "data": "data", "train": "training"}, source)
-        resolved = {
+        return {
             "data": resolve_params(config.get("data", {}), DATA, f"{source} [data]"),
             "train": resolve_params(config.get("train", {}), TRAIN, f"{source} [train]"),
         }
-        if resolved["train"]["steps"] < 1:
-            raise ConfigError(f"{source} [train]: steps = {resolved['train']['steps']} must be >= 1")
-        return resolved
 
     def demo_config(self) -> dict[str, Any]:
         return {"run": {"engine": "linreg"}, "train": {"steps": 20}}
