@@ -285,11 +285,11 @@ def test_analyze_keeps_going_past_broken_analyzers(tmp_path):
     assert lines == [
         "overtone: error: analyzer 'boom' (plugin 'lib_api_plugin') raised RuntimeError: kaput; "
         "expected it to return an xarray.Dataset",
-        "overtone: error: analyzer 'as-dict' (plugin 'lib_api_plugin') returned dict {'a': 1}; "
-        "expected an xarray.Dataset",
-        "overtone: error: analyzer 'as-da' (plugin 'lib_api_plugin') returned xarray.DataArray; "
-        "expected an xarray.Dataset",
-        "overtone: error: analyzer 'as-int' (plugin 'lib_api_plugin') returned int 3; "
+        "overtone: error: analyzer 'as-dict' (plugin 'lib_api_plugin') returned a dict; "
+        "expected an xarray.Dataset (build one with xr.Dataset(result))",
+        "overtone: error: analyzer 'as-da' (plugin 'lib_api_plugin') returned an xarray.DataArray; "
+        "expected an xarray.Dataset (wrap it: result.to_dataset(name='...'))",
+        "overtone: error: analyzer 'as-int' (plugin 'lib_api_plugin') returned an int (3); "
         "expected an xarray.Dataset",
     ]
     assert "seen: wrote" in result.stdout

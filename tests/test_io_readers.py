@@ -26,3 +26,23 @@ def test_longest_suffix_wins(tmp_path, reg):
     for name, reader in (("a.fits", "plain"), ("a.sw.fits", "nested"), ("a.sw.nc", "nested")):
         (tmp_path / name).write_bytes(b"")
         assert open_dataset(tmp_path / name, registry=reg).attrs["reader"] == reader
+
+
+def test_a_reader_returning_no_dataset_is_named_in_one_line(tmp_path):
+    import types
+
+    from overtone import Component, PluginError, hookimpl
+    from overtone.testing import registry_for
+
+    def read_list(path, chunks=None):
+        return [1, 2, 3]
+
+    plugin = types.ModuleType("lister_plugin")
+    plugin.overtone_readers = hookimpl(
+        lambda: [Component("reader", "lister", read_list, "returns a list", suffixes=(".lst",))])
+    plugin.overtone_readers.__name__ = "overtone_readers"
+    (tmp_path / "a.lst").write_text("x")
+    with pytest.raises(PluginError) as info:
+        open_dataset(tmp_path / "a.lst", registry=registry_for(plugin))
+    assert str(info.value).startswith("reader 'lister' (plugin ")
+    assert str(info.value).endswith("opened 'a.lst' as a list; expected an xarray.Dataset")

@@ -87,7 +87,8 @@ def test_a_step_returning_no_dataset_is_named_with_its_plugin(reg, spectra):
     with pytest.raises(OvertoneError) as info:
         overtone.process(spectra, ["remove-offset", lambda ds: ds["spectra"]], registry=reg)
     assert str(info.value) == ("signal processor '<lambda>' (a callable given directly) returned "
-                               "xarray.DataArray; expected an xarray.Dataset")
+                               "an xarray.DataArray; expected an xarray.Dataset "
+                               "(wrap it: result.to_dataset(name='...'))")
 
 
 def test_existing_output_refused_unless_overwrite(tmp_path, reg, spectra):
@@ -177,9 +178,11 @@ def test_analyzer_failures_are_isolated_one_line_each(tmp_path, reg):
     plugin = "(plugin 'lib_api_plugin')"
     assert {k: f.message for k, f in done.failures.items()} == {
         "boom": f"analyzer 'boom' {plugin} raised RuntimeError: kaput; expected it to return an xarray.Dataset",
-        "as-dict": f"analyzer 'as-dict' {plugin} returned dict {{'a': 1}}; expected an xarray.Dataset",
-        "as-da": f"analyzer 'as-da' {plugin} returned xarray.DataArray; expected an xarray.Dataset",
-        "as-int": f"analyzer 'as-int' {plugin} returned int 3; expected an xarray.Dataset",
+        "as-dict": f"analyzer 'as-dict' {plugin} returned a dict; expected an xarray.Dataset "
+                   "(build one with xr.Dataset(result))",
+        "as-da": f"analyzer 'as-da' {plugin} returned an xarray.DataArray; expected an xarray.Dataset "
+                 "(wrap it: result.to_dataset(name='...'))",
+        "as-int": f"analyzer 'as-int' {plugin} returned an int (3); expected an xarray.Dataset",
     }
     assert all(f.plugin == "lib_api_plugin" and f.broke_contract for f in done.failures.values())
     assert done.exit_code == 1 and not done.ok
@@ -188,7 +191,8 @@ def test_analyzer_failures_are_isolated_one_line_each(tmp_path, reg):
                              registry=reg)
     assert [f.message for f in built.failures.values()] == [
         f"analyzer 'no-build' {plugin}: its factory raised RuntimeError: cannot build",
-        f"analyzer 'not-callable' {plugin}: its factory returned int 42; expected a callable taking a Dataset",
+        f"analyzer 'not-callable' {plugin} factory returned an int (42); expected a callable "
+        "taking a Dataset",
     ]
     assert set(built.results) == {"seen"} and built.exit_code == 1
     plotted = overtone.analyze(tmp_path / "run", ["bad-plot", "seen"], overwrite=True, write=False,

@@ -194,7 +194,10 @@ def _open_with_reader(path: Path, chunks: Any, registry: Any, params: dict[str, 
             where = f"reader {entry.component.name!r} (--read)"
             kwargs.update({k: v for k, v in resolve_params(params, entry.component.params, where).items()
                            if k in params})
-        return entry.component.load()(path, **kwargs)
+        from overtone.contract import expect_dataset
+
+        product = entry.component.load()(path, **kwargs)
+        return expect_dataset(product, entry, action=f"opened {path.name!r} as")
     suffix = "".join(path.suffixes).lower()
     readers = _readers(registry)
     known = sorted({s for e in readers for s in e.component.suffixes})

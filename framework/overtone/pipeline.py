@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
+from overtone import contract
 from overtone.config import parse_assignment
 from overtone.errors import ConfigError, DatasetError, OvertoneError, PluginError
 from overtone.params import resolve_params
@@ -52,10 +53,8 @@ class Step:
                 detail = " ".join(str(exc).split())
                 raise PluginError(f"{kind} {self.label}: its factory raised "
                                   f"{type(exc).__name__}: {detail}") from exc
-            if not callable(function):
-                raise PluginError(f"{kind} {self.label}: its factory returned "
-                                  f"{describe_value(function)}; expected a callable taking a Dataset")
-            self.function = function
+            self.function = contract.expect_callable(
+                function, f"{kind} {self.label}", expected="a callable taking a Dataset")
         return self.function
 
     @property
@@ -154,17 +153,6 @@ def build_steps(
     return resolve_steps(registry, kind, list(names), assignments)
 
 
-def describe_value(value: Any) -> str:
-    """A short one-line description of a returned object: its type and, if short, its repr."""
-    kind = type(value)
-    module = kind.__module__.partition(".")[0]
-    name = kind.__name__ if module == "builtins" else f"{module}.{kind.__name__}"
-    text = repr(value)
-    if "\n" in text or len(text) > 60:
-        return name
-    return f"{name} {text}"
-
-
 def apply_step(step: Step, ds: xr.Dataset, kind: str = "step") -> xr.Dataset:
     """Run one step on ``ds`` and check that it returned an ``xr.Dataset``.
 
@@ -173,8 +161,6 @@ def apply_step(step: Step, ds: xr.Dataset, kind: str = "step") -> xr.Dataset:
     exception, or a product that is not a Dataset, becomes a :class:`PluginError` naming the
     step, its plugin, what it did and what was expected.
     """
-    import xarray as xr
-
     function = step.build(kind)
     try:
         result = function(ds)
@@ -186,10 +172,7 @@ def apply_step(step: Step, ds: xr.Dataset, kind: str = "step") -> xr.Dataset:
         detail = " ".join(str(exc).split())
         raise PluginError(f"{kind} {step.label} raised {type(exc).__name__}: {detail}; "
                           f"expected it to return an xarray.Dataset") from exc
-    if not isinstance(result, xr.Dataset):
-        raise PluginError(f"{kind} {step.label} returned {describe_value(result)}; "
-                          f"expected an xarray.Dataset")
-    return result
+    return contract.expect_dataset(result, f"{kind} {step.label}")
 
 
 def draw_plot(step: Step, kind: str, *data: xr.Dataset) -> Any:
@@ -206,8 +189,7 @@ def draw_plot(step: Step, kind: str, *data: xr.Dataset) -> Any:
         detail = " ".join(str(exc).split())
         raise PluginError(f"{kind} {step.label}: its plot raised {type(exc).__name__}: {detail}") from exc
     if not hasattr(figure, "savefig"):
-        raise PluginError(f"{kind} {step.label}: its plot returned {describe_value(figure)}; "
-                          f"expected a matplotlib Figure")
+        raise contract.fail(f"{kind} {step.label}: its plot", figure, "a matplotlib Figure")
     return figure
 
 
