@@ -254,3 +254,17 @@ def test_atomic_target_fsyncs_before_the_rename(tmp_path, monkeypatch):
     assert events[1] == ("replace", str(path))
     assert events[2] == ("fsync", str(tmp_path))  # then the directory entry
     assert path.read_text() == "new"
+
+
+def test_append_step_compresses_on_request(tmp_path):
+    import h5py
+    from overtone.io import append_step
+
+    append_step(tmp_path / "z.nc", one_step(1), complevel=4)
+    append_step(tmp_path / "z.nc", one_step(2))
+    append_step(tmp_path / "p.nc", one_step(1))
+    with h5py.File(tmp_path / "z.nc") as z, h5py.File(tmp_path / "p.nc") as p:
+        assert (z["embeddings"].compression, z["embeddings"].compression_opts) == ("gzip", 4)
+        assert p["embeddings"].compression is None and z["embeddings"].chunks == (1, 4, 3)
+    with open_dataset(tmp_path / "z.nc") as ds:
+        assert ds["embeddings"][:, 0, 0].values.tolist() == [1, 2]

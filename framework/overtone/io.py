@@ -311,7 +311,7 @@ def write_groups(path: str | Path, groups: Mapping[str, xr.Dataset]) -> Path:
 
 
 def append_step(path: str | Path, snapshot: xr.Dataset, *, dim: str = "step",
-                complevel: int = 1) -> Path:
+                complevel: int = 0) -> Path:
     """Append one step to the netCDF file ``path`` along its unlimited dim ``dim``.
 
     ``snapshot`` holds the variables of one step (those with ``dim`` have length 1 along it,
@@ -337,6 +337,8 @@ def append_step(path: str | Path, snapshot: xr.Dataset, *, dim: str = "step",
             raise DatasetError(f"append_step: {name!r} has dims {var.dims}; {dim!r} must be first")
     fixed = snapshot.drop_vars([*per_step, dim]).drop_dims(dim, errors="ignore")
     fixed.attrs = {}
+    if path.exists() and _append_existing(path, dim, step, per_step, fixed):
+        return path
     if not path.exists():
         with h5netcdf.File(path, "w") as f:
             f.dimensions[dim] = None
@@ -366,10 +368,11 @@ def append_step(path: str | Path, snapshot: xr.Dataset, *, dim: str = "step",
                     f.dimensions[d] = size
             if name not in f.variables:
                 float_type = np.issubdtype(var.dtype, np.floating)
+                packing = {"compression": "gzip", "compression_opts": complevel, "shuffle": True} \
+                    if complevel else {}
                 target = f.create_variable(
                     name, var.dims, dtype=var.dtype, chunks=(1, *var.shape[1:]),
-                    compression="gzip", compression_opts=complevel, shuffle=True,
-                    fillvalue=var.dtype.type(np.nan) if float_type else None)
+                    fillvalue=var.dtype.type(np.nan) if float_type else None, **packing)
                 attrs = _attrs(var.attrs)
                 linked = [str(c) for c in snapshot.coords if c not in snapshot.dims
                           and set(snapshot[c].dims) <= set(var.dims)]
@@ -378,6 +381,39 @@ def append_step(path: str | Path, snapshot: xr.Dataset, *, dim: str = "step",
                 target.attrs.update(attrs)
             f[name][n] = np.asarray(var.values[0])
     return path
+
+
+def _append_existing(path: Path, dim: str, step: Any, per_step: Mapping[str, Any], fixed: Any) -> bool:
+    """The common case of :func:`append_step`, through h5py alone (opening with h5netcdf reads
+    every netCDF attribute, several times the cost): every variable is in the file already.
+    Returns False, having changed nothing, when something must be created."""
+    import h5py
+    import numpy as np
+
+    with h5py.File(path, "a") as f:
+        if dim not in f or any(k not in f for k in (*per_step, *fixed.data_vars, *fixed.coords)):
+            return False
+        steps = f[dim]
+        n = steps.shape[0]
+        if n and steps[n - 1] >= step:
+            raise DatasetError(f"{path.name}: cannot append {dim} {step} after {dim} "
+                               f"{steps[n - 1]}; steps must increase")
+        along = [steps, *(ds for ds in f.values() if isinstance(ds, h5py.Dataset) and ds != steps
+                          and ds.maxshape[:1] == (None,) and ds.shape[0] == n
+                          and len(ds.dims[0]) and ds.dims[0][0] == steps)]
+        for name, var in per_step.items():
+            if f[name] not in along:
+                return False
+            for d, size, stored in zip(var.dims[1:], var.shape[1:], f[name].shape[1:]):
+                if size != stored:
+                    raise DatasetError(f"{path.name}: {name!r} has {d}={size} at {dim} {step}, "
+                                       f"but {stored} in the file")
+        for ds in along:
+            ds.resize(n + 1, axis=0)
+        steps[n] = step
+        for name, var in per_step.items():
+            f[name][n] = np.asarray(var.values[0])
+    return True
 
 
 def _attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
