@@ -143,3 +143,15 @@ def test_pick_variable():
         pick_variable(ds, None, ["outputs", "output"], "f")
     with pytest.raises(DatasetError, match="expected an xarray.Dataset, got list"):
         pick_variable([1], None, [], "f")
+
+
+def test_the_docs_page_declares_what_the_module_does():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "run-schema.md").read_text()
+    for name in (*runschema.PROBE_VARIABLES, *runschema.PROBE_KINDS, *runschema.REPRESENTATIONS):
+        assert f"`{name}`" in text, name
+    for helper in ("complete_steps", "recorded_steps", "drop_unrecorded_steps", "pick_variable",
+                   "accumulation_dtype_name", "add_history", "history_entries", "weight_dims"):
+        assert f"{helper}(" in text, helper
+    assert "run-schema.md" in (Path(__file__).parents[1] / "mkdocs.yml").read_text()
