@@ -81,12 +81,10 @@ class ProbeRecorder:
         for probe in self.due_probes(step):
             variables.update(getattr(self, f"_{probe['kind']}")(net, probe))
         net.train(was_training)
-        per_step = {k: v.expand_dims({STEP: [step]}) for k, v in variables.items()
-                    if PROBE_VARIABLES.get(k) is None or PROBE_VARIABLES[k].per_step}
-        snapshot = xr.Dataset(per_step, coords={STEP: (STEP, np.array([step], dtype=np.int64),
+        fixed = {k for k in variables if k in PROBE_VARIABLES and not PROBE_VARIABLES[k].per_step}
+        data = {k: v if k in fixed else v.expand_dims({STEP: [step]}) for k, v in variables.items()}
+        snapshot = xr.Dataset(data, coords={STEP: (STEP, np.array([step], dtype=np.int64),
                                                       {"long_name": "optimizer steps done"})})
-        for name in set(variables) - set(per_step):
-            snapshot[name] = variables[name]
         snapshot.attrs.update(self.task.describe())
         from overtone_torch import __version__
 
