@@ -267,7 +267,7 @@ def read_groups(path: str | Path) -> dict[str, xr.Dataset]:
 
 
 #: Prefix of the group a new group is written to before it takes its name (write_groups).
-INCOMING = ".incoming-"
+INCOMING = "_incoming_"
 
 
 def write_groups(path: str | Path, groups: Mapping[str, xr.Dataset]) -> Path:
