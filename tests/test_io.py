@@ -268,3 +268,13 @@ def test_append_step_compresses_on_request(tmp_path):
         assert p["embeddings"].compression is None and z["embeddings"].chunks == (1, 4, 3)
     with open_dataset(tmp_path / "z.nc") as ds:
         assert ds["embeddings"][:, 0, 0].values.tolist() == [1, 2]
+
+
+def test_truncating_a_damaged_file_says_what_to_do(tmp_path):
+    from overtone.io import append_step, truncate_steps
+
+    path = tmp_path / "probes.nc"
+    append_step(path, one_step(10))
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(DatasetError, match=r"cannot cut .*probes.nc' back to step 5 .*damaged .*move it away"):
+        truncate_steps(path, 5)

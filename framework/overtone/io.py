@@ -437,10 +437,16 @@ def truncate_steps(path: str | Path, upto: Any, *, dim: str = "step") -> int:
     import h5netcdf
     import numpy as np
 
-    with h5netcdf.File(path, "a") as f:
-        steps = f[dim][:]
-        kept = int(np.searchsorted(steps, upto, side="right"))
-        if kept < len(steps):
-            f.resize_dimension(dim, kept)
+    try:
+        with h5netcdf.File(path, "a") as f:
+            steps = f[dim][:]
+            kept = int(np.searchsorted(steps, upto, side="right"))
+            if kept < len(steps):
+                f.resize_dimension(dim, kept)
+    except (OSError, KeyError) as exc:
+        raise DatasetError(
+            f"cannot cut {str(path)!r} back to {dim} {upto} ({type(exc).__name__}: {exc}); it is "
+            f"damaged (a crash during an append?): move it away, and the steps after {upto} "
+            f"are recorded into a new one") from exc
     fsync_file(path)
     return kept
