@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from overtone import ConfigError, DatasetError
+from overtone.runschema import history_entries
 from overtone_dynamics.diffusion import DSE, DSMI
 from overtone_dynamics.fourier import EmbeddingFourier, GrokkingFrequency
 from overtone_dynamics.geometry import Condensation, NeuralCollapse
@@ -43,7 +44,8 @@ CASES = {
 def test_valid_input_gives_finite_results(name):
     analyzer, make, _ = CASES[name]
     result = analyzer(make())
-    assert result.attrs["analyzer"] == name
+    entry = history_entries(result)[-1]  # provenance: the run schema's history convention
+    assert (entry["component"], entry["kind"], entry["plugin"]) == (name, "analyzer", "overtone-dynamics")
     for var in result.data_vars.values():
         assert np.all(np.isfinite(var.values)), var.name
         assert "units" in var.attrs, var.name

@@ -1,4 +1,7 @@
-"""Shared input handling for analyzers: choosing the variable, checking dims, looping over steps.
+"""Shared input handling for analyzers: checking dims and values, looping over steps, provenance.
+
+Choosing the input variable and skipping the steps where a probe was not recorded are the run
+schema's (:func:`overtone.runschema.pick_variable`, :func:`overtone.runschema.drop_unrecorded_steps`).
 
 Every analyzer is a pure function ``xr.Dataset -> xr.Dataset``. Probes may carry a leading
 ``step`` dim; when they do, the analyzer's kernel runs once per step and the result keeps
@@ -8,49 +11,13 @@ and what would be right, never a silent NaN.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import xarray as xr
 from overtone import DatasetError
-
-STEP = "step"
-
-
-def pick_variable(
-    ds: xr.Dataset | xr.DataArray,
-    variable: str | None,
-    candidates: Sequence[str],
-    analyzer: str,
-    *,
-    prefix: str | None = None,
-) -> xr.DataArray:
-    """Return the data variable ``variable`` of ``ds`` (or the first present candidate)."""
-    if isinstance(ds, xr.DataArray):
-        return ds
-    if not isinstance(ds, xr.Dataset):
-        raise DatasetError(f"{analyzer}: expected an xarray.Dataset, got {type(ds).__name__}")
-    names = list(ds.data_vars)
-    if variable is not None:
-        if variable not in ds.variables:
-            raise DatasetError(
-                f"{analyzer}: no variable {variable!r} in the dataset; it has: "
-                f"{', '.join(map(str, names)) or '(none)'}; set variable= to one of them"
-            )
-        return ds[variable]
-    for name in candidates:
-        if name in ds.data_vars:
-            return ds[name]
-    if prefix is not None:
-        matches = sorted(str(n) for n in names if str(n).startswith(prefix))
-        if matches:
-            return ds[matches[0]]
-    wanted = ", ".join(list(candidates) + ([f"{prefix}*"] if prefix else []))
-    raise DatasetError(
-        f"{analyzer}: found none of the variables {wanted} in the dataset (it has: "
-        f"{', '.join(map(str, names)) or '(none)'}); set variable= to the one to analyze"
-    )
+from overtone.runschema import STEP, add_history
 
 
 def check_dims(da: xr.DataArray, ndim: int, analyzer: str, expected: str) -> None:
@@ -66,23 +33,6 @@ def check_dims(da: xr.DataArray, ndim: int, analyzer: str, expected: str) -> Non
             f"{analyzer}: {da.name!r} has dims {da.dims}; expected {expected} "
             "(optionally with a leading 'step' dim)"
         )
-
-
-def drop_missing_steps(da: xr.DataArray, analyzer: str) -> xr.DataArray:
-    """Leave out the steps at which ``da`` is entirely NaN.
-
-    A run's probes.nc aligns every probe on one ``step`` dim, so a probe recorded less often
-    than another is NaN at the other's steps: those steps hold no data for this analyzer and
-    are skipped (a NaN inside a recorded step is still an error).
-    """
-    if STEP not in da.dims or not np.issubdtype(da.dtype, np.floating):
-        return da
-    other = [d for d in da.dims if d != STEP]
-    present = ~np.isnan(da.values).reshape(da.sizes[STEP], -1).all(axis=1) if other else \
-        ~np.isnan(da.values)
-    if not present.any():
-        raise DatasetError(f"{analyzer}: {da.name!r} is NaN at every step; nothing to analyze")
-    return da if present.all() else da.isel({STEP: np.flatnonzero(present)})
 
 
 def check_finite(values: np.ndarray, name: str, analyzer: str) -> None:
@@ -127,14 +77,12 @@ def per_step(
 
 
 def finish(result: xr.Dataset, analyzer: str, params: dict[str, Any], source: str) -> xr.Dataset:
-    """Record provenance in ``result.attrs``: analyzer name, parameters, input variable."""
+    """Record provenance as a run-schema ``history`` entry: the analyzer, this plugin's
+    version, its parameters and the input variable (:func:`overtone.runschema.add_history`)."""
     from overtone_dynamics import __version__
 
-    result.attrs["analyzer"] = analyzer
-    result.attrs["analyzer_version"] = __version__
-    result.attrs["input_variable"] = source
-    result.attrs["params"] = repr({k: v for k, v in params.items()})
-    return result
+    return add_history(result, {"component": analyzer, "kind": "analyzer", "plugin": "overtone-dynamics",
+                                "version": __version__, "params": dict(params), "input": source})
 
 
 def last_step(result: xr.Dataset) -> xr.Dataset:

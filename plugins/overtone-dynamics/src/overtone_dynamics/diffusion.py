@@ -16,20 +16,16 @@ import numpy as np
 import scipy.linalg
 import xarray as xr
 from overtone import ConfigError, DatasetError
+from overtone.runschema import REPRESENTATIONS, STEP, drop_unrecorded_steps, pick_variable
 
 from overtone_dynamics._common import (
-    STEP,
     as_float,
     check_dims,
-    drop_missing_steps,
     figure,
     finish,
     per_step,
-    pick_variable,
     plot_over_steps,
 )
-
-REPRESENTATIONS = ["hidden", "embeddings", "embedding", "features"]
 
 
 def diffusion_kernel(x: np.ndarray, sigma: float = 10.0, dtype: type = np.float64) -> np.ndarray:
@@ -244,7 +240,7 @@ class DSE:
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         da = pick_variable(ds, self.variable, REPRESENTATIONS, self.name)
         check_dims(da, 2, self.name, "(sample, dim)")
-        da = drop_missing_steps(da, self.name)
+        da = drop_unrecorded_steps(da, self.name)
         values = as_float(da, self.name)
         n = da.sizes[[d for d in da.dims if d != STEP][0]]
         if n < 2:
@@ -354,7 +350,7 @@ class DSMI:
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         da = pick_variable(ds, self.variable, REPRESENTATIONS, self.name)
         check_dims(da, 2, self.name, "(sample, dim)")
-        da = drop_missing_steps(da, self.name)
+        da = drop_unrecorded_steps(da, self.name)
         sample_dim = [d for d in da.dims if d != STEP][0]
         if not isinstance(ds, xr.Dataset) or self.labels not in ds.variables:
             raise DatasetError(f"{self.name}: no {self.labels!r} variable with one label per "

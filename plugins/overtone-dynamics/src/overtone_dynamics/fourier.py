@@ -14,17 +14,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from overtone import ConfigError, DatasetError
+from overtone.runschema import STEP, drop_unrecorded_steps, pick_variable
 
 from overtone_dynamics._common import (
-    STEP,
     as_float,
     check_dims,
-    drop_missing_steps,
     figure,
     finish,
     last_step,
     per_step,
-    pick_variable,
     plot_over_steps,
 )
 
@@ -71,7 +69,7 @@ class EmbeddingFourier:
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         da = pick_variable(ds, self.variable, ["embeddings", "embedding"], self.name)
         check_dims(da, 2, self.name, "(token, dim)")
-        da = drop_missing_steps(da, self.name)
+        da = drop_unrecorded_steps(da, self.name)
         token_dim = [d for d in da.dims if d != STEP][0]
         p = self.p if self.p is not None else int(getattr(ds, "attrs", {}).get("p", da.sizes[token_dim]))
         if p > da.sizes[token_dim]:
@@ -236,7 +234,7 @@ class GrokkingFrequency:
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         da = pick_variable(ds, self.variable, ["outputs", "output"], self.name)
         check_dims(da, 3, self.name, "(a, b, class)")
-        da = drop_missing_steps(da, self.name)
+        da = drop_unrecorded_steps(da, self.name)
         a_dim, b_dim, c_dim = [d for d in da.dims if d != STEP]
         na, nb, nc = da.sizes[a_dim], da.sizes[b_dim], da.sizes[c_dim]
         if na < 2 or nb < 2:

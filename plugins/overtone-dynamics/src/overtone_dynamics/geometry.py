@@ -5,17 +5,15 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 from overtone import ConfigError, DatasetError
+from overtone.runschema import STEP, WEIGHT_PREFIX, drop_unrecorded_steps, pick_variable
 
 from overtone_dynamics._common import (
-    STEP,
     as_float,
     check_dims,
-    drop_missing_steps,
     figure,
     finish,
     last_step,
     per_step,
-    pick_variable,
     plot_over_steps,
 )
 
@@ -69,9 +67,9 @@ class Condensation:
         self.variable, self.threshold = variable, threshold
 
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
-        da = pick_variable(ds, self.variable, [], self.name, prefix="weight_")
+        da = pick_variable(ds, self.variable, [], self.name, prefix=WEIGHT_PREFIX)
         check_dims(da, 2, self.name, "(out, in)")
-        da = drop_missing_steps(da, self.name)
+        da = drop_unrecorded_steps(da, self.name)
         values = as_float(da, self.name)
         n = da.sizes[[d for d in da.dims if d != STEP][0]]
         if n < 2:
@@ -180,7 +178,7 @@ class NeuralCollapse:
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         da = pick_variable(ds, self.variable, ["hidden", "features"], self.name)
         check_dims(da, 2, self.name, "(sample, dim)")
-        da = drop_missing_steps(da, self.name)
+        da = drop_unrecorded_steps(da, self.name)
         sample_dim = [d for d in da.dims if d != STEP][0]
         if not isinstance(ds, xr.Dataset) or self.labels not in ds.variables:
             raise DatasetError(f"{self.name}: no {self.labels!r} variable (one class per sample); "

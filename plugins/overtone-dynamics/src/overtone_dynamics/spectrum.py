@@ -9,21 +9,17 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 from overtone import ConfigError, DatasetError
+from overtone.runschema import REPRESENTATIONS, STEP, drop_unrecorded_steps, pick_variable
 
 from overtone_dynamics._common import (
-    STEP,
     as_float,
     check_dims,
-    drop_missing_steps,
     figure,
     finish,
     last_step,
     per_step,
-    pick_variable,
     plot_over_steps,
 )
-
-REPRESENTATIONS = ["hidden", "embeddings", "embedding", "features"]
 
 
 def covariance_spectrum(x: np.ndarray, analyzer: str) -> np.ndarray:
@@ -59,7 +55,7 @@ class PCAStructure:
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         da = pick_variable(ds, self.variable, REPRESENTATIONS, self.name)
         check_dims(da, 2, self.name, "(sample, dim)")
-        da = drop_missing_steps(da, self.name)
+        da = drop_unrecorded_steps(da, self.name)
         values = as_float(da, self.name)
         sample_dim = [d for d in da.dims if d != STEP][0]
         k = min(self.n_components, da.sizes[sample_dim], da.sizes[da.dims[-1]])
@@ -117,7 +113,7 @@ class EffectiveRank:
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         da = pick_variable(ds, self.variable, REPRESENTATIONS, self.name)
         check_dims(da, 2, self.name, "(sample, dim)")
-        da = drop_missing_steps(da, self.name)
+        da = drop_unrecorded_steps(da, self.name)
         values = as_float(da, self.name)
 
         def kernel(x: np.ndarray) -> xr.Dataset:

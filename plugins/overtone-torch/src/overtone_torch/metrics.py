@@ -6,18 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-DESCRIPTIONS = {
-    "train_batch_loss": ("loss on the training batch of each step", "nat"),
-    "train_loss": ("mean loss on a fixed sample of the training set (up to 4096 examples)", "nat"),
-    "eval_loss": ("mean loss on the evaluation set", "nat"),
-    "train_acc": ("accuracy on a fixed sample of the training set", "1"),
-    "eval_acc": ("accuracy on the evaluation set", "1"),
-    "lr": ("learning rate used by the step (of the first parameter group)", "1"),
-    "tokens_per_s": ("input tokens trained on per second (all processes) since the last evaluation; "
-                     "evaluation, probe, analyzer and checkpoint time excluded", "1/s"),
-    "examples_per_s": ("training examples (or sequences) per second (all processes) since the last "
-                       "evaluation; evaluation, probe, analyzer and checkpoint time excluded", "1/s"),
-}
+from overtone.runschema import METRICS as DESCRIPTIONS  # name -> (long_name, units)
 
 
 class MetricsLog:

@@ -1,14 +1,12 @@
-"""Probes: model state turned into xarray with a leading ``step`` dim, saved to probes.nc.
+"""Probes: model state turned into xarray with a leading ``step`` dim, streamed to probes.nc.
 
-Each ``[[probes]]`` entry records at its own steps (multiples of its ``every``, and the last
-step). probes.nc holds the union of those steps; a variable is NaN at steps where its probe
-was not due. Variables:
-
-- ``embeddings (step, token, embed_dim)``: ``model.token_embedding.weight``, coord ``token_label``.
-- ``hidden (step, sample, feature)``: the features the loss head sees on the task's fixed
-  probe batch (last position for sequences); ``labels (sample)`` their classes.
-- ``outputs (step, a, b, class)``: softmax probabilities of every input pair of a modular task.
-- ``weight_<name> (step, <name>_out, <name>_in)``: the named parameters (dots become ``_``).
+The layout (variable names, dims, attrs) is the run schema's (:mod:`overtone.runschema`,
+docs/run-schema.md). Each ``[[probes]]`` entry records at its own steps (multiples of its
+``every``, and the last step); each recorded step is appended to probes.nc at once
+(``overtone.io.append_step``: one unlimited ``step`` dim, one compressed chunk per variable
+and step), so memory does not grow with the steps taken. A variable is NaN at the steps where
+its probe was not due (those cost no disk space). A resume cuts probes.nc back to its
+checkpoint's step, so the steps it retakes are written once, as in a run never interrupted.
 """
 
 from __future__ import annotations
@@ -19,23 +17,43 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
+from overtone import runschema
+from overtone.runschema import (
+    PROBE_VARIABLES,
+    STEP,
+    complete_steps,  # the run schema's; analyses.py imports it from here
+    weight_attrs,
+    weight_dims,
+    weight_variable,
+)
+
+__all__ = ["FILENAME", "ProbeRecorder", "complete_steps"]
+
+#: The file a run's probes go to, in its run directory.
+FILENAME = "probes.nc"
 
 
 class ProbeRecorder:
-    """Records the configured probes at their steps; :meth:`write` saves them to ``probes.nc``."""
+    """Records the configured probes at their steps, appending each to ``run_dir/probes.nc``.
+
+    ``keep_upto`` is the step of the checkpoint a run resumes from: the steps probes.nc
+    holds after it are dropped (0: a new run, probes.nc starts empty). Without ``run_dir``
+    (a DDP process other than the first) nothing is recorded.
+    """
 
     def __init__(self, probes: list[dict[str, Any]], task: Any, run_dir: Path | None, *, total_steps: int,
                  keep_upto: int = 0, batch_size: int = 2048) -> None:
         self.probes, self.task, self.run_dir = probes, task, run_dir
         self.total_steps, self.batch_size = total_steps, batch_size
-        self.snapshots: list[xr.Dataset] = []
-        path = run_dir / "probes.nc" if run_dir else None
-        if keep_upto and path is not None and path.exists():  # resuming: keep what the checkpoint covers
-            from overtone.io import open_dataset
+        self.path = Path(run_dir) / FILENAME if run_dir is not None else None
+        self._reader: xr.Dataset | None = None
+        if self.path is not None and self.path.exists():
+            from overtone.io import truncate_steps
 
-            with open_dataset(path) as old:
-                kept = old.sel(step=old.step <= keep_upto).load()
-            self.snapshots = [kept.sel(step=[s]) for s in kept.step.values]
+            if keep_upto:  # resuming: keep what the checkpoint covers
+                truncate_steps(self.path, keep_upto)
+            else:
+                self.path.unlink()
 
     def due_probes(self, step: int) -> list[dict[str, Any]]:
         """The probes that record at ``step``: their ``every`` divides it, or it is the last step."""
@@ -47,66 +65,75 @@ class ProbeRecorder:
 
     @torch.no_grad()
     def record(self, step: int, net: torch.nn.Module) -> None:
-        """Evaluate every probe due at ``step`` (in eval mode) and append the snapshot."""
+        """Evaluate every probe due at ``step`` (in eval mode) and append them to probes.nc."""
+        if self.path is None:
+            return
+        from overtone.io import append_step
+
+        append_step(self.path, self.snapshot(step, net))
+
+    @torch.no_grad()
+    def snapshot(self, step: int, net: torch.nn.Module) -> xr.Dataset:
+        """The probes due at ``step`` as one Dataset (per-step variables with ``step`` of length 1)."""
         was_training = net.training
         net.eval()
         variables: dict[str, xr.DataArray] = {}
         for probe in self.due_probes(step):
             variables.update(getattr(self, f"_{probe['kind']}")(net, probe))
         net.train(was_training)
-        snapshot = xr.Dataset({k: v for k, v in variables.items() if k != "labels"}).expand_dims(step=[step])
-        if "labels" in variables:
-            snapshot["labels"] = variables["labels"]
+        fixed = {k for k in variables if k in PROBE_VARIABLES and not PROBE_VARIABLES[k].per_step}
+        data = {k: v if k in fixed else v.expand_dims({STEP: [step]}) for k, v in variables.items()}
+        snapshot = xr.Dataset(data, coords={STEP: (STEP, np.array([step], dtype=np.int64),
+                                                      {"long_name": "optimizer steps done"})})
         snapshot.attrs.update(self.task.describe())
-        self.snapshots.append(snapshot)
+        from overtone_torch import __version__
+
+        runschema.add_history(snapshot, {"component": "probes", "kind": "engine", "plugin": "overtone-torch",
+                                         "version": __version__, "params": {"probes": self.probes}})
+        return snapshot
 
     def write(self) -> None:
-        """Rewrite ``probes.nc`` atomically with every snapshot so far (compressed, one chunk per step).
+        """Make the probes recorded so far durable (fsync) and release the file.
 
-        The engine calls this with each checkpoint and when the run ends or stops; a resume
-        keeps the snapshots up to its checkpoint's step.
+        Each step is on disk once :meth:`record` returns; the engine calls this with each
+        checkpoint, so the probes a resume keeps are on the disk before the checkpoint is.
         """
-        data = self.dataset()
-        if self.run_dir is None or data is None:
-            return
-        from overtone.io import write_dataset
+        self._close_reader()
+        if self.path is not None and self.path.exists():
+            from overtone.io import fsync_file
 
-        for variable in data.data_vars.values():
-            if variable.dims[:1] == ("step",) and variable.dtype.kind == "f":
-                # NaN-filled steps (another probe's schedule) cost next to nothing compressed
-                variable.encoding = {"zlib": True, "complevel": 1, "chunksizes": (1, *variable.shape[1:])}
-        write_dataset(data, self.run_dir / "probes.nc")
+            fsync_file(self.path)
 
     def dataset(self) -> xr.Dataset | None:
-        """Every snapshot so far concatenated along ``step`` (None before the first)."""
-        if not self.snapshots:
+        """Every step recorded so far, read lazily from probes.nc (None before the first).
+
+        Dask-backed, one chunk per step: an analyzer loads only what it reads.
+        """
+        if self.path is None or not self.path.exists():
             return None
-        # variables without a step dim (labels, token_label) are the same at every step: set them once
-        fixed: dict[str, tuple[xr.DataArray, bool]] = {}
-        for snapshot in self.snapshots:
-            for name in (*snapshot.data_vars, *snapshot.coords):
-                if "step" not in snapshot[name].dims and name not in snapshot.dims and name not in fixed:
-                    fixed[name] = (snapshot[name], name in snapshot.coords)
-        ds = xr.concat([s.drop_vars(list(fixed), errors="ignore") for s in self.snapshots], dim="step",
-                       join="outer", combine_attrs="override")
-        for name, (value, is_coord) in fixed.items():
-            if is_coord:
-                ds = ds.assign_coords({name: value})
-            else:
-                ds[name] = value
-        return ds
+        self._close_reader()
+        # opened read-write (nothing is written through it): HDF5 lets the recorder's next
+        # append open the same file then, which a read-only handle would refuse
+        store = xr.backends.H5NetCDFStore.open(self.path, mode="a")
+        self._reader = xr.open_dataset(store, chunks={STEP: 1})
+        return self._reader
 
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
-    # -- probe kinds --------------------------------------------------------------------
+    # -- probe kinds (names, dims and attrs: overtone.runschema) ----------------------------
 
     def _embeddings(self, net, probe):
+        spec = PROBE_VARIABLES["embeddings"]
         weight = net.model.token_embedding.weight.detach().float().cpu().numpy().copy()
         labels = self.task.token_labels() or [str(i) for i in range(len(weight))]
-        return {"embeddings": xr.DataArray(
-            weight, dims=("token", "embed_dim"), coords={"token_label": ("token", labels)},
-            attrs={"long_name": "token embedding vectors (model.token_embedding.weight)"})}
+        return {spec.name: xr.DataArray(weight, dims=spec.dims, coords={"token_label": ("token", labels)},
+                                        attrs=dict(spec.attrs))}
 
     def _hidden(self, net, probe):
+        hidden, labels = PROBE_VARIABLES["hidden"], PROBE_VARIABLES["labels"]
         x, y = self.task.probe_batch(probe["samples"])
         features = self._batched(net, net.model, x)
         if features.dim() == 3:  # sequences: the last position's features, and its target
@@ -114,33 +141,26 @@ class ProbeRecorder:
         if y.dim() == 2:
             y = y[:, -1]
         return {
-            "hidden": xr.DataArray(features.numpy().copy(), dims=("sample", "feature"),
-                                   attrs={"long_name": "features fed to the loss head (last position for "
-                                                       "sequences) on the task's fixed probe batch"}),
-            "labels": xr.DataArray(y.cpu().numpy().astype(np.int64), dims=("sample",),
-                                   attrs={"long_name": "class of each probe sample"}),
+            hidden.name: xr.DataArray(features.numpy().copy(), dims=hidden.dims, attrs=dict(hidden.attrs)),
+            labels.name: xr.DataArray(y.cpu().numpy().astype(labels.dtype), dims=labels.dims,
+                                      attrs=dict(labels.attrs)),
         }
 
     def _outputs(self, net, probe):
+        spec = PROBE_VARIABLES["outputs"]
         x, coords = self.task.input_grid()
         probabilities = self._batched(net, lambda xb: torch.softmax(net.loss.scores(net.model(xb)).float(), -1), x)
         shape = (len(coords["a"]), len(coords["b"]), probabilities.shape[-1])
-        return {"outputs": xr.DataArray(
-            probabilities.numpy().reshape(shape), dims=("a", "b", "class"),
-            coords={"a": coords["a"], "b": coords["b"]},
-            attrs={"long_name": "predicted class probabilities over the input grid",
-                   "output": "probabilities", "description": "softmax of the loss head's scores"})}
+        return {spec.name: xr.DataArray(probabilities.numpy().reshape(shape), dims=spec.dims,
+                                        coords={"a": coords["a"], "b": coords["b"]}, attrs=dict(spec.attrs))}
 
     def _weights(self, net, probe):
         params = dict(net.named_parameters(remove_duplicate=False))
         out = {}
         for name in probe["names"]:  # checked against the model by TorchEngine.resolve
             value = params[name].detach().float().cpu().numpy().copy()
-            safe = name.replace(".", "_")
-            # dims per weight (two matrices rarely share shapes): <name>_out, <name>_in
-            dims = (f"{safe}_out", f"{safe}_in") if value.ndim == 2 else tuple(f"{safe}_dim{i}" for i in range(value.ndim))
-            out[f"weight_{safe}"] = xr.DataArray(value, dims=dims, attrs={"long_name": f"parameter {name}",
-                                                                         "parameter": name})
+            out[weight_variable(name)] = xr.DataArray(value, dims=weight_dims(name, value.ndim),
+                                                      attrs=weight_attrs(name))
         return out
 
     def _batched(self, net, function, x: torch.Tensor) -> torch.Tensor:
@@ -148,20 +168,3 @@ class ProbeRecorder:
         device = next(net.parameters()).device
         return torch.cat([function(x[i:i + self.batch_size].to(device)).float().cpu()
                           for i in range(0, len(x), self.batch_size)])
-
-
-def complete_steps(ds: xr.Dataset, variable: str | None = None) -> xr.Dataset:
-    """``ds`` at the steps where ``variable`` (else every variable with a step dim) was recorded.
-
-    Probes record on their own schedules, so a variable is NaN at the other probes' steps;
-    analyzers get only the steps they can use.
-    """
-    names = [variable] if variable in ds.data_vars else [n for n in ds.data_vars if "step" in ds[n].dims]
-    keep = np.ones(ds.sizes["step"], dtype=bool)
-    for name in names:
-        if "step" in ds[name].dims:
-            other = [d for d in ds[name].dims if d != "step"]
-            keep &= ds[name].notnull().all(other).values if other else ds[name].notnull().values
-    if variable in ds.data_vars:  # drop the others' NaN steps from what the analyzer sees
-        ds = ds[[variable, *[n for n in ds.data_vars if "step" not in ds[n].dims]]]
-    return ds.isel(step=np.flatnonzero(keep))

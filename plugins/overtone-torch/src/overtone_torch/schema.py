@@ -1,6 +1,6 @@
 """The torch engine's config sections, their keys and defaults (validated by ``TorchEngine.resolve``)."""
 
-from overtone import Param
+from overtone import Param, runschema
 
 SECTIONS = {
     "run": "core: name, engine, seed, description",
@@ -44,7 +44,7 @@ TRAIN = {
 MINIMUM = {"steps": 1, "batch_size": 1, "eval_every": 1, "checkpoint_every": 1,
            "eval_batch_size": 0, "log_every": 1, "grad_clip": 0, "threads": 0, "features": 0, "warmup_steps": 0}
 
-PROBE_KINDS = ("embeddings", "hidden", "outputs", "weights")
+PROBE_KINDS = tuple(runschema.PROBE_KINDS)  # names, dims and attrs: overtone.runschema
 
 PROBE = {
     "kind": Param(required=True, type=str, choices=PROBE_KINDS,
