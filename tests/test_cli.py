@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 from conftest import run_cli
 from overtone.io import open_dataset, read_groups, write_dataset
+from overtone.runschema import history_entries
 
 CONFIG = """
 [run]
@@ -216,7 +217,9 @@ def test_process_joins_several_inputs_along_time(tmp_path):
         np.testing.assert_array_equal(a["spectra"].values, b["spectra"].values)
         np.testing.assert_array_equal(a["time"].values, np.arange(11.0))
         assert a["flag"].dims == ("frequency",)
-        assert "obs_0001.nc obs_0002.nc obs_0003.nc --with demean" in a.attrs["history"]
+        run = history_entries(a)[-1]
+        assert run["component"] == "overtone process" and run["steps"].startswith("demean(")
+        assert run["inputs"] == "obs_0001.nc obs_0002.nc obs_0003.nc"
     shifted = xr.Dataset({"spectra": (("time", "frequency"), spectra[:2]), "flag": flag},
                          coords={"time": [20.0, 21.0], "frequency": ("frequency", np.arange(16.0) + 0.5)})
     odd = str(write_dataset(shifted, tmp_path / "obs_0009.nc"))

@@ -60,6 +60,13 @@ def test_each_step_plots_its_own_input_and_output(tmp_path, reg, spectra):
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in done.plots.values())
     np.testing.assert_array_equal(done.dataset["spectra"].values, (x - 100.0) * 3.0)
     assert "remove-offset(offset=100.0) | scale(factor=3.0)" in done.dataset.attrs["history"]
+    from overtone.runschema import history_entries
+
+    entries = history_entries(done.dataset)
+    assert [(e["component"], e.get("kind"), e.get("plugin"), e["params"]) for e in entries[-3:]] == [
+        ("remove-offset", "signal_processor", "lib_api_plugin", {"offset": 100.0}),
+        ("scale", "signal_processor", "lib_api_plugin", {"factor": 3.0}),
+        ("overtone process", None, None, {})]
 
 
 def test_steps_as_names_pairs_and_callables(tmp_path, reg, spectra):

@@ -182,7 +182,6 @@ def analyze(
         except OvertoneError as exc:
             done.failures[key] = _failure(step, exc)
             continue
-        result.attrs.setdefault("analyzer", step.name)
         done.results[key] = result
     groups: dict[str, xr.Dataset] = {}
     for key, result in done.results.items():

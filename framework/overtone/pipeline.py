@@ -15,6 +15,7 @@ from overtone import contract
 from overtone.config import parse_assignment
 from overtone.errors import ConfigError, DatasetError, OvertoneError, PluginError
 from overtone.params import resolve_params
+from overtone.runschema import add_history
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -172,7 +173,21 @@ def apply_step(step: Step, ds: xr.Dataset, kind: str = "step") -> xr.Dataset:
         detail = " ".join(str(exc).split())
         raise PluginError(f"{kind} {step.label} raised {type(exc).__name__}: {detail}; "
                           f"expected it to return an xarray.Dataset") from exc
-    return contract.expect_dataset(result, f"{kind} {step.label}")
+    contract.expect_dataset(result, f"{kind} {step.label}")
+    return record_step(result, step, kind)
+
+
+def record_step(result: xr.Dataset, step: Step, kind: str) -> xr.Dataset:
+    """Append ``step`` to ``result``'s ``history`` (:func:`overtone.runschema.add_history`)
+    unless the component already recorded itself as the newest entry."""
+    from overtone.runschema import history_entries
+
+    entries = history_entries(result)
+    if entries and entries[-1].get("component") == step.name:
+        return result
+    return add_history(result.copy(deep=False), {
+        "component": step.name, "kind": kind.replace(" ", "_"), "plugin": step.plugin,
+        "params": {k: v for k, v in step.params.items()}})
 
 
 def draw_plot(step: Step, kind: str, *data: xr.Dataset) -> Any:

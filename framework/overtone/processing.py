@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from overtone.errors import ConfigError, OvertoneError
 from overtone.pipeline import Step, StepSpec, apply_step, describe, draw_plot, resolve_steps
+from overtone.runschema import add_history
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -136,8 +137,8 @@ def process(
     result = stages[-1]
     names = " ".join(Path(p).name for p in paths[:3]) + (
         f" (+{len(paths) - 3} more)" if len(paths) > 3 else "") if paths else "<dataset>"
-    record = f"overtone process {names} --with {describe(resolved)}"
-    result.attrs["history"] = f"{result.attrs.get('history', '')}\n{record}".strip()
+    add_history(result, {"component": "overtone process", "inputs": names,
+                         "steps": describe(resolved)})
     done = Processed(result, steps=resolved)
     if out is not None:
         done.dataset, done.output = _write(result, out, scheduler, progress), out
