@@ -14,9 +14,11 @@ parameter of 0 or 1 elements compiles once more. Parameters smaller than :data:`
 scattered back, so that per-call overhead (~20-50 us) is paid once for all of them.
 
 Arithmetic. Everything is computed in the state's dtype (``promote(param dtype, float32)``) and
-rounded once when stored. The kernels spell out the same formulas as the foreach path (``lerp``
-as ATen computes it, ``sign(c theta - theta_bar)`` for the pull); results agree with it to
-rounding, except where a rounding-level difference flips a sign (see docs/focus.md).
+rounded once when stored. The kernels are built with floating-point contraction and written with
+one product per sum, so each ``x + a y`` is one FMA exactly where the foreach path's ATen kernels
+use one (``lerp``, ``add`` with ``alpha``); the pull's sign comes from comparing the rounded
+``c theta`` with ``theta_bar``. In float32 with betas above 0.5 the result is the foreach path's,
+bit for bit (tested); see docs/focus.md for the tolerance where it is not.
 """
 
 from __future__ import annotations
