@@ -164,9 +164,9 @@ def bf16_emulation(theta, grads, lr, beta1, beta2, gamma, wd):
 
 
 def test_fused_bfloat16_keeps_float32_average_and_rounds_once_per_step():
-    """bf16 parameters: float32 average, bf16 momentum; theta rounded once per step, so the
-    decay lr wd theta_hat (0.1% of theta, below bf16's half-ulp) is not lost. Agreement with a
-    float64 emulation of that rounding: 99% of elements within one bf16 ulp after 10 steps."""
+    """bf16 parameters: float32 average, bf16 momentum; theta computed in float32 and rounded
+    once per step. Agreement with a float64 emulation of that rounding: 99% of elements within
+    one bf16 ulp after 10 steps."""
     a = make_params([(40, 3), (33,)], torch.bfloat16, seed=11, transposed=False)
     start = [p.detach().double().numpy() for p in a]
     grads = grads_for(a, 10, seed=12)
