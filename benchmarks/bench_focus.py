@@ -1,18 +1,22 @@
 """Optimizer step time on a GPT-2-small-shaped parameter set (124,439,808 float32 parameters).
 
 Compared in one process, interleaved round by round, all with weight decay 0.1 and the same
-torch thread count: torch.optim.AdamW(foreach=True) (the baseline), overtone's FOCUS and Signum
-(foreach path, cut into cache blocks on CPU), overtone's FOCUS on whole tensors (the same
-foreach calls without the cut: what the cut buys), and pytorch-optimizer's FOCUS and SignSGD
-(momentum 0.9, i.e. Signum) with foreach=True, when that package is installed.
-Goals: FOCUS at most 1.0x AdamW's step time, and faster than the peer FOCUS.
+torch thread count. Baseline: torch.optim.AdamW(fused=True), the strongest peer (one ATen kernel
+pass per parameter). Also: AdamW(foreach=True); overtone's FOCUS and Signum with ``fused=True``
+(one compiled kernel pass per parameter) and with the foreach path (cut into cache blocks on
+CPU); pytorch-optimizer's FOCUS and SignSGD (momentum 0.9, i.e. Signum) with foreach=True, when
+that package is installed. Goals: FOCUS fused at most 1.0x fused AdamW's step time, Signum fused
+below that.
 
-Each optimizer takes two untimed warm-up steps (state allocation, allocator caches), then
-``--rounds`` timed steps; the table gives the median wall time and the median CPU time (process
-time; with one thread it is the work done, robust to other processes on a shared machine) and
-their ratios to AdamW. Gradients are one shared set of tensors.
+Each optimizer takes two untimed warm-up steps (state allocation, allocator caches; for the
+fused rows the first one compiles, timed and reported separately: with ``--cold`` in a fresh
+inductor cache, otherwise it may be a cache load), then ``--rounds`` timed steps; the table gives
+the median wall time and the median CPU time (process time; with one thread it is the work done,
+robust to other processes on a shared machine) and their ratios to fused AdamW. Gradients are
+one shared set of tensors. ``--layers``/``--vocab`` shrink the model for a busy machine; with a
+CUDA device the same table is measured there too (``--device cuda``).
 
-    python benchmarks/bench_focus.py [--rounds 7] [--threads 1]
+    python benchmarks/bench_focus.py [--rounds 7] [--threads 1] [--cold] [--layers 12] [--vocab 50257]
 """
 
 from __future__ import annotations
@@ -21,29 +25,34 @@ import argparse
 import os
 import platform
 import statistics
+import tempfile
 import time
 
-import torch
 
-
-def gpt2_small_shapes() -> list[tuple[int, ...]]:
-    """The parameter shapes of GPT-2 small (tied unembedding): 124,439,808 numbers."""
-    d, v, ctx = 768, 50257, 1024
-    shapes = [(v, d), (ctx, d)]
-    for _ in range(12):
+def gpt2_small_shapes(layers: int = 12, vocab: int = 50257) -> list[tuple[int, ...]]:
+    """The parameter shapes of GPT-2 small (tied unembedding): 124,439,808 numbers at 12 layers."""
+    d, ctx = 768, 1024
+    shapes = [(vocab, d), (ctx, d)]
+    for _ in range(layers):
         shapes += [(d,), (d,), (3 * d, d), (3 * d,), (d, d), (d,), (d,), (d,), (4 * d, d), (4 * d,), (d, 4 * d), (d,)]
     return shapes + [(d,), (d,)]
 
 
-def makers(whole_tensors: type) -> dict:
+BASE = "torch AdamW (fused)"
+
+
+def makers() -> dict:
     """Name -> constructor(params) of every optimizer compared."""
+    import torch
     from overtone_focus import FOCUS, Signum
 
     wd = 0.1
     out = {
+        BASE: lambda p: torch.optim.AdamW(p, lr=1e-4, weight_decay=wd, fused=True),
         "torch AdamW (foreach)": lambda p: torch.optim.AdamW(p, lr=1e-4, weight_decay=wd, foreach=True),
+        "overtone FOCUS (fused)": lambda p: FOCUS(p, lr=1e-4, weight_decay=wd, fused=True),
+        "overtone Signum (fused)": lambda p: Signum(p, lr=1e-4, weight_decay=wd, fused=True),
         "overtone FOCUS (foreach, cache blocks)": lambda p: FOCUS(p, lr=1e-4, weight_decay=wd, foreach=True),
-        "overtone FOCUS (foreach, whole tensors)": lambda p: whole_tensors(p, lr=1e-4, weight_decay=wd, foreach=True),
         "overtone Signum (foreach, cache blocks)": lambda p: Signum(p, lr=1e-4, weight_decay=wd, foreach=True),
     }
     try:
@@ -56,64 +65,79 @@ def makers(whole_tensors: type) -> dict:
     return out
 
 
-def whole_tensor_focus():
-    """overtone's FOCUS with the CPU cache cut switched off (block size None) during its steps."""
-    import overtone_focus.blocks as blocks
-    from overtone_focus import FOCUS
+def measure(device: str, shapes: list[tuple[int, ...]], rounds: int) -> tuple[dict, dict, dict]:
+    """Wall and CPU seconds of ``rounds`` interleaved steps per optimizer, and first-step seconds."""
+    import torch
 
-    class WholeTensorFOCUS(FOCUS):
-        def step(self, closure=None):
-            saved, blocks.CPU_BLOCK = blocks.CPU_BLOCK, None
-            try:
-                return super().step(closure)
-            finally:
-                blocks.CPU_BLOCK = saved
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    torch.manual_seed(0)
+    grads = [torch.randn(s, device=device) * 1e-3 for s in shapes]
 
-    return WholeTensorFOCUS
+    def fresh_params():
+        torch.manual_seed(1)
+        ps = [torch.nn.Parameter(torch.randn(s, device=device) * 0.02) for s in shapes]
+        for p, g in zip(ps, grads):
+            p.grad = g
+        return ps
+
+    optimizers = {name: make(fresh_params()) for name, make in makers().items()}
+    first: dict[str, float] = {}
+    for name, opt in optimizers.items():
+        sync()
+        w0 = time.perf_counter()
+        opt.step()
+        sync()
+        first[name] = time.perf_counter() - w0
+        opt.step()
+    wall: dict[str, list[float]] = {name: [] for name in optimizers}
+    cpu: dict[str, list[float]] = {name: [] for name in optimizers}
+    for _ in range(rounds):
+        for name, opt in optimizers.items():
+            sync()
+            c0, w0 = time.process_time(), time.perf_counter()
+            opt.step()
+            sync()
+            wall[name].append(time.perf_counter() - w0)
+            cpu[name].append(time.process_time() - c0)
+    return wall, cpu, first
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--layers", type=int, default=12, help="transformer blocks (12: GPT-2 small)")
+    parser.add_argument("--vocab", type=int, default=50257, help="embedding rows (50257: GPT-2)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cpu, and cuda too if present)")
+    parser.add_argument("--cold", action="store_true", help="compile in a fresh inductor cache (cold compile time)")
     args = parser.parse_args()
+    if args.cold:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-focus-inductor-")
+    import torch
+
     torch.set_num_threads(args.threads)
-    shapes = gpt2_small_shapes()
+    devices = [args.device] if args.device else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    shapes = gpt2_small_shapes(args.layers, args.vocab)
     n = sum(torch.Size(s).numel() for s in shapes)
-    torch.manual_seed(0)
-    grads = [torch.randn(s) * 1e-3 for s in shapes]
-
-    def fresh_params():
-        torch.manual_seed(1)
-        ps = [torch.nn.Parameter(torch.randn(s) * 0.02) for s in shapes]
-        for p, g in zip(ps, grads):
-            p.grad = g
-        return ps
-
-    optimizers = {name: make(fresh_params()) for name, make in makers(whole_tensor_focus()).items()}
-    for opt in optimizers.values():
-        opt.step()
-        opt.step()
-    wall: dict[str, list[float]] = {name: [] for name in optimizers}
-    cpu: dict[str, list[float]] = {name: [] for name in optimizers}
-    for _ in range(args.rounds):
-        for name, opt in optimizers.items():
-            c0, w0 = time.process_time(), time.perf_counter()
-            opt.step()
-            wall[name].append(time.perf_counter() - w0)
-            cpu[name].append(time.process_time() - c0)
-    base = "torch AdamW (foreach)"
-    w_base, c_base = statistics.median(wall[base]), statistics.median(cpu[base])
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{n:,} parameters (GPT-2 small shapes), float32, CPU ({platform.processor() or platform.machine()}), "
-          f"torch {torch.__version__}, {args.threads} thread(s), weight decay 0.1, median of {args.rounds} "
-          f"interleaved steps after 2 warm-up steps; 1-min load average at the end {load:.1f} on "
-          f"{os.cpu_count()} cores\n")
-    print("| optimizer | wall (ms) | vs AdamW | CPU (ms) | vs AdamW |")
-    print("|---|---|---|---|---|")
-    for name in optimizers:
-        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
-        print(f"| {name} | {w * 1e3:.0f} | {w / w_base:.2f}x | {c * 1e3:.0f} | {c / c_base:.2f}x |")
+    for device in devices:
+        with open("/proc/loadavg") if os.path.exists("/proc/loadavg") else open(os.devnull) as f:
+            load_before = f.read().strip()
+        wall, cpu, first = measure(device, shapes, args.rounds)
+        load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+        where = (torch.cuda.get_device_name() if device == "cuda"
+                 else f"CPU ({platform.processor() or platform.machine()}), {args.threads} thread(s)")
+        print(f"{n:,} parameters ({args.layers} layers, vocab {args.vocab}), float32, {where}, "
+              f"torch {torch.__version__}, weight decay 0.1, median of {args.rounds} interleaved steps "
+              f"after 2 warm-up steps; load average before: {load_before}; at the end: "
+              f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores\n")
+        w_base, c_base = statistics.median(wall[BASE]), statistics.median(cpu[BASE])
+        print(f"| optimizer ({device}) | wall (ms) | vs fused AdamW | CPU (ms) | vs fused AdamW | first step (s) |")
+        print("|---|---|---|---|---|---|")
+        for name in wall:
+            w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+            print(f"| {name} | {w * 1e3:.0f} | {w / w_base:.2f}x | {c * 1e3:.0f} | {c / c_base:.2f}x "
+                  f"| {first[name]:.1f} |")
+        print()
 
 
 if __name__ == "__main__":
