@@ -7,6 +7,11 @@ from typing import Any
 
 import torch
 from overtone import ConfigError
+from torch import nn
+
+#: Modules whose parameters never decay: lookups (embeddings) and normalisation gains and shifts.
+NO_DECAY_MODULES = (nn.Embedding, nn.EmbeddingBag, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm,
+                    nn.LocalResponseNorm, nn.modules.batchnorm._NormBase)
 
 
 def params_of(section: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,6 +61,53 @@ def create_model_and_loss(config: Mapping[str, Any], registry: Any, task: Any) -
                 f"{tuple(embedding.weight.shape)} differ in shape")
         loss.weight = embedding.weight
     return model, loss
+
+
+def exempt_from_decay(net: nn.Module) -> set[int]:
+    """The ``id`` of every parameter that weight decay leaves alone.
+
+    Exempt: parameters with fewer than two dims (biases, norm gains), every parameter of an
+    embedding or normalisation module (:data:`NO_DECAY_MODULES`), and the parameters a module
+    names in its ``no_weight_decay`` attribute (its own parameter names, e.g. a distance
+    head's class centres: ``no_weight_decay = ("weight",)``). A parameter shared by two
+    modules (a head tied to the token embedding) is exempt when either owner exempts it.
+    """
+    exempt: set[int] = set()
+    for module in net.modules():
+        named = set(getattr(module, "no_weight_decay", ()))
+        for name, param in module.named_parameters(recurse=False):
+            if param.ndim < 2 or isinstance(module, NO_DECAY_MODULES) or name in named:
+                exempt.add(id(param))
+    return exempt
+
+
+def parameter_groups(net: nn.Module, decay: str) -> list[Any]:
+    """What the optimizer factory receives: ``[optimizer] decay = "matrices"`` (the default) or ``"all"``.
+
+    ``"matrices"``: two param groups, the weight matrices (optimizer's ``weight_decay``) and the
+    exempt rest (:func:`exempt_from_decay`, ``weight_decay = 0``), as GPT-2 training does
+    (Radford et al. 2019; Loshchilov & Hutter 2019). ``"all"``: one flat list, every
+    parameter decays. Parameters keep ``net.parameters()`` order within each group.
+    """
+    params = list(net.parameters())
+    if decay == "all":
+        return params
+    exempt = exempt_from_decay(net)
+    groups = [{"params": [p for p in params if id(p) not in exempt]},
+              {"params": [p for p in params if id(p) in exempt], "weight_decay": 0.0}]
+    return [group for group in groups if group["params"]]
+
+
+def create_optimizer(config: Mapping[str, Any], registry: Any, net: nn.Module) -> torch.optim.Optimizer:
+    """The ``[optimizer]`` component called as ``factory(params, **hparams)``.
+
+    ``params`` are :func:`parameter_groups` when the optimizer has a non-zero
+    ``weight_decay``, otherwise the flat parameter list (groups would change nothing).
+    """
+    section = config["optimizer"]
+    hparams = {k: v for k, v in params_of(section).items() if k != "decay"}
+    decay = section.get("decay", "matrices") if hparams.get("weight_decay") else "all"
+    return registry.get("optimizer", section["name"]).create(parameter_groups(net, decay), **hparams)
 
 
 class TrainNet(torch.nn.Module):
