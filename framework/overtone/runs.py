@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from overtone.config import apply_overrides, dump_toml, load_config
-from overtone.errors import ConfigError
+from overtone.engine import Engine
+from overtone.errors import ConfigError, PluginError
 from overtone.io import atomic_target
 from overtone.params import Param, resolve_params
 
@@ -45,6 +46,12 @@ def resolve_experiment(
     except LookupError as exc:
         raise ConfigError(f"{source} [run] engine: {exc}") from exc
     engine = engine_component.create()
+    if not isinstance(engine, Engine):
+        lacking = " and ".join(m for m in ("resolve", "run") if not callable(getattr(engine, m, None)))
+        plugin = registry.entry("engine", run["engine"]).plugin
+        raise PluginError(f"engine {run['engine']!r} (plugin {plugin!r}) returned a {type(engine).__name__} "
+                          f"without {lacking}; an engine factory returns an object with "
+                          f"resolve(config, *, source, registry) and run(config, run_dir, *, resume)")
     resolved = engine.resolve({**config, "run": run}, source=source, registry=registry)
     resolved["run"] = run
     resolved[VERSIONS_SECTION] = plugin_versions(registry)
@@ -145,6 +152,25 @@ def run_config(
         registry = default_registry()
     engine, resolved = resolve_experiment(raw, source=source, default_name=default_name,
                                           registry=registry)
+    fresh = not resume and not (Path(out) / resolved["run"]["name"]).exists()
     run_dir = prepare_run_dir(Path(out), resolved, resume=resume)
-    engine.run(resolved, run_dir, resume=resume)
+    try:
+        engine.run(resolved, run_dir, resume=resume)
+    except BaseException:
+        if fresh:
+            remove_unstarted(run_dir)
+        raise
     return run_dir
+
+
+def remove_unstarted(run_dir: Path) -> None:
+    """Remove a run directory that holds nothing but the ``config.toml`` this run wrote.
+
+    A run that stops before writing anything else (its engine failed at the start) leaves
+    nothing behind, so the same config can be run again without ``--resume``.
+    """
+    if os.environ.get("RANK", "0") != "0" or not run_dir.is_dir():
+        return
+    if [p.name for p in run_dir.iterdir()] == ["config.toml"]:
+        (run_dir / "config.toml").unlink()
+        run_dir.rmdir()

@@ -18,12 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from overtone import ConfigError, OvertoneError, Param
+from overtone import ConfigError, OvertoneError, Param, PluginError
 from overtone.config import check_sections, resolve_component
 from overtone.params import resolve_params
 
 from overtone_torch import schema
-from overtone_torch.build import TrainNet, create_model_and_loss, create_optimizer, create_task
+from overtone_torch.build import (
+    TrainNet,
+    check_forward,
+    create_model_and_loss,
+    create_optimizer,
+    create_task,
+)
 
 #: The engine's own keys in ``[train]`` and in component sections (beside ``schema``'s).
 TRAIN_KEYS = {
@@ -147,8 +153,11 @@ class TorchEngine:
             try:
                 with torch.device("meta"):  # shapes only: no memory, no initialisation cost
                     net = TrainNet(*create_model_and_loss(config, registry, task))
-            except (NotImplementedError, RuntimeError):  # an init the meta device lacks (e.g. QR)
+                check_forward(net, task, registry, config)
+            except (NotImplementedError, RuntimeError):  # an op the meta device lacks (e.g. QR, .item())
                 net = TrainNet(*create_model_and_loss(config, registry, task))
+                check_forward(net, task, registry, config)
+            create_optimizer(config, registry, net)  # hyper-parameters and the product's type
             for i, probe in enumerate(config["probes"]):
                 where = f"[[probes]] #{i + 1}: kind = {probe['kind']!r}"
                 if probe["kind"] == "embeddings" and getattr(net.model, "token_embedding", None) is None:
@@ -165,6 +174,8 @@ class TorchEngine:
                                               f"{', '.join(names)}")
         except ConfigError as exc:
             raise ConfigError(f"{source} {exc}") from exc
+        except PluginError as exc:
+            raise PluginError(f"{source}: {exc}") from exc
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{source}: a component rejected its parameters: {exc}") from exc
 
