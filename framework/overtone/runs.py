@@ -80,8 +80,14 @@ def _differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -
     return keys
 
 
-def prepare_run_dir(out: Path, config: Mapping[str, Any], *, resume: bool) -> Path:
-    """Create (or, with ``resume``, check) ``out/<name>`` and write ``config.toml`` into it."""
+def prepare_run_dir(out: Path, config: Mapping[str, Any], *, resume: bool,
+                    may_change: tuple[str, ...] = ()) -> Path:
+    """Create (or, with ``resume``, check) ``out/<name>`` and write ``config.toml`` into it.
+
+    A resume needs the saved config, except in the sections named in ``may_change`` (an
+    engine's ``resume_may_change``, e.g. the torch engine's ``analyzers``, which do not
+    touch the training state); when those differ, ``config.toml`` is rewritten.
+    """
     run_dir = Path(out) / config["run"]["name"]
     if os.environ.get("RANK", "0") != "0":
         return run_dir  # under torchrun, only rank 0 creates and checks the run directory
@@ -99,11 +105,14 @@ def prepare_run_dir(out: Path, config: Mapping[str, Any], *, resume: bool) -> Pa
 
         comparable = tomllib.loads(dump_toml(comparable))
         changed = _differences(saved, comparable)
-        if changed:
+        fixed = [key for key in changed if key.split(".")[0] not in may_change]
+        if fixed:
             raise ConfigError(
                 f"cannot resume {str(run_dir)!r}: the config differs from the saved one in "
-                f"{', '.join(changed)}; resume with the same config, or start a new run"
+                f"{', '.join(fixed)}; resume with the same config, or start a new run"
             )
+        if changed:
+            write_config(saved_path, config)
         return run_dir
     if saved_path.exists():
         raise ConfigError(
@@ -153,7 +162,8 @@ def run_config(
     engine, resolved = resolve_experiment(raw, source=source, default_name=default_name,
                                           registry=registry)
     fresh = not resume and not (Path(out) / resolved["run"]["name"]).exists()
-    run_dir = prepare_run_dir(Path(out), resolved, resume=resume)
+    run_dir = prepare_run_dir(Path(out), resolved, resume=resume,
+                              may_change=tuple(getattr(engine, "resume_may_change", ())))
     try:
         engine.run(resolved, run_dir, resume=resume)
     except BaseException:

@@ -94,3 +94,49 @@ def test_a_run_that_wrote_files_is_kept(tmp_path, test_registry):
     with pytest.raises(TrainingDiverged):
         run_experiment(write(tmp_path, config), out=tmp_path / "runs", registry=test_registry)
     assert (tmp_path / "runs" / "small" / "checkpoint.pt").exists()
+
+
+def test_bad_analyzers_are_one_line_each_and_the_rest_is_kept(tmp_path, test_registry):
+    from overtone.io import read_groups
+    from overtone_torch.engine import AnalyzerFailed
+
+    bad = ["dict", "dataarray", "int", "raise", "unwritable"]
+    config = small(probes=[{"kind": "embeddings", "every": 10}],
+                   analyzers=[{"name": "test-norm", "every": 10},
+                              *({"name": "test-wrong", "returns": r, "every": 10} for r in bad)])
+    with pytest.raises(AnalyzerFailed) as info:
+        run_experiment(write(tmp_path, config), out=tmp_path, registry=test_registry)
+    message = str(info.value)
+    assert "\n" not in message
+    expected = {
+        "test-wrong-1": "returned a dict; expected an xarray.Dataset",
+        "test-wrong-2": "returned a DataArray; expected an xarray.Dataset",
+        "test-wrong-3": "returned a int; expected an xarray.Dataset",
+        "test-wrong-4": "RuntimeError: test-wrong: boom",
+        "test-wrong-5": "returned a Dataset that netCDF cannot hold",
+    }
+    run_dir = tmp_path / "small"
+    html = (run_dir / "report.html").read_text()
+    for key, detail in expected.items():
+        line = f"analyzer '{key}' {PLUGIN} failed at step 10: {detail}"
+        assert line in message
+        assert line.replace("'", "&#x27;") in html  # each failure shown in the report
+    groups = read_groups(run_dir / "analysis.nc")
+    assert sorted(groups) == ["test-norm"]  # the good analyzer's result is kept
+    assert groups["test-norm"].step.values.tolist() == [10, 20, 30]
+    assert html.count("data:image/png;base64,") == 2  # metrics + test-norm's plot
+
+    # resuming the finished run without the bad analyzers redoes the analyses and the report
+    fixed = small(probes=[{"kind": "embeddings", "every": 10}], analyzers=[{"name": "test-norm", "every": 10}])
+    run_experiment(write(tmp_path, fixed), out=tmp_path, resume=True, registry=test_registry)
+    assert "failed" not in (run_dir / "report.html").read_text()
+    assert "test-wrong" not in (run_dir / "config.toml").read_text()
+
+
+def test_resume_may_not_change_training_sections(tmp_path, test_registry):
+    from overtone import ConfigError
+
+    run_experiment(write(tmp_path, small(probes=[], train={"steps": 4})), out=tmp_path, registry=test_registry)
+    changed = small(probes=[], train={"steps": 4}, optimizer={"name": "adamw", "lr": 0.5, "weight_decay": 0.1})
+    with pytest.raises(ConfigError, match=r"differs from the saved one in optimizer.lr;"):
+        run_experiment(write(tmp_path, changed), out=tmp_path, resume=True, registry=test_registry)

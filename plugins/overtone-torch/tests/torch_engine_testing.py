@@ -240,7 +240,23 @@ def overtone_optimizers():
                       params={"lr": Param(0.01)})]
 
 
+class WrongReturn:
+    """An analyzer that returns ``returns`` (a dict, a DataArray, an int) or raises RuntimeError."""
+
+    def __init__(self, returns: str = "dict") -> None:
+        self.returns = returns
+
+    def __call__(self, ds: xr.Dataset):
+        if self.returns == "raise":
+            raise RuntimeError("test-wrong: boom")
+        return {"dict": {"mean": 1.0}, "dataarray": xr.DataArray([1.0, 2.0], dims="x"), "int": 3,
+                "unwritable": xr.Dataset({"v": ("x", np.array([{"a": 1}], dtype=object))})}[self.returns]
+
+
 @hookimpl
 def overtone_analyzers():
     return [Component("analyzer", "test-norm", EmbeddingNorm, "test only: mean norm of embedding rows",
-                      params={"variable": Param("embeddings"), "fail": Param(False)})]
+                      params={"variable": Param("embeddings"), "fail": Param(False)}),
+            Component("analyzer", "test-wrong", WrongReturn, "test only: returns the wrong type",
+                      params={"returns": Param("dict", choices=("dict", "dataarray", "int", "raise",
+                                                                 "unwritable"))})]

@@ -144,15 +144,18 @@ def check_forward(net: TrainNet, task: Any, registry: Any, config: Mapping[str, 
                                 got=f"{describe(scores)} from scores")
 
 
-def _call(registry: Any, kind: str, name: str, function: Any, *args: Any) -> Any:
-    """``function(*args)``; an exception becomes a PluginError naming the component."""
+def _call(registry: Any, kind: str, name: str, function: Any, *args: torch.Tensor) -> Any:
+    """``function(*args)``; an exception becomes a PluginError naming the component.
+
+    On the meta device any exception becomes NotImplementedError instead: many kernels
+    have no meta implementation, so the caller repeats the check on the CPU, where an
+    exception is the component's own.
+    """
     try:
         return function(*args)
-    except NotImplementedError:
-        raise  # an operation the meta device lacks: the caller retries on the CPU
     except Exception as exc:
-        if "meta" in str(exc).lower():
-            raise NotImplementedError(str(exc)) from exc
+        if args[0].device.type == "meta":
+            raise NotImplementedError(f"on the meta device: {exc}") from exc
         raise PluginError(f"{label(registry, kind, name)} raised {type(exc).__name__}: {exc} on inputs of "
                           f"shape {tuple(args[0].shape)} (a batch of the task's)") from exc
 

@@ -55,6 +55,9 @@ class AnalyzerFailed(OvertoneError):
 class TorchEngine:
     """Runs ``[task] [model] [loss] [optimizer] [schedule] [train] [[probes]] [[analyzers]]``."""
 
+    #: Sections a resume may change: analyzers read the run's data and never touch its training state.
+    resume_may_change = ("analyzers",)
+
     def __init__(self) -> None:
         self.registry: Any = None  # the registry resolve() validated against; run() uses it too
         self._task: tuple[Any, Any] | None = None  # (its config and seed, the task resolve() built)
