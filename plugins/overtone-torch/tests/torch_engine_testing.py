@@ -216,9 +216,37 @@ def overtone_models():
             Component("model", "test-wrong-width", WrongWidthModel, "test only: declares 16, gives 5")]
 
 
+def ZLoss(*, d_in, n_classes, coefficient: float = 1e-2):
+    """Cross-entropy plus ``coefficient * mean(logsumexp(z)^2)`` (a z-loss), reporting both parts."""
+    import torch
+
+    class _Loss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.randn(n_classes, d_in) / d_in**0.5)
+            self.parts = {}
+
+        def scores(self, features):
+            return features @ self.weight.T
+
+        def forward(self, features, targets):
+            z = self.scores(features)
+            ce = torch.nn.functional.cross_entropy(z, targets)
+            penalty = coefficient * torch.logsumexp(z, -1).pow(2).mean()
+            self.parts = {"cross_entropy": ce.detach(), "z_penalty": penalty.detach()}
+            return ce + penalty
+
+        def extra_metrics(self):
+            return self.parts
+
+    return _Loss()
+
+
 @hookimpl
 def overtone_losses():
-    return [Component("loss", "test-no-scores", NoScoresLoss, "test only: no scores()"),
+    return [Component("loss", "test-z-loss", ZLoss, "test only: cross-entropy + z-loss, both reported",
+                      params={"coefficient": Param(1e-2)}),
+            Component("loss", "test-no-scores", NoScoresLoss, "test only: no scores()"),
             Component("loss", "test-vector", VectorLoss, "test only: returns a vector")]
 
 

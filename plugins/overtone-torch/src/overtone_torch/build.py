@@ -137,6 +137,11 @@ def check_forward(net: TrainNet, task: Any, registry: Any, config: Mapping[str, 
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
             raise product_error(registry, "loss", loss_name, loss, "a scalar (0-dim tensor) from forward",
                                 got=f"{describe(loss)} from forward")
+        if callable(getattr(net.loss, "extra_metrics", None)):
+            extras = _call(registry, "loss", loss_name, lambda _: net.loss.extra_metrics(), features)
+            if not isinstance(extras, Mapping):
+                raise product_error(registry, "loss", loss_name, extras, "a dict of name -> float or 0-dim tensor",
+                                    got=f"{describe(extras)} from extra_metrics()")
         scores = _call(registry, "loss", loss_name, net.loss.scores, features)
         expected = (*lead, task.n_classes)
         if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != expected:

@@ -241,6 +241,7 @@ class TorchEngine:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
         scheduled = bool(config["schedule"]["warmup_steps"]) or config["schedule"]["decay"] != "constant"
         losses = LossReadback()
+        reports_extras = callable(getattr(net.loss, "extra_metrics", None))
         clock = Throughput(step_batch, _tokens_per_example(task))
         bar = _progress(train["steps"], start, disabled=not world.main)
 
@@ -251,7 +252,7 @@ class TorchEngine:
             for step in range(start, train["steps"]):
                 x, y = task.sample_batch("train", step_batch, generator)  # the step's global batch
                 lr = optimizer.param_groups[0]["lr"]
-                loss = None
+                loss, extras = None, {}
                 for i, (xb, yb) in enumerate(micro_batches(x, y, accumulate, world)):
                     with autocast, _sync_gradients(ddp, i == accumulate - 1):
                         micro = trainer(to_device(xb, device), to_device(yb, device))
@@ -259,6 +260,8 @@ class TorchEngine:
                             micro = micro / accumulate
                     micro.backward()
                     loss = micro.detach() if loss is None else loss + micro.detach()
+                    if reports_extras:
+                        extras = add_extras(extras, net.loss.extra_metrics(), accumulate)
                 if train["grad_clip"]:
                     torch.nn.utils.clip_grad_norm_(net.parameters(), train["grad_clip"])
                 optimizer.step()
@@ -266,7 +269,7 @@ class TorchEngine:
                 if scheduled:  # a constant rate needs no scheduler step (19 us saved)
                     scheduler.step()
                 done = step + 1
-                losses.add(done, loss, lr)
+                losses.add(done, loss, lr, extras)
                 clock.step()
                 bar.update(1)
 
@@ -400,27 +403,53 @@ class LossReadback:
     """Per-step training losses kept on the device, read back a batch of steps at a time."""
 
     def __init__(self) -> None:
-        self.pending: list[tuple[int, torch.Tensor, float]] = []  # (step, loss on the device, lr used)
+        # (step, loss on the device, lr used, the loss's extra metrics)
+        self.pending: list[tuple[int, torch.Tensor, float, dict[str, Any]]] = []
 
-    def add(self, step: int, loss: torch.Tensor, lr: float) -> None:
-        """Keep ``step``'s (detached) loss and learning rate until the next :meth:`read`."""
-        self.pending.append((step, loss, lr))
+    def add(self, step: int, loss: torch.Tensor, lr: float, extras: Mapping[str, Any] | None = None) -> None:
+        """Keep ``step``'s (detached) loss, learning rate and extra metrics until the next :meth:`read`."""
+        self.pending.append((step, loss, lr, dict(extras or {})))
 
     def read(self, metrics: Any, world: Any, run_dir: Path) -> None:
         """Record the pending losses (one device-to-host copy, all-reduced over processes) in
-        ``metrics`` as ``train_batch_loss`` and ``lr``; raise TrainingDiverged at a NaN/inf one."""
+        ``metrics`` as ``train_batch_loss`` and ``lr``, the loss's extra metrics as
+        ``loss_<name>``; raise TrainingDiverged at a NaN/inf loss."""
         if not self.pending:
             return
         pending, self.pending = self.pending, []
-        values = torch.stack([loss for _, loss, _ in pending]).float()
-        if world.size > 1:  # the global batch's loss, as one process would see it
-            torch.distributed.all_reduce(values)
-            values /= world.size
-        for (step, _, lr), value in zip(pending, values.tolist()):
+        values = _gather([loss for _, loss, _, _ in pending], world)
+        for (step, _, lr, _), value in zip(pending, values):
             if not math.isfinite(value):
                 raise TrainingDiverged(_diverged_message(f"the training loss at step {step} is {value}",
                                                          run_dir, metrics))
             metrics.add(step, train_batch_loss=value, lr=lr)
+        for name in dict.fromkeys(name for *_, extras in pending for name in extras):
+            steps = [(step, extras[name]) for step, _, _, extras in pending if name in extras]
+            for (step, _), value in zip(steps, _gather([v for _, v in steps], world)):
+                metrics.add(step, **{f"loss_{name}": value})
+
+
+def _gather(values: list[Any], world: Any) -> list[float]:
+    """Device scalars (or numbers) as floats in one transfer, averaged over the DDP processes."""
+    device = next((v.device for v in values if isinstance(v, torch.Tensor)), torch.device("cpu"))
+    stacked = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=device).reshape(()) for v in values])
+    if world.size > 1:  # the global batch's value, as one process would see it
+        torch.distributed.all_reduce(stacked)
+        stacked /= world.size
+    return stacked.tolist()
+
+
+def add_extras(total: dict[str, Any], extras: Any, accumulate: int) -> dict[str, Any]:
+    """``total`` plus a micro-batch's ``loss.extra_metrics()`` (each a float or a 0-dim tensor)
+    divided by ``accumulate``: the step's value is the mean over its micro-batches."""
+    if not isinstance(extras, Mapping):
+        raise OvertoneError(f"the loss's extra_metrics() returned a {type(extras).__name__}; expected a dict "
+                            f"of name -> float or 0-dim tensor")
+    for name, value in extras.items():
+        value = value.detach() if isinstance(value, torch.Tensor) else float(value)
+        share = value / accumulate if accumulate > 1 else value
+        total[name] = share if name not in total else total[name] + share
+    return total
 
 
 class Throughput:
