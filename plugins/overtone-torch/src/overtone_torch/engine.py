@@ -1,8 +1,11 @@
 """The torch engine: validate a config completely, then train, evaluate, probe and report.
 
-``TorchEngine.run`` reads top to bottom: build the pieces, restore a checkpoint if resuming,
-then the loop (batch, forward, backward, clip, step; every so often: read the losses back,
-evaluate, probe, analyze, checkpoint), then the final analyzers and the report.
+``TorchEngine.run`` reads top to bottom, as nanoGPT's train.py does: build the pieces (with
+the registry and the task that ``resolve`` used), restore a checkpoint if resuming, then one
+flat loop (the step's batch; per micro-batch forward and backward; clip, step; every so
+often: read the losses back, evaluate, probe, analyze, checkpoint), then the final analyzers
+and the report. The loop's helpers below it are plain functions and small objects whose
+inputs are their arguments.
 """
 
 from __future__ import annotations
@@ -75,8 +78,10 @@ class TorchEngine:
         """Validate every section and fill defaults, raising ConfigError before any work starts.
 
         Besides each section's keys, types and choices, this builds the task (so a batch
-        larger than the training set is caught) and the model and loss on the meta device
-        (so shapes, tied weights and weight-probe names are checked without allocating).
+        larger than the training set is caught; :meth:`run` reuses it), the model and loss on
+        the meta device, run once on a batch's shapes (so what each factory returns, feature
+        widths, tied weights and weight-probe names are checked without allocating), and the
+        optimizer on their parameters. ``registry`` is kept for :meth:`run`.
         """
         self.registry = registry
         check_sections(config, {**schema.SECTIONS, "versions": "recorded versions"}, source)
