@@ -15,7 +15,8 @@ class Engine(Protocol):
     and returns it with every default filled in, raising :class:`overtone.ConfigError`
     before any work starts. ``run`` executes it in ``run_dir`` (continuing from the last
     checkpoint when ``resume`` is true). ``demo_config`` (optional) returns the config that
-    ``overtone demo`` runs.
+    ``overtone demo`` runs. The core checks an engine factory's product against this
+    Protocol (``overtone.runs.resolve_experiment``) before calling it.
     """
 
     def resolve(self, config: Mapping[str, Any], *, source: str, registry: Any) -> dict[str, Any]: ...

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from overtone.config import apply_overrides, dump_toml, load_config
-from overtone.errors import ConfigError
+from overtone.engine import Engine
+from overtone.errors import ConfigError, PluginError
 from overtone.io import atomic_target
 from overtone.params import Param, resolve_params
 
@@ -45,6 +46,12 @@ def resolve_experiment(
     except LookupError as exc:
         raise ConfigError(f"{source} [run] engine: {exc}") from exc
     engine = engine_component.create()
+    if not isinstance(engine, Engine):
+        lacking = " and ".join(m for m in ("resolve", "run") if not callable(getattr(engine, m, None)))
+        plugin = registry.entry("engine", run["engine"]).plugin
+        raise PluginError(f"engine {run['engine']!r} (plugin {plugin!r}) returned a {type(engine).__name__} "
+                          f"without {lacking}; an engine factory returns an object with "
+                          f"resolve(config, *, source, registry) and run(config, run_dir, *, resume)")
     resolved = engine.resolve({**config, "run": run}, source=source, registry=registry)
     resolved["run"] = run
     resolved[VERSIONS_SECTION] = plugin_versions(registry)
@@ -73,8 +80,14 @@ def _differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -
     return keys
 
 
-def prepare_run_dir(out: Path, config: Mapping[str, Any], *, resume: bool) -> Path:
-    """Create (or, with ``resume``, check) ``out/<name>`` and write ``config.toml`` into it."""
+def prepare_run_dir(out: Path, config: Mapping[str, Any], *, resume: bool,
+                    may_change: tuple[str, ...] = ()) -> Path:
+    """Create (or, with ``resume``, check) ``out/<name>`` and write ``config.toml`` into it.
+
+    A resume needs the saved config, except in the sections named in ``may_change`` (an
+    engine's ``resume_may_change``, e.g. the torch engine's ``analyzers``, which do not
+    touch the training state); when those differ, ``config.toml`` is rewritten.
+    """
     run_dir = Path(out) / config["run"]["name"]
     if os.environ.get("RANK", "0") != "0":
         return run_dir  # under torchrun, only rank 0 creates and checks the run directory
@@ -92,11 +105,14 @@ def prepare_run_dir(out: Path, config: Mapping[str, Any], *, resume: bool) -> Pa
 
         comparable = tomllib.loads(dump_toml(comparable))
         changed = _differences(saved, comparable)
-        if changed:
+        fixed = [key for key in changed if key.split(".")[0] not in may_change]
+        if fixed:
             raise ConfigError(
                 f"cannot resume {str(run_dir)!r}: the config differs from the saved one in "
-                f"{', '.join(changed)}; resume with the same config, or start a new run"
+                f"{', '.join(fixed)}; resume with the same config, or start a new run"
             )
+        if changed:
+            write_config(saved_path, config)
         return run_dir
     if saved_path.exists():
         raise ConfigError(
@@ -145,6 +161,26 @@ def run_config(
         registry = default_registry()
     engine, resolved = resolve_experiment(raw, source=source, default_name=default_name,
                                           registry=registry)
-    run_dir = prepare_run_dir(Path(out), resolved, resume=resume)
-    engine.run(resolved, run_dir, resume=resume)
+    fresh = not resume and not (Path(out) / resolved["run"]["name"]).exists()
+    run_dir = prepare_run_dir(Path(out), resolved, resume=resume,
+                              may_change=tuple(getattr(engine, "resume_may_change", ())))
+    try:
+        engine.run(resolved, run_dir, resume=resume)
+    except BaseException:
+        if fresh:
+            remove_unstarted(run_dir)
+        raise
     return run_dir
+
+
+def remove_unstarted(run_dir: Path) -> None:
+    """Remove a run directory that holds nothing but the ``config.toml`` this run wrote.
+
+    A run that stops before writing anything else (its engine failed at the start) leaves
+    nothing behind, so the same config can be run again without ``--resume``.
+    """
+    if os.environ.get("RANK", "0") != "0" or not run_dir.is_dir():
+        return
+    if [p.name for p in run_dir.iterdir()] == ["config.toml"]:
+        (run_dir / "config.toml").unlink()
+        run_dir.rmdir()

@@ -160,7 +160,7 @@ def test_failing_analyzer_keeps_the_run(tmp_path, test_registry):
     from overtone_torch.engine import AnalyzerFailed
 
     config = small(analyzers=[{"name": "test-norm", "every": 10, "fail": True}])
-    with pytest.raises(AnalyzerFailed, match="analyzer 'test-norm' failed at step 10: test-norm: asked to fail"):
+    with pytest.raises(AnalyzerFailed, match="analyzer 'test-norm' \\(plugin 'torch_engine_testing'\\) failed at step 10: test-norm: asked to fail"):
         run_experiment(write(tmp_path, config), out=tmp_path, registry=test_registry)
     run_dir = tmp_path / "small"
     assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"] == 30  # training finished

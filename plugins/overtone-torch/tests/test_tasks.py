@@ -10,7 +10,7 @@ import pytest
 import torch
 from overtone import ConfigError
 
-CORPUS = Path(__file__).resolve().parents[3] / "data" / "corpus.txt"
+CORPUS = Path(__file__).resolve().parents[1] / "src" / "overtone_torch" / "data" / "corpus.txt"
 
 
 def make(name: str, seed: int = 0, **params):
@@ -111,6 +111,10 @@ def test_bundled_corpus():
     assert CORPUS.stat().st_size >= 1_000_000
     task = make("char-text")
     assert task.path == CORPUS and task.describe()["characters"] > 1_000_000
+    # package data: found through the installed package, wherever it lies (wheel or checkout)
+    import overtone_torch
+
+    assert task.path.is_relative_to(Path(overtone_torch.__file__).parent)
     assert 30 <= task.n_classes <= 100 and task.input_spec["seq_len"] == 128
 
 

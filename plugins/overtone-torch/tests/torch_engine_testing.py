@@ -120,18 +120,171 @@ def ItemInitModel(*, input_spec, d_out, **params):
     return _Model()
 
 
+def LambdaModel(*, input_spec, d_out, **params):
+    """A plugin author's mistake: a function, not a module."""
+    return lambda x: x
+
+
+def NoneModel(*, input_spec, d_out, **params):
+    """A plugin author's mistake: the factory forgot its return."""
+
+
+def WrongWidthModel(*, input_spec, d_out, **params):
+    """Declares 16 features but produces 5 (the module built is a plain linear map)."""
+    import torch
+
+    class _Model(torch.nn.Module):
+        d_features = 16
+
+        def __init__(self):
+            super().__init__()
+            self.token_embedding = torch.nn.Embedding(input_spec["vocab_size"], 4)
+            self.linear = torch.nn.Linear(4 * input_spec["seq_len"], 5)
+
+        def forward(self, x):
+            return self.linear(self.token_embedding(x).flatten(1))
+
+    return _Model()
+
+
+def NoScoresLoss(*, d_in, n_classes):
+    """A loss without ``scores``: the engine cannot evaluate accuracy with it."""
+    import torch
+
+    class _Loss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(n_classes, d_in))
+
+        def forward(self, features, targets):
+            return torch.nn.functional.cross_entropy(features @ self.weight.T, targets)
+
+    return _Loss()
+
+
+def VectorLoss(*, d_in, n_classes):
+    """A loss returning one value per example (``reduction = "none"``) instead of the mean."""
+    import torch
+
+    class _Loss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(n_classes, d_in))
+
+        def scores(self, features):
+            return features @ self.weight.T
+
+        def forward(self, features, targets):
+            return torch.nn.functional.cross_entropy(self.scores(features), targets, reduction="none")
+
+    return _Loss()
+
+
+class BrokenTask:
+    """A task without ``eval_batches`` and ``probe_batch``."""
+
+    def __init__(self, *, seed):
+        self.input_spec = {"kind": "vector", "dim": 3, "output": "pooled"}
+        self.n_classes, self.train_size = 2, 10
+
+
+class StepFailsSGD:
+    """SGD whose first step raises: the run fails after the run directory was made."""
+
+    def __new__(cls, params, lr: float = 0.01):
+        import torch
+
+        class _Failing(torch.optim.SGD):
+            def step(self, closure=None):
+                raise RuntimeError("test-step-fails: the device went away")
+
+        return _Failing(params, lr=lr)
+
+
+class NoRunEngine:
+    """An engine that forgot ``run``."""
+
+    def resolve(self, config, *, source, registry):
+        return dict(config)
+
+
 @hookimpl
 def overtone_models():
-    return [Component("model", "test-item-init", ItemInitModel, "test only: .item() in __init__")]
+    return [Component("model", "test-item-init", ItemInitModel, "test only: .item() in __init__"),
+            Component("model", "test-lambda", LambdaModel, "test only: returns a lambda"),
+            Component("model", "test-none", NoneModel, "test only: returns None"),
+            Component("model", "test-wrong-width", WrongWidthModel, "test only: declares 16, gives 5")]
+
+
+def ZLoss(*, d_in, n_classes, coefficient: float = 1e-2):
+    """Cross-entropy plus ``coefficient * mean(logsumexp(z)^2)`` (a z-loss), reporting both parts."""
+    import torch
+
+    class _Loss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.randn(n_classes, d_in) / d_in**0.5)
+            self.parts = {}
+
+        def scores(self, features):
+            return features @ self.weight.T
+
+        def forward(self, features, targets):
+            z = self.scores(features)
+            ce = torch.nn.functional.cross_entropy(z, targets)
+            penalty = coefficient * torch.logsumexp(z, -1).pow(2).mean()
+            self.parts = {"cross_entropy": ce.detach(), "z_penalty": penalty.detach()}
+            return ce + penalty
+
+        def extra_metrics(self):
+            return self.parts
+
+    return _Loss()
+
+
+@hookimpl
+def overtone_losses():
+    return [Component("loss", "test-z-loss", ZLoss, "test only: cross-entropy + z-loss, both reported",
+                      params={"coefficient": Param(1e-2)}),
+            Component("loss", "test-no-scores", NoScoresLoss, "test only: no scores()"),
+            Component("loss", "test-vector", VectorLoss, "test only: returns a vector")]
+
+
+@hookimpl
+def overtone_tasks():
+    return [Component("task", "test-broken-task", BrokenTask, "test only: lacks methods")]
+
+
+@hookimpl
+def overtone_engines():
+    return [Component("engine", "test-no-run", NoRunEngine, "test only: lacks run()")]
 
 
 @hookimpl
 def overtone_optimizers():
     return [Component("optimizer", "test-poisoned-sgd", PoisonedSGD, "test only: SGD that writes NaN",
-                      params={"lr": Param(0.01), "nan_at": Param(10)})]
+                      params={"lr": Param(0.01), "nan_at": Param(10)}),
+            Component("optimizer", "test-step-fails", StepFailsSGD, "test only: step() raises",
+                      params={"lr": Param(0.01)})]
+
+
+class WrongReturn:
+    """An analyzer that returns ``returns`` (a dict, a DataArray, an int) or raises RuntimeError."""
+
+    def __init__(self, returns: str = "dict") -> None:
+        self.returns = returns
+
+    def __call__(self, ds: xr.Dataset):
+        if self.returns == "raise":
+            raise RuntimeError("test-wrong: boom")
+        return {"dict": {"mean": 1.0}, "dataarray": xr.DataArray([1.0, 2.0], dims="x"), "int": 3,
+                "unwritable": xr.Dataset({"v": ("x", np.array([{"a": 1}], dtype=object))})}[self.returns]
 
 
 @hookimpl
 def overtone_analyzers():
     return [Component("analyzer", "test-norm", EmbeddingNorm, "test only: mean norm of embedding rows",
-                      params={"variable": Param("embeddings"), "fail": Param(False)})]
+                      params={"variable": Param("embeddings"), "fail": Param(False)}),
+            Component("analyzer", "test-wrong", WrongReturn, "test only: returns the wrong type",
+                      params={"returns": Param("dict", choices=("dict", "dataarray", "int", "raise",
+                                                                 "unwritable"))})]

@@ -40,6 +40,9 @@ class HarmonicLoss(nn.Module):
     ``||x||^2 + ||w||^2 - 2 x . w``.
     """
 
+    #: The class centres are positions, not a linear map: the torch engine exempts them from weight decay.
+    no_weight_decay = ("weight",)
+
     def __init__(self, *, d_in: int, n_classes: int, n: float | None = None, convention: str = "distance",
                  chunk_size: int | None = None, eps: float = 1e-12, init_scale: float = 1.0) -> None:
         super().__init__()

@@ -20,7 +20,8 @@ class Analyses:
     metrics). Results are keyed (and grouped in analysis.nc) by the analyzer's name, or
     ``<name>-<k>`` for the k-th of several entries with the same name. An analyzer that
     raises does not stop training: its message is kept in :attr:`failures` (shown in the
-    report, raised as :class:`AnalyzerFailed` at the end).
+    report, raised as :class:`AnalyzerFailed` at the end); so is one that returns anything but
+    an ``xr.Dataset``.
     """
 
     def __init__(self, entries: list[dict[str, Any]], registry: Any, run_dir: Path) -> None:
@@ -32,10 +33,21 @@ class Analyses:
             seen[entry["name"]] = seen.get(entry["name"], 0) + 1
             key = entry["name"] if names.count(entry["name"]) == 1 else f"{entry['name']}-{seen[entry['name']]}"
             self.entries[key] = entry
-        self.callables = {key: registry.get("analyzer", e["name"]).create(**self.params(e))
-                          for key, e in self.entries.items()}
         self.results: dict[str, Any] = {}
         self.failures: dict[str, str] = {}
+        self.plugins = {key: _plugin_of(registry, e["name"]) for key, e in self.entries.items()}
+        self.callables: dict[str, Any] = {}
+        for key, entry in self.entries.items():
+            try:
+                analyzer = registry.get("analyzer", entry["name"]).create(**self.params(entry))
+            except Exception as exc:
+                self.fail(key, 0, f"its factory raised {type(exc).__name__}: {exc}")
+                continue
+            if callable(analyzer):
+                self.callables[key] = analyzer
+            else:
+                self.fail(key, 0, f"its factory returned {_describe(analyzer)}; expected a callable "
+                                  f"(xr.Dataset) -> xr.Dataset")
 
     @staticmethod
     def params(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,12 +59,17 @@ class Analyses:
         return any(e["every"] and step % e["every"] == 0 for e in self.entries.values())
 
     def run(self, step: int, probes: Any, metrics: Any, *, final: bool = False) -> None:
-        """Run the analyzers due at ``step`` (all of them when ``final``) and rewrite analysis.nc."""
-        from overtone.io import write_groups
+        """Run the analyzers due at ``step`` (all of them when ``final``) and update analysis.nc.
+
+        An analyzer that raises, or returns anything but an ``xr.Dataset`` (or one netCDF cannot
+        hold), is recorded in :attr:`failures` as one line and skipped from then on; the
+        other analyzers' results are kept and written.
+        """
+        import xarray as xr
 
         from overtone_torch.probes import complete_steps
 
-        ran = False
+        ran: dict[str, Any] = {}
         for name, entry in self.entries.items():
             if name in self.failures or not (final or (entry["every"] and step % entry["every"] == 0)):
                 continue
@@ -63,12 +80,60 @@ class Analyses:
                 if data is None or not data.sizes["step"]:
                     continue
             try:
-                self.results[name] = self.callables[name](data)
+                result = self.callables[name](data)
             except Exception as exc:  # third-party code: never lose the training run to it
-                detail = str(exc) if isinstance(exc, OvertoneError) else f"{type(exc).__name__}: {exc}"
-                self.failures[name] = f"analyzer {name!r} failed at step {step}: {detail}"
-                print(f"overtone: warning: {self.failures[name]}", file=sys.stderr)
+                self.fail(name, step, str(exc) if isinstance(exc, OvertoneError) else f"{type(exc).__name__}: {exc}")
                 continue
-            ran = True
+            if not isinstance(result, xr.Dataset):
+                self.fail(name, step, f"returned {_describe(result)}; expected an xarray.Dataset")
+                continue
+            ran[name] = result
         if ran:
-            write_groups(self.run_dir / "analysis.nc", self.results)
+            self.write(ran, step)
+
+    def fail(self, name: str, step: int, detail: str) -> None:
+        """Record (and warn about) analyzer ``name``'s failure at ``step`` as one line."""
+        self.results.pop(name, None)
+        self.failures[name] = f"analyzer {name!r}{self.plugins.get(name, '')} failed at step {step}: {detail}"
+        print(f"overtone: warning: {self.failures[name]}", file=sys.stderr)
+
+    def write(self, ran: dict[str, Any], step: int) -> None:
+        """Add ``ran``'s results to analysis.nc; a result netCDF cannot hold is a failure of its own."""
+        from overtone.io import write_groups
+
+        try:
+            write_groups(self.run_dir / "analysis.nc", ran)
+        except Exception:  # find which result cannot be written, and write the others
+            for name in list(ran):
+                problem = _unwritable(ran[name])
+                if problem:
+                    self.fail(name, step, f"returned a Dataset that netCDF cannot hold ({problem})")
+                    del ran[name]
+            if ran:
+                write_groups(self.run_dir / "analysis.nc", ran)
+        self.results.update(ran)
+
+
+def _plugin_of(registry: Any, name: str) -> str:
+    """`` (plugin 'overtone-dynamics')`` for an analyzer's name, empty when the registry cannot say."""
+    try:
+        return f" (plugin {registry.entry('analyzer', name).plugin!r})"
+    except (LookupError, AttributeError):
+        return ""
+
+
+def _describe(value: Any) -> str:
+    """``a dict``, ``a DataArray``, ``None``: what an analyzer returned, in a few words."""
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
+def _unwritable(result: Any) -> str:
+    """Why ``result`` cannot be written as a netCDF group (empty when it can)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            result.to_netcdf(Path(folder) / "check.nc", engine="h5netcdf")
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+    return ""

@@ -25,6 +25,24 @@ def load(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def state(net: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, generator: torch.Generator,
+          metrics: Any, step: int, world_size: int) -> dict[str, Any]:
+    """Everything a resume needs: parameters, optimizer and scheduler state, RNGs, metrics, step."""
+    return {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng": rng_state(generator), "metrics": metrics.state(), "step": step, "world_size": world_size}
+
+
+def restore(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+            generator: torch.Generator) -> tuple[int, dict[str, Any]]:
+    """Load :func:`state` from ``path`` into the given objects; return the step and the metrics' state."""
+    saved = load(path)
+    net.load_state_dict(saved["net"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    restore_rng(generator, saved["rng"])
+    return saved["step"], saved["metrics"]
+
+
 def rng_state(generator: torch.Generator) -> dict[str, Any]:
     """The data generator's and torch's global RNG states (CPU, and CUDA when present)."""
     state = {"data": generator.get_state(), "torch": torch.get_rng_state()}

@@ -56,7 +56,8 @@ class MetricsLog:
         data = {}
         for name in names:
             values = np.array([self.rows[s].get(name, np.nan) for s in steps])
-            long_name, units = DESCRIPTIONS.get(name, (name, "1"))
+            extra = (f"{name[len('loss_'):]} on the training batch, reported by the loss's extra_metrics()", "1")
+            long_name, units = DESCRIPTIONS.get(name, extra if name.startswith("loss_") else (name, "1"))
             data[name] = ("step", values, {"long_name": long_name, "units": units})
         attrs = {k: (str(v) if isinstance(v, str) else v) for k, v in self.attrs.items()
                  if isinstance(v, (int, float, str))}

@@ -38,7 +38,7 @@ def overtone_tasks():
                           "train_fraction": Param(0.8, help="fraction used for training")}),
         Component("task", "char-text", "overtone_torch.tasks.text:CharText",
                   "character-level language modelling on a text file (bundled: KJV corpus, 1.27 MB)",
-                  params={"path": Param("", help="UTF-8 text file (empty: the bundled data/corpus.txt)"),
+                  params={"path": Param("", help="UTF-8 text file (empty: the bundled corpus, overtone_torch/data/corpus.txt)"),
                           "context": Param(128, help="characters per training window (sequence length)"),
                           "eval_fraction": Param(0.1, help="tail of the text held out for evaluation"),
                           "eval_windows": Param(64, help="evenly spaced windows in the evaluation set")}),

@@ -62,6 +62,29 @@ def grokking_summary(metrics) -> dict[str, Any]:
     return out
 
 
+def analyzer_section(name: str, result: Any, analyzer: Any) -> str:
+    """An analyzer's block: its plot (when it has ``.plot(result)``) and scalar results.
+
+    A plot or a value that fails to render is shown as one line in its place: a third-party
+    analyzer never loses the report.
+    """
+    block = f"<h2>Analyzer: {html.escape(name)}</h2>"
+    if hasattr(analyzer, "plot"):
+        try:
+            block += f"<img alt='{html.escape(name)}' src='data:image/png;base64,{_png(analyzer.plot(result))}'>"
+        except Exception as exc:
+            block += f"<p>plot failed: {html.escape(f'{type(exc).__name__}: {exc}')}</p>"
+    try:
+        scalars = {k: v for k, v in result.data_vars.items() if v.size == 1 and np.issubdtype(v.dtype, np.number)}
+        if scalars:
+            block += "<table>" + "".join(
+                f"<tr><td>{html.escape(str(k))}</td><td>{np.asarray(v.values).item():.4g}</td></tr>"
+                for k, v in scalars.items()) + "</table>"
+    except Exception as exc:
+        block += f"<p>results could not be shown: {html.escape(f'{type(exc).__name__}: {exc}')}</p>"
+    return block
+
+
 def write(run_dir: Path, config: dict[str, Any], metrics, analyses: Any) -> Path:
     """Write ``run_dir/report.html`` atomically and return its path.
 
@@ -92,19 +115,7 @@ def write(run_dir: Path, config: dict[str, Any], metrics, analyses: Any) -> Path
     for name, message in analyses.failures.items():
         sections.append(f"<h2>Analyzer: {html.escape(name)}</h2><p>failed: {html.escape(message)}</p>")
     for name, result in analyses.results.items():
-        analyzer = analyses.callables[name]
-        block = f"<h2>Analyzer: {html.escape(name)}</h2>"
-        if hasattr(analyzer, "plot"):
-            try:
-                block += f"<img alt='{html.escape(name)}' src='data:image/png;base64,{_png(analyzer.plot(result))}'>"
-            except Exception as exc:  # a plot failure must not lose the report
-                block += f"<p>plot failed: {html.escape(f'{type(exc).__name__}: {exc}')}</p>"
-        scalars = {k: v for k, v in result.data_vars.items() if v.size == 1 and np.issubdtype(v.dtype, np.number)}
-        if scalars:
-            block += "<table>" + "".join(
-                f"<tr><td>{html.escape(str(k))}</td><td>{np.asarray(v.values).item():.4g}</td></tr>"
-                for k, v in scalars.items()) + "</table>"
-        sections.append(block)
+        sections.append(analyzer_section(name, result, analyses.callables.get(name)))
     sections.append(f"<h2>Config</h2><pre>{html.escape(dump_toml(config))}</pre>")
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"

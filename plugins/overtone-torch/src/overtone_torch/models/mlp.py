@@ -19,14 +19,15 @@ class MLP(nn.Module):
     Token inputs ``(B, T)`` are embedded (``token_embedding``, ``embed_dim`` per token) and
     concatenated to ``(B, T * embed_dim)``, as in the grokking MLPs (Liu et al. 2022, Nanda
     et al. 2023); vector inputs ``(B, dim)`` enter directly. The features are the last hidden
-    layer's activations when ``d_out == width``; otherwise (or when ``depth = 0``) a final
+    layer's activations when ``d_out == width`` (``d_out = None``: ``width``); otherwise (or when ``depth = 0``) a final
     linear map to ``d_out`` follows. Linear weights start as ``N(0, init_scale^2 / fan_in)``
     with zero biases, embeddings as ``N(0, init_scale^2)``.
     """
 
-    def __init__(self, *, input_spec: dict[str, Any], d_out: int, width: int = 256, depth: int = 1,
+    def __init__(self, *, input_spec: dict[str, Any], d_out: int | None = None, width: int = 256, depth: int = 1,
                  activation: str = "relu", init_scale: float = 1.0, embed_dim: int = 128) -> None:
         super().__init__()
+        d_out = width if d_out is None else d_out
         kind, _ = check_input_spec("mlp", input_spec, ("tokens", "vector"), ("pooled",), "transformer")
         if depth < 0 or width < 1 or embed_dim < 1 or d_out < 1:
             raise ConfigError(f"[model] mlp needs depth >= 0 and width, embed_dim, d_out >= 1 "
@@ -47,7 +48,7 @@ class MLP(nn.Module):
         if depth == 0 or d_out != width:
             layers.append(nn.Linear(width if depth else d_in, d_out))
         self.layers = nn.Sequential(*layers)
-        self.d_out = d_out
+        self.d_out = self.d_features = d_out
         with torch.no_grad():
             for module in self.modules():
                 if isinstance(module, nn.Linear):

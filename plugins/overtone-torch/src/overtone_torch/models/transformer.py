@@ -52,7 +52,7 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     """Token + learned position embeddings, ``n_layer`` pre-LN blocks, a final LayerNorm.
 
-    Features have width ``d_model`` (``d_out`` must equal it): ``(B, T, d)`` for tasks with
+    Features have width ``d_features = d_model`` (``d_out``, when given, must equal it): ``(B, T, d)`` for tasks with
     ``output = "sequence"`` (language modelling), the last position's ``(B, d)`` for
     ``"pooled"`` tasks (e.g. ``a b -> c`` in modular arithmetic). Attention is causal, so a
     position never sees later tokens. ``context`` (0: the task's sequence length) is the
@@ -63,7 +63,7 @@ class Transformer(nn.Module):
     ``N(0, 0.02^2 / (2 n_layer))`` (Radford et al. 2019).
     """
 
-    def __init__(self, *, input_spec: dict[str, Any], d_out: int, n_layer: int = 2, n_head: int = 4,
+    def __init__(self, *, input_spec: dict[str, Any], d_out: int | None = None, n_layer: int = 2, n_head: int = 4,
                  d_model: int = 128, context: int = 0, dropout: float = 0.0, bias: bool = True,
                  tie_weights: bool = False, preset: str = "") -> None:
         super().__init__()
@@ -79,7 +79,7 @@ class Transformer(nn.Module):
             raise ConfigError(f"[model] d_model = {d_model} must be divisible by n_head = {n_head}")
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"[model] dropout = {dropout} must be in [0, 1)")
-        if d_out != d_model:
+        if d_out is not None and d_out != d_model:
             raise ConfigError(f"[model] transformer features have width d_model = {d_model}; got d_out = {d_out} "
                               "(leave [train] features at 0)")
         context = context or input_spec["seq_len"]
@@ -89,6 +89,7 @@ class Transformer(nn.Module):
         self.pooled = output == "pooled"
         self.tie_weights = tie_weights
         self.n_layer, self.n_head, self.d_model, self.context = n_layer, n_head, d_model, context
+        self.d_features = d_model
         self.token_embedding = nn.Embedding(input_spec["vocab_size"], d_model)
         self.position_embedding = nn.Embedding(context, d_model)
         self.drop = nn.Dropout(dropout)

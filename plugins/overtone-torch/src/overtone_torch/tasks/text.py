@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +14,13 @@ from overtone_torch.tasks.base import check_fraction, check_positive
 
 
 def default_corpus() -> Path:
-    """The bundled public-domain corpus: ``data/corpus.txt`` of the repository (see data/README.md)."""
-    here = Path(__file__).resolve()
-    for candidate in (here.parents[1] / "data" / "corpus.txt", here.parents[5] / "data" / "corpus.txt"):
-        if candidate.exists():
-            return candidate
-    raise ConfigError("[task] char-text: the bundled corpus (data/corpus.txt of the overtone repository) "
-                      "is not installed here; pass path = 'some.txt'")
+    """The bundled public-domain corpus, package data of overtone-torch: ``overtone_torch/data/corpus.txt``
+    (its source and licence: ``data/README.md`` of the repository)."""
+    corpus = resources.files("overtone_torch") / "data" / "corpus.txt"
+    if not corpus.is_file():
+        raise ConfigError("[task] char-text: the bundled corpus (overtone_torch/data/corpus.txt) is missing "
+                          "from this installation; reinstall overtone-torch or pass path = 'some.txt'")
+    return Path(str(corpus))
 
 
 def encode(text: str) -> tuple[list[str], torch.Tensor]:
