@@ -109,10 +109,10 @@ def test_bad_analyzers_are_one_line_each_and_the_rest_is_kept(tmp_path, test_reg
     message = str(info.value)
     assert "\n" not in message
     expected = {
-        "test-wrong-1": "returned a dict; expected an xarray.Dataset",
-        "test-wrong-2": "returned a DataArray; expected an xarray.Dataset",
-        "test-wrong-3": "returned a int; expected an xarray.Dataset",
-        "test-wrong-4": "RuntimeError: test-wrong: boom",
+        "test-wrong-1": "returned a dict; expected an xarray.Dataset (build one with xr.Dataset(result))",
+        "test-wrong-2": "returned an xarray.DataArray; expected an xarray.Dataset",
+        "test-wrong-3": "returned an int (3); expected an xarray.Dataset",
+        "test-wrong-4": "raised RuntimeError: test-wrong: boom; expected it to return an xarray.Dataset",
         "test-wrong-5": "returned a Dataset that netCDF cannot hold",
     }
     run_dir = tmp_path / "small"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from overtone import OvertoneError
+from overtone.pipeline import Step, apply_step
 
 from overtone_torch import schema
 
@@ -35,19 +36,15 @@ class Analyses:
             self.entries[key] = entry
         self.results: dict[str, Any] = {}
         self.failures: dict[str, str] = {}
-        self.plugins = {key: _plugin_of(registry, e["name"]) for key, e in self.entries.items()}
-        self.callables: dict[str, Any] = {}
+        self.steps: dict[str, Step] = {}
         for key, entry in self.entries.items():
+            found = registry.entry("analyzer", entry["name"])
+            self.steps[key] = step = Step(entry["name"], found.component, self.params(entry),
+                                          plugin=found.plugin)
             try:
-                analyzer = registry.get("analyzer", entry["name"]).create(**self.params(entry))
-            except Exception as exc:
-                self.fail(key, 0, f"its factory raised {type(exc).__name__}: {exc}")
-                continue
-            if callable(analyzer):
-                self.callables[key] = analyzer
-            else:
-                self.fail(key, 0, f"its factory returned {_describe(analyzer)}; expected a callable "
-                                  f"(xr.Dataset) -> xr.Dataset")
+                step.build("analyzer")
+            except OvertoneError as exc:
+                self.fail(key, 0, exc)
 
     @staticmethod
     def params(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,9 +62,7 @@ class Analyses:
         hold), is recorded in :attr:`failures` as one line and skipped from then on; the
         other analyzers' results are kept and written.
         """
-        import xarray as xr
-
-        from overtone_torch.probes import complete_steps
+        from overtone.runschema import complete_steps
 
         ran: dict[str, Any] = {}
         for name, entry in self.entries.items():
@@ -79,22 +74,21 @@ class Analyses:
                 data = None if probes is None else complete_steps(probes, entry.get("variable"))
                 if data is None or not data.sizes["step"]:
                     continue
-            try:
-                result = self.callables[name](data)
-            except Exception as exc:  # third-party code: never lose the training run to it
-                self.fail(name, step, str(exc) if isinstance(exc, OvertoneError) else f"{type(exc).__name__}: {exc}")
-                continue
-            if not isinstance(result, xr.Dataset):
-                self.fail(name, step, f"returned {_describe(result)}; expected an xarray.Dataset")
-                continue
-            ran[name] = result
+            try:  # third-party code: never lose the training run to it
+                ran[name] = apply_step(self.steps[name], data, "analyzer")
+            except OvertoneError as exc:
+                self.fail(name, step, exc)
         if ran:
             self.write(ran, step)
 
-    def fail(self, name: str, step: int, detail: str) -> None:
+    def fail(self, name: str, step: int, problem: Any) -> None:
         """Record (and warn about) analyzer ``name``'s failure at ``step`` as one line."""
         self.results.pop(name, None)
-        self.failures[name] = f"analyzer {name!r}{self.plugins.get(name, '')} failed at step {step}: {detail}"
+        detail = " ".join(str(problem).split())
+        label = f"analyzer {self.steps[name].label}" if name in self.steps else f"analyzer {name!r}"
+        detail = detail[len(label):].lstrip(" :") if detail.startswith(label) else detail
+        where = label.replace(repr(self.steps[name].name), repr(name), 1) if name in self.steps else label
+        self.failures[name] = f"{where} failed at step {step}: {detail}"
         print(f"overtone: warning: {self.failures[name]}", file=sys.stderr)
 
     def write(self, ran: dict[str, Any], step: int) -> None:
@@ -107,24 +101,12 @@ class Analyses:
             for name in list(ran):
                 problem = _unwritable(ran[name])
                 if problem:
-                    self.fail(name, step, f"returned a Dataset that netCDF cannot hold ({problem})")
+                    self.fail(name, step, f"returned a Dataset that netCDF cannot hold ({problem}); "
+                                          f"expected one writable to netCDF")
                     del ran[name]
             if ran:
                 write_groups(self.run_dir / "analysis.nc", ran)
         self.results.update(ran)
-
-
-def _plugin_of(registry: Any, name: str) -> str:
-    """`` (plugin 'overtone-dynamics')`` for an analyzer's name, empty when the registry cannot say."""
-    try:
-        return f" (plugin {registry.entry('analyzer', name).plugin!r})"
-    except (LookupError, AttributeError):
-        return ""
-
-
-def _describe(value: Any) -> str:
-    """``a dict``, ``a DataArray``, ``None``: what an analyzer returned, in a few words."""
-    return "None" if value is None else f"a {type(value).__name__}"
 
 
 def _unwritable(result: Any) -> str:

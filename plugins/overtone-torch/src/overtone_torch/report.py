@@ -88,8 +88,8 @@ def analyzer_section(name: str, result: Any, analyzer: Any) -> str:
 def write(run_dir: Path, config: dict[str, Any], metrics, analyses: Any) -> Path:
     """Write ``run_dir/report.html`` atomically and return its path.
 
-    ``analyses`` holds the analyzers' latest results (``results``), their callables
-    (``callables``; one with ``.plot(result)`` gets a figure) and their failures (``failures``).
+    ``analyses`` holds the analyzers' latest results (``results``), their steps
+    (``steps``, each with its built ``function``; one with ``.plot(result)`` gets a figure) and their failures (``failures``).
     """
     import matplotlib
     from overtone.config import dump_toml
@@ -115,7 +115,7 @@ def write(run_dir: Path, config: dict[str, Any], metrics, analyses: Any) -> Path
     for name, message in analyses.failures.items():
         sections.append(f"<h2>Analyzer: {html.escape(name)}</h2><p>failed: {html.escape(message)}</p>")
     for name, result in analyses.results.items():
-        sections.append(analyzer_section(name, result, analyses.callables.get(name)))
+        sections.append(analyzer_section(name, result, getattr(analyses.steps.get(name), "function", None)))
     sections.append(f"<h2>Config</h2><pre>{html.escape(dump_toml(config))}</pre>")
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
