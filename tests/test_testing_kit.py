@@ -183,14 +183,17 @@ def check_loss_ok(factory) -> bool:
     return check_loss(Component("loss", "lin", factory)) is not None
 
 
-def vector_model(*, input_spec, d_out, width=16):
+def vector_model(*, input_spec, d_out=None, width=16, declare=None):
     import torch
     from overtone import ConfigError
 
     if input_spec["kind"] != "vector":
         raise ConfigError("this model takes vector inputs only")
-    return torch.nn.Sequential(torch.nn.Linear(input_spec["dim"], width), torch.nn.ReLU(),
-                               torch.nn.Linear(width, d_out))
+    module = torch.nn.Sequential(torch.nn.Linear(input_spec["dim"], width), torch.nn.ReLU(),
+                                 torch.nn.Linear(width, d_out or width))
+    if declare != "nothing":
+        module.d_features = declare or d_out or width
+    return module
 
 
 def test_check_model_good_and_bad():
@@ -203,13 +206,19 @@ def test_check_model_good_and_bad():
         (lambda **kw: (lambda x: x), "model factory returned a lambda; expected a torch.nn.Module"),
         (lambda **kw: None, "model factory returned None; expected a torch.nn.Module"),
         (lambda *, input_spec, d_out: vector_model(input_spec=input_spec, d_out=d_out + 1),
+         "model built a module with d_features = 9 when asked for d_out = 8; expected d_features = d_out"),
+        (lambda *, input_spec, d_out: vector_model(input_spec=input_spec, d_out=d_out, declare="nothing"),
+         "model built a Sequential with d_features = None; expected an int attribute d_features, "
+         "the width of its features"),
+        (lambda *, input_spec, d_out: vector_model(input_spec=input_spec, d_out=d_out + 1, declare=8),
          "model on vector input (3, 5) (output 'pooled') returned shape (3, 9); expected (3, 8)"),
     ]
     for factory, message in cases:
         with pytest.raises(PluginError) as info:
             check_model(Component("model", "m", factory), input_spec={"kind": "vector", "dim": 5})
         assert str(info.value) == message.replace("model factory", "model 'm' factory").replace(
-            "model on", "model 'm' on")
+            "model on", "model 'm' on").replace("model built", "model 'm' built")
+    assert check_model(Component("model", "vec", vector_model), d_out=None)  # picks its own width
     with pytest.raises(PluginError) as info:
         check_model(Component("model", "m", vector_model), input_spec={"kind": "tokens", "vocab_size": 4,
                                                                         "seq_len": 3})

@@ -167,9 +167,11 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "summary": "two-layer perceptron on token or vector inputs",
         "params": '{"width": Param(64, min=1, help="hidden width")}',
         "code": '''
-            def TwoLayer(*, input_spec: dict, d_out: int, width: int = 64):
-                """Features ``relu(h) W2 + b2`` of width ``d_out``, with ``h = x W1 + b1`` for vectors
-                and ``h = E[x]`` for tokens (averaged over positions when the task wants pooled output)."""
+            def TwoLayer(*, input_spec: dict, d_out: int | None = None, width: int = 64):
+                """Features ``relu(h) W2 + b2`` of width ``d_out`` (``width`` when the host asks for
+                none), with ``h = x W1 + b1`` for vectors and ``h = E[x]`` for tokens (averaged over
+                positions when the task wants pooled output). The module declares its feature width
+                as ``d_features``, which the host builds the loss with."""
                 import torch
 
                 kind, output = input_spec.get("kind"), input_spec.get("output", "pooled")
@@ -185,7 +187,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
                             self.token_embedding = torch.nn.Embedding(input_spec["vocab_size"], width)
                         else:
                             self.inputs = torch.nn.Linear(input_spec["dim"], width)
-                        self.outputs = torch.nn.Linear(width, d_out)
+                        self.d_features = d_out or width
+                        self.outputs = torch.nn.Linear(width, self.d_features)
 
                     def forward(self, x):
                         if kind == "vector":
@@ -198,6 +201,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "test": '''
             def test_model():
                 pytest.importorskip("torch")
+                assert check_model(registry.get("model", "{name}"), d_out=None)
                 accepted = check_model(registry.get("model", "{name}"), d_out=7)
                 assert {(s["kind"], s["output"]) for s in accepted} == {
                     ("tokens", "pooled"), ("tokens", "sequence"), ("vector", "pooled")}

@@ -226,17 +226,19 @@ def _expect_scalar(name: str, value: Any, shape: Any) -> None:
                           f"{float(value)}; expected a finite loss")
 
 
-def check_model(model: Any, *, input_spec: Mapping[str, Any] | None = None, d_out: int = 8,
+def check_model(model: Any, *, input_spec: Mapping[str, Any] | None = None, d_out: int | None = 8,
                 params: Mapping[str, Any] | None = None, batch: int = 3, seed: int = 0) -> list[dict]:
     """Exercise a model as the torch engine does; return the input specs it accepted.
 
     ``model`` is a model Component or factory (tried with ``input_spec``, or with token and
     vector specs from :data:`MODEL_INPUT_SPECS`; a spec it refuses with ``ConfigError`` is
     skipped, but it must accept one), or a built module (then ``input_spec`` is required).
-    Checked: a ``torch.nn.Module`` mapping a batch (integer tokens ``(batch, seq_len)`` or
-    floats ``(batch, dim)``) to finite float features ``(batch, d_out)`` (``output =
-    "pooled"``) or ``(batch, seq_len, d_out)`` (``"sequence"``) that back-propagate to its
-    parameters.
+    Checked: a ``torch.nn.Module`` with an int attribute ``d_features`` (equal to ``d_out``
+    when one is requested; ``d_out=None`` lets the model pick its width, as the torch engine
+    does without ``[train] features``) mapping a batch (integer tokens ``(batch, seq_len)`` or
+    floats ``(batch, dim)``) to finite float features ``(batch, d_features)`` (``output =
+    "pooled"``) or ``(batch, seq_len, d_features)`` (``"sequence"``) that back-propagate to
+    its parameters.
     """
     import torch
 
@@ -264,12 +266,20 @@ def check_model(model: Any, *, input_spec: Mapping[str, Any] | None = None, d_ou
     return accepted
 
 
-def _run_model(name: str, module: Any, spec: Mapping[str, Any], d_out: int, batch: int,
+def _run_model(name: str, module: Any, spec: Mapping[str, Any], d_out: int | None, batch: int,
                g: Any) -> None:
     import torch
 
     if not isinstance(module, torch.nn.Module):
         raise PluginError(f"{name} factory returned {describe(module)}; expected a torch.nn.Module")
+    width = getattr(module, "d_features", None)
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise PluginError(f"{name} built a {type(module).__name__} with d_features = {width!r}; "
+                          f"expected an int attribute d_features, the width of its features")
+    if d_out is not None and width != d_out:
+        raise PluginError(f"{name} built a module with d_features = {width} when asked for "
+                          f"d_out = {d_out}; expected d_features = d_out")
+    d_out = width
     if spec["kind"] == "tokens":
         x = torch.randint(0, spec["vocab_size"], (batch, spec["seq_len"]), generator=g)
     else:
