@@ -1,0 +1,32 @@
+"""Registrations of overtone-skills. Imports only overtone: listing stays fast and torch-free."""
+
+from overtone import Component, Param, hookimpl
+
+
+@hookimpl
+def overtone_engines():
+    return [
+        Component(
+            "engine", "skill-models", "overtone_skills.engine:SkillModelsEngine",
+            "toy models of skill learning: Geometry, Resource, Domino (arXiv 2501.12391)",
+        )
+    ]
+
+
+@hookimpl
+def overtone_analyzers():
+    return [
+        Component(
+            "analyzer", "skill-onsets", "overtone_skills.onsets:SkillOnsets",
+            "per skill, the steps its loss starts and finishes falling; overlap of consecutive "
+            "skills (the Domino signature)",
+            params={
+                "variable": Param("skill_loss", help="(step, skill) losses to analyze"),
+                "start": Param(0.1, help="onset: first step with this fraction of the loss drop"),
+                "end": Param(0.9, help="finish: first step with this fraction of the loss drop"),
+                "min_drop": Param(1e-6, help="a skill whose loss falls less is 'not learned'"),
+                "window": Param(None, type=int, help="steps after a finish over which the next "
+                                "skill's rate is measured (default: 2% of the steps)"),
+            },
+        )
+    ]
