@@ -14,6 +14,24 @@ def overtone_engines():
 
 
 @hookimpl
+def overtone_tasks():
+    return [
+        Component(
+            "task", "multitask-sparse-parity", "overtone_skills.sparse_parity:MultitaskSparseParity",
+            "parity skills behind one-hot task bits, task k drawn with p_k ~ k^-alpha "
+            "(needs torch); per-skill eval losses",
+            params={
+                "n_tasks": Param(10, type=int, help="number of parity tasks (skills)"),
+                "n_bits": Param(32, type=int, help="data bits per example"),
+                "k_bits": Param(3, type=int, help="data bits each task's parity reads"),
+                "alpha": Param(2.0, help="task frequencies p_k ~ k^-alpha"),
+                "eval_per_task": Param(256, type=int, help="evaluation examples of each task"),
+            },
+        )
+    ]
+
+
+@hookimpl
 def overtone_analyzers():
     return [
         Component(
