@@ -1,0 +1,50 @@
+"""Registrations of overtone-skills. Imports only overtone: listing stays fast and torch-free."""
+
+from overtone import Component, Param, hookimpl
+
+
+@hookimpl
+def overtone_engines():
+    return [
+        Component(
+            "engine", "skill-models", "overtone_skills.engine:SkillModelsEngine",
+            "toy models of skill learning: Geometry, Resource, Domino (arXiv 2501.12391)",
+        )
+    ]
+
+
+@hookimpl
+def overtone_tasks():
+    return [
+        Component(
+            "task", "multitask-sparse-parity", "overtone_skills.sparse_parity:MultitaskSparseParity",
+            "parity skills behind one-hot task bits, task k drawn with p_k ~ k^-alpha "
+            "(needs torch); per-skill eval losses",
+            params={
+                "n_tasks": Param(10, type=int, help="number of parity tasks (skills)"),
+                "n_bits": Param(32, type=int, help="data bits per example"),
+                "k_bits": Param(3, type=int, help="data bits each task's parity reads"),
+                "alpha": Param(2.0, help="task frequencies p_k ~ k^-alpha"),
+                "eval_per_task": Param(256, type=int, help="evaluation examples of each task"),
+            },
+        )
+    ]
+
+
+@hookimpl
+def overtone_analyzers():
+    return [
+        Component(
+            "analyzer", "skill-onsets", "overtone_skills.onsets:SkillOnsets",
+            "per skill, the steps its loss starts and finishes falling; overlap of consecutive "
+            "skills (the Domino signature)",
+            params={
+                "variable": Param("skill_loss", help="(step, skill) losses to analyze"),
+                "start": Param(0.1, help="onset: first step with this fraction of the loss drop"),
+                "end": Param(0.9, help="finish: first step with this fraction of the loss drop"),
+                "min_drop": Param(1e-6, help="a skill whose loss falls less is 'not learned'"),
+                "window": Param(None, type=int, help="steps after a finish over which the next "
+                                "skill's rate is measured (default: 2% of the steps)"),
+            },
+        )
+    ]

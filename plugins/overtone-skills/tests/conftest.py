@@ -1,0 +1,5 @@
+"""Plots are drawn without a display."""
+
+import matplotlib
+
+matplotlib.use("Agg")
