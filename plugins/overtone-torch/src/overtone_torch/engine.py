@@ -491,8 +491,10 @@ class Throughput:
 
 def evaluate_splits(net: TrainNet, task: Any, batch_size: int, seed: int, device: torch.device,
                     autocast: Any) -> dict[str, float]:
-    """``train_loss``, ``train_acc`` (a fixed training sample) and ``eval_loss``, ``eval_acc``."""
-    from overtone_torch.evaluation import evaluate, train_sample
+    """``train_loss``, ``train_acc`` (a fixed training sample) and ``eval_loss``, ``eval_acc``;
+    for a task with ``skill_of(x)`` and ``skill_labels()`` also ``eval_loss_skill[k]`` and
+    ``eval_acc_skill[k]`` per skill (``metrics.nc`` stacks them over a ``skill`` dim)."""
+    from overtone_torch.evaluation import evaluate, evaluate_by_skill, train_sample
 
     values = {}
     net.eval()
@@ -500,6 +502,12 @@ def evaluate_splits(net: TrainNet, task: Any, batch_size: int, seed: int, device
         for split, batches in (("train", train_sample(task, batch_size, seed)),
                                ("eval", task.eval_batches(batch_size))):
             values[f"{split}_loss"], values[f"{split}_acc"] = evaluate(net, batches, device)
+        if callable(getattr(task, "skill_of", None)):  # a task of several skills: per-skill eval
+            n = len(task.skill_labels())
+            losses, accs = evaluate_by_skill(net, task.eval_batches(batch_size), device,
+                                             task.skill_of, n)
+            values.update({f"eval_loss_skill[{k}]": v for k, v in enumerate(losses)})
+            values.update({f"eval_acc_skill[{k}]": v for k, v in enumerate(accs)})
     net.train()
     return values
 

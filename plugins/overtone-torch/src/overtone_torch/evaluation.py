@@ -36,6 +36,32 @@ def evaluate(net: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.T
     return total_loss.item() / max(count, 1), correct.item() / max(count, 1)
 
 
+@torch.no_grad()
+def evaluate_by_skill(net: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                      device: torch.device, skill_of: Any, n_skills: int) -> tuple[list[float], list[float]]:
+    """Mean loss and accuracy per skill: ``skill_of(x)`` gives each example's skill index.
+
+    Uses only the loss contract (a scalar mean over the targets passed): each skill's examples
+    of a batch are scored separately and weighted by their number, so skill k's value is its
+    mean over every one of its examples in the split. A skill with no examples gets NaN.
+    """
+    total = torch.zeros(n_skills, dtype=torch.float64)
+    correct = torch.zeros(n_skills, dtype=torch.float64)
+    count = torch.zeros(n_skills, dtype=torch.float64)
+    for x, y in batches:
+        skills = skill_of(x).cpu()
+        x, y = x.to(device), y.to(device)
+        features = net.model(x)
+        hits = (net.loss.scores(features).argmax(-1) == y).cpu()
+        for k in skills.unique().tolist():
+            mask = skills == k
+            n = int(mask.sum())
+            total[k] += net.loss(features[mask.to(device)], y[mask.to(device)]).double().cpu() * n
+            correct[k] += hits[mask].sum()
+            count[k] += n
+    return (total / count).tolist(), (correct / count).tolist()
+
+
 def train_sample(task: Any, batch_size: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """A fixed sample of the training split (all of it up to 4096 examples), ``batch_size`` at a time.
 

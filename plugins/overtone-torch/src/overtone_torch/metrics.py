@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 from overtone.runschema import METRICS as DESCRIPTIONS  # name -> (long_name, units)
+
+#: A per-skill value's name in the log, e.g. ``eval_loss_skill[3]`` (skill 3, counted from 0).
+SKILL_NAME = re.compile(r"(.+)\[(\d+)\]")
 
 
 class MetricsLog:
@@ -54,15 +58,30 @@ class MetricsLog:
         steps = sorted(self.rows)
         names = sorted({name for row in self.rows.values() for name in row})
         data = {}
+        per_skill: dict[str, dict[int, str]] = {}
         for name in names:
+            match = SKILL_NAME.fullmatch(name)
+            if match:  # eval_loss_skill[3] -> eval_loss_skill (step, skill)
+                per_skill.setdefault(match[1], {})[int(match[2])] = name
+                continue
             values = np.array([self.rows[s].get(name, np.nan) for s in steps])
             extra = (f"{name[len('loss_'):]} on the training batch, reported by the loss's extra_metrics()", "1")
             long_name, units = DESCRIPTIONS.get(name, extra if name.startswith("loss_") else (name, "1"))
             data[name] = ("step", values, {"long_name": long_name, "units": units})
+        for base, columns in per_skill.items():
+            values = np.array([[self.rows[s].get(columns.get(k, ""), np.nan)
+                                for k in range(max(columns) + 1)] for s in steps])
+            what = "loss" if "loss" in base else "accuracy"
+            data[base] = (("step", "skill"), values,
+                          {"long_name": f"{what} of each skill on the evaluation set",
+                           "units": "nat" if what == "loss" else "1"})
         attrs = {k: (str(v) if isinstance(v, str) else v) for k, v in self.attrs.items()
                  if isinstance(v, (int, float, str))}
-        return xr.Dataset(data, coords={"step": ("step", np.array(steps, dtype=np.int64), {"long_name": "optimizer steps done"})},
-                          attrs=attrs)
+        coords = {"step": ("step", np.array(steps, dtype=np.int64), {"long_name": "optimizer steps done"})}
+        if per_skill:
+            n = max(max(columns) for columns in per_skill.values()) + 1
+            coords["skill"] = ("skill", np.arange(1, n + 1), {"long_name": "skill (task) index"})
+        return xr.Dataset(data, coords=coords, attrs=attrs)
 
     def write(self, path: Path) -> None:
         """Write the dataset to netCDF atomically (``overtone.io.write_dataset``)."""
