@@ -170,6 +170,11 @@ def test_chunked_scales_by_incoming_gradient_and_frozen_head(smoothing):
     ref_x = peer[0].detach().clone().requires_grad_()
     F.cross_entropy(ref_x @ frozen.T, t, reduction="sum", label_smoothing=smoothing).backward()
     torch.testing.assert_close(x.grad, ref_x.grad, rtol=1e-12, atol=1e-13)
+    x.grad = None
+    ignored = torch.full_like(t, -100)  # the mean over no rows is 0 with zero gradients
+    loss = chunked_linear_cross_entropy(x, w, b, ignored, 4, smoothing, mean=True)
+    loss.backward()
+    assert loss.item() == 0.0 and not x.grad.any()
 
 
 def test_chunked_under_bfloat16_autocast_matches_plain():

@@ -62,14 +62,15 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
 
     Inputs ``x (N, d)``, ``weight (V, d)``, ``bias (V,) | None``, ``targets (N,)`` int64
     (``-100`` ignored), ``chunk`` rows per block, ``smoothing`` in ``[0, 1)``, ``want_grad``
-    (False under ``torch.no_grad``: then no gradient work is done). Returns the sum over kept
-    rows (the caller divides by their count for the mean). The matrix products run in the
+    (False under ``torch.no_grad``: then no gradient work is done), ``mean``. Returns the sum
+    over kept rows, or with ``mean`` their mean (0 when every row is ignored), the stored
+    gradients scaled to match in place. The matrix products run in the
     autocast dtype when autocast is on (as ``F.linear`` would), in the inputs' promoted dtype
     otherwise; reductions and the stored ``dL/dW``, ``dL/db`` in float32 (float64 for float64).
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, targets, chunk: int, smoothing: float, want_grad: bool):
+    def forward(ctx, x, weight, bias, targets, chunk: int, smoothing: float, want_grad: bool, mean: bool):
         mm = _autocast_dtype(x.device.type) or torch.promote_types(x.dtype, weight.dtype)
         acc = accumulation_dtype(mm)
         want_x = want_grad and ctx.needs_input_grad[0]
@@ -113,6 +114,12 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
                         gw += (gm.T @ xs).to(acc)
                 if want_b:
                     gb += g.sum(dim=0)
+        if mean:
+            scale = 1.0 / (targets != IGNORE).sum().clamp_min(1).to(acc)
+            total *= scale
+            for g in (gx, gw, gb):
+                if g is not None:
+                    g.mul_(scale.to(g.dtype))
         ctx.save_for_backward(gx, None if gw is None else gw.to(weight.dtype),
                               None if gb is None else gb.to(bias.dtype))
         return total
@@ -127,16 +134,19 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
                 raise RuntimeError("chunked cross-entropy: gradients were not computed in the forward pass "
                                    "(it ran under torch.no_grad); run the forward pass with grad enabled")
             out.append(None if not need else g if bool(grad_total == 1) else g * grad_total.to(g.dtype))
-        return (*out, None, None, None, None)
+        return (*out, None, None, None, None, None)
 
 
 def chunked_linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                                 targets: torch.Tensor, chunk: int, smoothing: float = 0.0) -> torch.Tensor:
-    """Summed cross-entropy of ``x W^T + b`` against ``targets`` (``-100`` ignored), ``chunk`` rows at a time.
+                                 targets: torch.Tensor, chunk: int, smoothing: float = 0.0, *,
+                                 mean: bool = False) -> torch.Tensor:
+    """Summed (``mean``: averaged) cross-entropy of ``x W^T + b`` against ``targets`` (``-100``
+    ignored), ``chunk`` rows at a time.
 
-    Equal to ``F.cross_entropy(x @ W.T + b, targets, reduction="sum", label_smoothing=smoothing,
-    ignore_index=-100)`` but never holds more than two ``chunk x V`` blocks; with grad enabled
-    the gradients are computed in the same pass (see the module docstring).
+    Equal to ``F.cross_entropy(x @ W.T + b, targets, reduction="sum" or "mean",
+    label_smoothing=smoothing, ignore_index=-100)`` (the mean is 0, not NaN, when every target
+    is ignored) but never holds more than two ``chunk x V`` blocks; with grad enabled the
+    gradients are computed in the same pass (see the module docstring).
     """
     return ChunkedLinearCrossEntropy.apply(x, weight, bias, targets, int(chunk), float(smoothing),
-                                           torch.is_grad_enabled())
+                                           torch.is_grad_enabled(), bool(mean))

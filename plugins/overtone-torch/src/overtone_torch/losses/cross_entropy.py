@@ -47,9 +47,8 @@ class CrossEntropyLoss(nn.Module):
         """Mean cross-entropy over the targets that are not ``-100``."""
         x, t = features.reshape(-1, features.shape[-1]), targets.reshape(-1)
         if self.chunk_size:
-            count = (t != IGNORE).sum().clamp_min(1)
-            total = chunked_linear_cross_entropy(x, self.weight, self.bias, t, self.chunk_size, self.label_smoothing)
-            return total / count
+            return chunked_linear_cross_entropy(x, self.weight, self.bias, t, self.chunk_size,
+                                                self.label_smoothing, mean=True)
         scores = self.scores(x)
         return F.cross_entropy(scores.to(accumulation_dtype(scores.dtype)), t, ignore_index=IGNORE,
                                label_smoothing=self.label_smoothing)
