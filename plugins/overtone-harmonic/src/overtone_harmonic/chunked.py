@@ -44,8 +44,8 @@ def _chunk_loss_and_grads(xs, w, wn, t, valid, a, eps, B, P, want_x, want_w, acc
     alone and no ``(V, d)`` scatter is needed.
     """
     tc = t.clamp_min(0)[:, None]
-    torch.addmm(wn[None, :], xs, w.T, beta=1.0, alpha=-2.0, out=B)
-    B.add_(torch.linalg.vector_norm(xs, dim=1, keepdim=True).square_())
+    torch.add(wn[None, :], torch.linalg.vector_norm(xs, dim=1, keepdim=True).square_(), out=B)
+    B.addmm_(xs, w.T, alpha=-2.0)  # |x|^2 + |w|^2 - 2 x.w: one write pass, then the product
     m = B.amin(1)
     floored = None
     if bool((m < eps).any()):
