@@ -102,6 +102,34 @@ def test_gradcheck_chunked_and_unchunked():
         lambda x, w: F.cross_entropy(harmonic_logits(x, w, 2.5), t, ignore_index=-100), (x, w))
 
 
+@pytest.mark.parametrize("n", [1.0, 8.0, 55.4, 1536.0])
+def test_chunked_agrees_with_the_reference_path_in_float64_for_any_exponent(n):
+    """The chunked path (one-hot folded into Q, three products per chunk) against plain autograd
+    over the full logits and the NumPy definition, float64, to 1e-10, from a flat n = 1 to the
+    reference GPT-2's n = 1536 on d; rows near their centre, an ignored row, a short last chunk."""
+    torch.manual_seed(11)
+    w = torch.randn(40, 16, dtype=torch.float64)
+    t = torch.randint(0, 40, (13,))
+    x = torch.randn(13, 16, dtype=torch.float64)
+    x[:5] = w[t[:5]] + 0.2 * x[:5]
+    t[7] = -100
+    results = []
+    for chunk in (None, 4):
+        loss_fn = make(d_in=16, n_classes=40, n=n, chunk_size=chunk).double()
+        loss_fn.weight.data.copy_(w)
+        xi = x.clone().requires_grad_()
+        loss = loss_fn(xi, t)
+        loss.backward()
+        results.append((loss.detach(), xi.grad, loss_fn.weight.grad))
+    ref = numpy_harmonic(x.numpy(), w.numpy(), t.numpy(), n)
+    for got in results:
+        np.testing.assert_allclose(got[0].item(), ref[0], rtol=1e-10)
+        for g, r in zip(got[1:], ref[2:]):
+            np.testing.assert_allclose(g.numpy(), r, rtol=0, atol=1e-10 * np.abs(r).max())
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * float(b.abs().max()))
+
+
 def test_chunked_equals_unchunked_on_sequences():
     torch.manual_seed(2)
     full = make(d_in=8, n_classes=50, n=4.0)

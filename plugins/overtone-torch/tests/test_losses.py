@@ -123,6 +123,60 @@ def test_chunked_never_materialises_the_logits(chunk):
         assert probe.largest <= chunk * v
 
 
+class _OpCounter(TorchDispatchMode):
+    """Counts the matrix products (mm/addmm, any variant) run while it is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.products = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.addmm_):
+            self.products += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_chunked_three_products_per_chunk_and_none_in_backward():
+    n, d, v, chunk = 10, 4, 9, 3  # 4 chunks, the last one short
+    loss_fn = make("cross-entropy", d_in=d, n_classes=v, bias=False, chunk_size=chunk)
+    x = torch.randn(n, d, requires_grad=True)
+    t = torch.randint(0, v, (n,))
+    with _OpCounter() as forward:
+        loss = loss_fn(x, t)
+    with _OpCounter() as backward:
+        loss.backward()
+    assert (forward.products, backward.products) == (3 * 4, 0)
+    with torch.no_grad(), _OpCounter() as evaluation:  # no gradient work at all
+        torch.testing.assert_close(loss_fn(x, t), loss.detach(), rtol=0, atol=0)
+    assert evaluation.products == 4
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_chunked_scales_by_incoming_gradient_and_frozen_head(smoothing):
+    torch.manual_seed(4)
+    x = torch.randn(11, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(8, 5, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0, 7, -100, 3, 3, 1, 2, 5, -100, 6, 4])
+    (-2.5 * chunked_linear_cross_entropy(x, w, b, t, 4, smoothing)).backward()
+    peer = [v.detach().clone().requires_grad_() for v in (x, w, b)]
+    z = peer[0] @ peer[1].T + peer[2]
+    (-2.5 * F.cross_entropy(z, t, reduction="sum", label_smoothing=smoothing)).backward()
+    for mine, ref in zip((x, w, b), peer):
+        torch.testing.assert_close(mine.grad, ref.grad, rtol=1e-12, atol=1e-13)
+    x.grad = None
+    frozen = w.detach()  # a head that does not require a gradient: only dL/dx is computed
+    chunked_linear_cross_entropy(x, frozen, None, t, 4, smoothing).backward()
+    ref_x = peer[0].detach().clone().requires_grad_()
+    F.cross_entropy(ref_x @ frozen.T, t, reduction="sum", label_smoothing=smoothing).backward()
+    torch.testing.assert_close(x.grad, ref_x.grad, rtol=1e-12, atol=1e-13)
+    x.grad = None
+    ignored = torch.full_like(t, -100)  # the mean over no rows is 0 with zero gradients
+    loss = chunked_linear_cross_entropy(x, w, b, ignored, 4, smoothing, mean=True)
+    loss.backward()
+    assert loss.item() == 0.0 and not x.grad.any()
+
+
 def test_chunked_under_bfloat16_autocast_matches_plain():
     torch.manual_seed(3)
     plain = make("cross-entropy", d_in=32, n_classes=50)

@@ -13,9 +13,9 @@ which is ``logsumexp(z_r) - z_ry`` for ``z = -a log B`` shifted by its row maxim
     dL/dx_r = -2a ( h_r x_r - (H w)_r ),      h_r = sum_i H_ri,
     dL/dw_i = -2a ( c_i w_i - (H^T x)_i ),    c_i = sum_r H_ri.
 
-``H = diag(1/S) Q - E`` with ``Q = P / B`` and ``E`` holding ``1/B_ry`` at each target, so the row
-scaling and the one-hot term are applied to the small ``(chunk, d)`` and ``(V, d)`` products,
-not to the ``(chunk, V)`` block. When gradients are wanted they are computed in the forward
+``H = diag(1/S) Q'`` with ``Q' = P / B`` less ``S_r / B_ry`` at each target (``chunk`` entries
+written into the block), so the row scaling is applied to the small ``(chunk, d)`` products and
+the one-hot term needs no ``(V, d)`` scatter. When gradients are wanted they are computed in the forward
 pass (three matrix products per chunk in all, as many as a plain linear head's forward plus
 backward, none recomputed) and kept until backward, which only scales them by the incoming
 gradient. Memory for the head: two ``(chunk, V)`` blocks plus the gradients ``(N, d)`` and
@@ -37,43 +37,45 @@ def accumulation_dtype(*tensors: torch.Tensor) -> torch.dtype:
 
 def _chunk_loss_and_grads(xs, w, wn, t, valid, a, eps, B, P, want_x, want_w, acc_c, acc_m):
     """Row losses of one chunk; adds this chunk's parts of ``c`` and ``H^T x`` into ``acc_c``,
-    ``acc_m`` and returns ``(losses, gx_chunk or None)`` with gradients before the ``-2a`` factor."""
-    rows = torch.arange(xs.shape[0], device=xs.device)
-    tc = t.clamp_min(0)
-    torch.addmm(wn[None, :], xs, w.T, beta=1.0, alpha=-2.0, out=B)
-    B.add_((xs * xs).sum(-1, keepdim=True))
+    ``acc_m`` and returns ``(losses, gx_chunk or None)`` with gradients before the ``-2a`` factor.
+
+    ``H = s (Q - onehot * S / B_y)`` with ``s = 1 / S`` (0 on ignored rows): the one-hot term is
+    written into ``Q`` at the targets (``chunk`` entries), so every product below uses ``Q``
+    alone and no ``(V, d)`` scatter is needed.
+    """
+    tc = t.clamp_min(0)[:, None]
+    torch.add(wn[None, :], torch.linalg.vector_norm(xs, dim=1, keepdim=True).square_(), out=B)
+    B.addmm_(xs, w.T, alpha=-2.0)  # |x|^2 + |w|^2 - 2 x.w: one write pass, then the product
     m = B.amin(1)
     floored = None
     if bool((m < eps).any()):
         floored = B < eps
         B.clamp_min_(eps)
         m = m.clamp_min(eps)
-    by = B[rows, tc]
+    by = B.gather(1, tc)[:, 0]
     log_m = torch.log(m)
     torch.log(B, out=P)
     torch.add((a * log_m)[:, None], P, alpha=-a, out=P)  # -a (log B - log m) <= 0
     P.exp_()  # (B / m)^-a in [0, 1]; exp and log cost less than pow
     S = P.sum(1)
-    losses = torch.where(valid, a * (torch.log(by) - log_m) + torch.log(S), torch.zeros_like(S))
+    zero = torch.zeros_like(S)
+    losses = torch.where(valid, a * (torch.log(by) - log_m) + torch.log(S), zero)
     if not (want_x or want_w):
         return losses, None
     P.div_(B)  # now Q = P / B
-    keep = valid.to(B.dtype)
-    s = keep / S
-    e = keep / by
-    if floored is not None:
+    hit = torch.where(valid, S / by, zero)
+    if floored is not None:  # a floored d^2 is a constant: no gradient through it
         P.masked_fill_(floored, 0.0)
-        e = e * ~floored[rows, tc]
+        hit = hit * ~floored.gather(1, tc)[:, 0]
+    P.scatter_add_(1, tc, -hit[:, None])
+    s = torch.where(valid, 1.0 / S, zero)
     gx = None
     if want_x:
-        h = s * P.sum(1) - e
-        qw = torch.mm(P, w)
-        gx = h[:, None] * xs - s[:, None] * qw + e[:, None] * w[tc]
+        h = s * P.sum(1)
+        gx = torch.mm(P, w).mul_(-s[:, None]).addcmul_(h[:, None], xs)
     if want_w:
         acc_c.addmv_(P.T, s)
-        acc_c.index_add_(0, tc, -e)
         acc_m.addmm_(P.T, s[:, None] * xs)
-        acc_m.index_add_(0, tc, -e[:, None] * xs)
     return losses, gx
 
 
@@ -93,7 +95,7 @@ class ChunkedHarmonicLoss(torch.autograd.Function):
         want_w = want_grad and ctx.needs_input_grad[1]
         n_rows, n_classes = x.shape[0], w.shape[0]
         wa = w.detach().to(acc).contiguous()
-        wn = (wa * wa).sum(-1)
+        wn = torch.linalg.vector_norm(wa, dim=1).square_()
         valid_all = targets != IGNORE
         count = valid_all.sum().clamp_min(1).to(acc)
         size = min(chunk, max(n_rows, 1))

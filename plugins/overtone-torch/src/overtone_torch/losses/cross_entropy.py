@@ -23,10 +23,12 @@ class CrossEntropyLoss(nn.Module):
 
     ``q`` is the one-hot target, or ``(1 - label_smoothing) e_y + label_smoothing / V``
     (Szegedy et al. 2016). Targets equal to ``-100`` are ignored. With ``chunk_size``, the
-    loss and its gradients are computed ``chunk_size`` rows at a time by
-    :func:`~overtone_torch.losses.chunked.chunked_linear_cross_entropy`, so the ``(N, V)``
-    logits matrix never exists (language models with large vocabularies). ``weight`` is
-    the head ``(n_classes, d_in)`` the engine may tie to a token embedding.
+    loss and its gradients are computed ``chunk_size`` rows at a time, both in the forward
+    pass, by :func:`~overtone_torch.losses.chunked.chunked_linear_cross_entropy`: the
+    ``(N, V)`` logits matrix never exists (language models with large vocabularies), the
+    three matrix products are those of the plain path, and the gradients of the features and
+    the head are held from the forward to the backward pass. ``weight`` is the head
+    ``(n_classes, d_in)`` the engine may tie to a token embedding.
     """
 
     def __init__(self, *, d_in: int, n_classes: int, bias: bool = True, chunk_size: int | None = None,
@@ -47,9 +49,8 @@ class CrossEntropyLoss(nn.Module):
         """Mean cross-entropy over the targets that are not ``-100``."""
         x, t = features.reshape(-1, features.shape[-1]), targets.reshape(-1)
         if self.chunk_size:
-            count = (t != IGNORE).sum().clamp_min(1)
-            total = chunked_linear_cross_entropy(x, self.weight, self.bias, t, self.chunk_size, self.label_smoothing)
-            return total / count
+            return chunked_linear_cross_entropy(x, self.weight, self.bias, t, self.chunk_size,
+                                                self.label_smoothing, mean=True)
         scores = self.scores(x)
         return F.cross_entropy(scores.to(accumulation_dtype(scores.dtype)), t, ignore_index=IGNORE,
                                label_smoothing=self.label_smoothing)
