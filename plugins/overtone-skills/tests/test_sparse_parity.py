@@ -48,3 +48,41 @@ def test_eval_set_is_balanced_and_fixed():
 def test_bad_params(params, message):
     with pytest.raises(ConfigError, match=message):
         MultitaskSparseParity(seed=0, **params)
+
+
+def test_engine_reports_per_skill_eval_losses_that_match_a_direct_computation(tmp_path):
+    pytest.importorskip("overtone_torch")
+    from overtone.registry import registry
+    from overtone.runs import run_config
+    from overtone_skills.onsets import SkillOnsets
+    from overtone_torch import load_run
+
+    config = {"run": {"name": "sp", "seed": 1},
+              "task": {"name": "multitask-sparse-parity", "n_tasks": 3, "n_bits": 8,
+                       "eval_per_task": 40},
+              "model": {"name": "mlp", "width": 32},
+              "optimizer": {"name": "adamw", "lr": 0.01},
+              "train": {"steps": 40, "batch_size": 64, "eval_every": 20}}
+    run_dir = run_config(config, source="t.toml", default_name="sp", out=tmp_path,
+                         registry=registry(refresh=True))
+    import xarray as xr
+
+    metrics = xr.open_dataset(run_dir / "metrics.nc", engine="h5netcdf")
+    losses = metrics["eval_loss_skill"].dropna("step", how="all")
+    assert losses.dims == ("step", "skill") and losses.sizes["skill"] == 3
+    assert losses["step"].values.tolist() == [20, 40]
+    # independent: cross-entropy of the final network on each skill's evaluation examples
+    loaded = load_run(run_dir)
+    x, y = loaded.task.eval_x, loaded.task.eval_y
+    with torch.no_grad():
+        logits = loaded.loss.scores(loaded.model(x)).double()
+    skills = loaded.task.skill_of(x)
+    for k in range(3):
+        mask = skills == k
+        expected = torch.nn.functional.cross_entropy(logits[mask], y[mask]).item()
+        np.testing.assert_allclose(float(losses.sel(step=40, skill=k + 1)), expected, rtol=1e-5)
+        accuracy = (logits[mask].argmax(1) == y[mask]).double().mean().item()
+        np.testing.assert_allclose(float(metrics["eval_acc_skill"].sel(step=40, skill=k + 1)),
+                                   accuracy)
+    onsets = SkillOnsets(variable="eval_loss_skill")(metrics.dropna("step", subset=["eval_loss"]))
+    assert onsets.sizes["skill"] == 3
