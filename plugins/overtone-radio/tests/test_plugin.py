@@ -29,7 +29,7 @@ def test_declared_params_match_factory_signatures():
         for key, spec in component.params.items():
             default = as_param(spec).default
             got = accepted[key]
-            assert (list(map(list, got)) if key in ("windows_us", "protect_ranges_mhz") else
+            assert (list(map(list, got)) if key in ("windows_us", "protect_ranges_mhz") and got else
                     list(got) if isinstance(got, tuple) else got) == default, (component.name, key)
 
 
