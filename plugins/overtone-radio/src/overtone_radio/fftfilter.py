@@ -268,6 +268,8 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
         dest[rows, pos] += restore
     if empty.any():
         dest[empty] = chunk[empty]
+    if refused is not None and refused.any():  # left as they were, bit for bit
+        dest[refused] = chunk[refused]
     return kept
 
 

@@ -161,9 +161,11 @@ def guide_lines(x: np.ndarray, axis: FrequencyAxis, ignore: np.ndarray, *, nsigm
     """Channels of the guide spectrum holding lines (emission or absorption) nobody masked,
     HiFAST's detection rule on one spectrum with its widths in MHz: the continuum (medians
     of ``block_mhz`` blocks, linear between block centres) is removed, the residual is
-    smoothed by a boxcar of ``smooth_mhz``, its noise is 1.4826 MAD
-    (``scipy.stats.median_abs_deviation``), and runs of at least ``min_mhz`` beyond
-    ``nsigma`` noise (either sign) are lines, widened by ``extend_mhz`` each side (HiFAST:
+    smoothed by a boxcar of ``smooth_mhz``, 4x and 16x that (narrow lines, and the faint
+    wings of broad ones), its noise at each scale is 1.4826 MAD
+    (``scipy.stats.median_abs_deviation``), and runs of at least ``min_mhz`` (and twice the
+    boxcar) beyond ``nsigma`` noise (either sign) are lines, widened by ``extend_mhz`` each
+    side; the continuum is recomputed without the lines found, up to 4 passes (HiFAST:
     3 channels, 20 channels, 20 channels and 512-channel blocks at FAST's 7.63 kHz, i.e.
     0.023, 0.15, 0.15 and 3.9 MHz). ``ignore`` channels (and NaN) are never lines and are
     left out of every statistic."""
@@ -179,9 +181,12 @@ def guide_lines(x: np.ndarray, axis: FrequencyAxis, ignore: np.ndarray, *, nsigm
     block = min(n, max(16, int(round(block_mhz / step))))
     nb = max(1, n // block)
     centres = (np.arange(nb) + 0.5) * block
-    width = max(1, int(round(smooth_mhz / step)))
-    longest = max(1, int(round(min_mhz / step)))
     extend = int(round(extend_mhz / step))
+    # three smoothing scales: narrow lines, and broad faint ones (a galaxy's wings) whose
+    # channels are each below the noise; the shortest run is twice the smoothing width
+    scales = [(max(1, int(round(w / step))), max(1, int(round(max(min_mhz, 2 * w) / step))))
+              for w in (smooth_mhz, 4 * smooth_mhz, 16 * smooth_mhz)]
+    scales = [sc for sc in scales if 4 * sc[1] < n]
     out = np.zeros(n, bool)
     for _ in range(4):  # a line wider than a block biases its block's median: mask, redo
         skip = (out | bad)[: nb * block].reshape(nb, block)
@@ -195,18 +200,20 @@ def guide_lines(x: np.ndarray, axis: FrequencyAxis, ignore: np.ndarray, *, nsigm
         if not filled.any():
             break
         cont = np.interp(np.arange(n), centres[filled], med[filled])
-        resid = uniform_filter1d(y - cont, width, mode="mirror")
-        good = resid[~bad & ~out]
-        if good.size < 16:
-            break
-        centre = float(np.median(good))
-        noise = float(median_abs_deviation(good, scale="normal"))
-        if noise == 0:
-            break
         found = np.zeros(n, bool)
-        for a, b in runs((np.abs(resid - centre) > nsigma * noise) & ~bad):
-            if b - a >= longest:
-                found[max(0, a - extend): b + extend] = True
+        for width, longest in scales:
+            resid = uniform_filter1d(y - cont, width, mode="mirror")
+            thin = max(1, width // 2)  # smoothed neighbours are alike: every width/2-th will do
+            good = resid[~bad & ~out][::thin]
+            if good.size < 16:
+                continue
+            centre = float(np.median(good))
+            noise = float(median_abs_deviation(good, scale="normal"))
+            if noise == 0:
+                continue
+            for a, b in runs((np.abs(resid - centre) > nsigma * noise) & ~bad):
+                if b - a >= longest:
+                    found[max(0, a - extend): b + extend] = True
         if not (found & ~out).any():
             break
         out |= found
