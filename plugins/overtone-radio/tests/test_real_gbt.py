@@ -155,3 +155,19 @@ def test_no_warning_on_the_real_files_with_defaults():
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)
             FFTStandingWave()(gbt(name, hdu)).compute()
+
+
+def test_an_oh_maser_is_not_a_comb():
+    """W3OH (getfs, 715 Hz channels): the maser lines have many local maxima each; they are
+    one tooth each, so harmonic-rfi reports no comb and flags nothing (it used to report an
+    11-tooth, 18.8 MHz "comb" inside a 23 MHz band), in either polarization and their mean."""
+    from overtone_radio.rfi import HarmonicRFI, find_peaks
+
+    for rows in ([0], [1], None):
+        out = HarmonicRFI()(gbt(W3OH, rows=rows))
+        assert out.sizes["rfi"] == 0 and not out["rfi_mask"].values.any()
+    # the peaks are distinct features: no two within one run above half the threshold
+    resid = HarmonicRFI().mean_residual(gbt(W3OH), "spectrum", frequency_axis(gbt(W3OH)).width_mhz)
+    peaks = find_peaks(resid, 5.0, 0.0)
+    assert 0 < peaks.size < 40
+    assert np.diff(peaks).min() > 3
