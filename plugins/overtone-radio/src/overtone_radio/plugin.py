@@ -99,6 +99,39 @@ def overtone_signal_processors():
             },
         ),
         Component(
+            "signal_processor", "flag-narrow-rfi", "overtone_radio.channels:NarrowRFIFlagger",
+            "flag narrow RFI: sigma clip against a running median along frequency",
+            params={
+                "variable": _VARIABLE,
+                "window_mhz": Param(0.1, help="running-median width, MHz"),
+                "nsigma": Param(6.0, help="flag beyond this many robust sigma (1.4826 MAD)"),
+                "grow_mhz": Param(0.0, help="widen each flagged run by this much each side, MHz"),
+            },
+        ),
+        Component(
+            "signal_processor", "polynomial-baseline", "overtone_radio.channels:PolynomialBaseline",
+            "subtract a Chebyshev baseline fitted on line-free channels",
+            params={
+                "variable": _VARIABLE,
+                "order": Param(3, help="polynomial degree"),
+                "exclude_mhz": Param([], type=(list, tuple),
+                                     help="ranges [[low, high], ...] MHz left out of the fit "
+                                     "(lines); source_mask and flag channels are always left out"),
+            },
+        ),
+        Component(
+            "signal_processor", "smooth", "overtone_radio.channels:Smooth",
+            "smooth along frequency (boxcar or Hanning), optionally decimated",
+            params={
+                "variable": _VARIABLE,
+                "kernel": Param("hanning", choices=("boxcar", "hanning"),
+                                help="boxcar (channels wide) or Hanning (1/4, 1/2, 1/4)"),
+                "channels": Param(3, help="boxcar width in channels"),
+                "decimate": Param(False, help="keep every channels-th (boxcar) or 2nd (hanning) "
+                                  "channel"),
+            },
+        ),
+        Component(
             "signal_processor", "rms-ratio", "overtone_radio.rms:RMSRatio",
             "measured RMS over the radiometer equation T_sys / sqrt(dnu tau), per spectrum",
             params={
