@@ -28,32 +28,13 @@ from overtone_radio import __version__
 from overtone_radio.spectra import (
     FLAG,
     SOURCE_MASK,
+    check_ranges,
     frequency_axis,
     frequency_chunked_once,
     optional_mask,
     pick_variable,
     record,
 )
-
-
-def _ranges(value: Sequence[Sequence[float]], name: str) -> list[list[float]]:
-    """A list of [low, high] MHz ranges, else a one-line ConfigError."""
-    if not isinstance(value, (list, tuple)):
-        raise ConfigError(f"{name} = {value!r}; give a list of [low, high] MHz ranges, "
-                          "e.g. [[1397, 1402]]")
-    out = []
-    for r in value:
-        if not isinstance(r, (list, tuple)) or len(r) != 2:
-            raise ConfigError(f"{name}: each range must be a pair [low, high] MHz, e.g. "
-                              f"[[1397, 1402]], got {r!r}")
-        try:
-            lo, hi = float(r[0]), float(r[1])
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name}: range {list(r)} is not two numbers (MHz)") from None
-        if not lo < hi:
-            raise ConfigError(f"{name}: range {list(r)} needs low < high (MHz)")
-        out.append([lo, hi])
-    return out
 
 
 def narrow_rfi(x: np.ndarray, *, window: int, nsigma: float, grow: int) -> np.ndarray:
@@ -159,7 +140,7 @@ class PolynomialBaseline:
             raise ConfigError(f"order = {order!r}; give a whole number from 0 to 30")
         self.variable = variable
         self.order = order
-        self.exclude_mhz = _ranges(exclude_mhz, "exclude_mhz")
+        self.exclude_mhz = check_ranges(exclude_mhz, "exclude_mhz")
 
     def params(self) -> dict[str, Any]:
         return {"variable": self.variable, "order": self.order, "exclude_mhz": self.exclude_mhz}

@@ -51,6 +51,8 @@ from overtone_radio.spectra import (
     MILKY_WAY_MHZ,
     FrequencyAxis,
     batch_dims,
+    check_pair,
+    check_ranges,
     frequency_axis,
     frequency_chunked_once,
     pick_variable,
@@ -471,8 +473,8 @@ class FFTStandingWave:
             raise ConfigError(f"threshold = {threshold!r}; allowed: 'significance', 'hifast'")
         if nsigma <= 0 or factor <= 0:
             raise ConfigError("nsigma and factor must be positive")
-        self.reference_us = _pair(reference_us, "reference_us", "us")
-        self.search_range_us = _pair(search_range_us, "search_range_us", "us")
+        self.reference_us = check_pair(reference_us, "reference_us", "us")
+        self.search_range_us = check_pair(search_range_us, "search_range_us", "us")
         if batch < 1:
             raise ConfigError(f"batch = {batch}; it must be at least 1")
         if detect is not None and detect <= 0:
@@ -508,7 +510,7 @@ class FFTStandingWave:
         self.refuse_ratio = None if refuse_ratio is None else float(refuse_ratio)
         self.lines = bool(lines)
         self.protect = protect
-        self.protect_ranges_mhz = _ranges(protect_ranges_mhz)
+        self.protect_ranges_mhz = check_ranges(protect_ranges_mhz, "protect_ranges_mhz")
         self.period_mhz = period_mhz
         self.workers = workers
         self.batch = batch
@@ -643,37 +645,6 @@ class FFTStandingWave:
         from overtone_radio.plotting import before_after
 
         return before_after(before, after, self.variable, title=self.name)
-
-
-def _pair(value: Sequence[float], name: str, unit: str) -> tuple[float, float]:
-    """A [low, high] pair with 0 <= low < high, else a one-line ConfigError."""
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} = {value!r}; give [low, high] in {unit}, e.g. [5, 50]") from None
-    if not 0 <= lo < hi:
-        raise ConfigError(f"{name} = {list(value)}; give [low, high] in {unit} with 0 <= low < high")
-    return lo, hi
-
-
-def _ranges(value: Sequence[Sequence[float]]) -> list[list[float]]:
-    """A list of [low, high] MHz ranges, else a one-line ConfigError."""
-    example = "e.g. [[1397, 1402]] (a list of [low, high] pairs)"
-    if not isinstance(value, (list, tuple)):
-        raise ConfigError(f"protect_ranges_mhz = {value!r}; give a list of ranges in MHz, {example}")
-    out = []
-    for r in value:
-        if not isinstance(r, (list, tuple)) or len(r) != 2:
-            raise ConfigError(f"protect_ranges_mhz = {list(value)}: each range must be a pair "
-                              f"[low, high] MHz, {example}")
-        try:
-            lo, hi = float(r[0]), float(r[1])
-        except (TypeError, ValueError):
-            raise ConfigError(f"protect_ranges_mhz: range {list(r)} is not two numbers, {example}") from None
-        if not lo < hi:
-            raise ConfigError(f"protect_ranges_mhz: range {list(r)} needs low < high (MHz)")
-        out.append([lo, hi])
-    return out
 
 
 def _usable(windows: list[tuple[float, float]], axis: FrequencyAxis) -> list[tuple[float, float]]:

@@ -34,7 +34,14 @@ from scipy import signal
 from scipy.stats import median_abs_deviation
 
 from overtone_radio import __version__
-from overtone_radio.spectra import FLAG, SOURCE_MASK, frequency_axis, pick_variable, record
+from overtone_radio.spectra import (
+    FLAG,
+    SOURCE_MASK,
+    check_pair,
+    frequency_axis,
+    pick_variable,
+    record,
+)
 
 
 def find_peaks(resid: np.ndarray, nsigma: float, min_height: float) -> np.ndarray:
@@ -183,8 +190,9 @@ class HarmonicRFI:
                  z_min: float = 20.0, min_teeth: int = 4, tolerance_mhz: float = 0.016,
                  mask_halfwidth_mhz: float = 0.023, max_combs: int = 10,
                  update_flag: bool = True) -> None:
-        if len(period_range_mhz) != 2 or not 0 < period_range_mhz[0] < period_range_mhz[1]:
-            raise ConfigError(f"period_range_mhz = {list(period_range_mhz)}; give [low, high] MHz")
+        period_range_mhz = check_pair(period_range_mhz, "period_range_mhz", "MHz")
+        if period_range_mhz[0] == 0:
+            raise ConfigError("period_range_mhz must start above 0 MHz")
         if nsigma <= 0 or z_min <= 0 or min_teeth < 2 or baseline_mhz <= 0:
             raise ConfigError("nsigma, z_min, baseline_mhz must be positive and min_teeth >= 2")
         self.variable = variable
