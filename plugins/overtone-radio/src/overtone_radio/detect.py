@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 from scipy.ndimage import gaussian_filter
+from scipy.stats import median_abs_deviation
 
 from overtone_radio.protect import runs_of_rows
 
@@ -77,7 +78,10 @@ def detect_signals(x: np.ndarray, *, nsigma: float = 3.0, fwhm: tuple[float, flo
     if any_bad:
         sample = np.where(flat_bad[:, ::4], np.nan, sample)
     centre = _nanmedian(sample, axis=1)
-    noise = 1.4826 * _nanmedian(np.abs(sample - centre[:, None]), axis=1)
+    if any_bad:  # NaN-safe, warning-free (scipy's nan_policy warns on all-NaN rows)
+        noise = 1.482602218505602 * _nanmedian(np.abs(sample - centre[:, None]), axis=1)
+    else:
+        noise = median_abs_deviation(sample, axis=1, scale="normal")
     limit = np.where(noise > 0, centre + nsigma * noise, np.inf)
     above = smooth > limit[:, None]
     if any_bad:
