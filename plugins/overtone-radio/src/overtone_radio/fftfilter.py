@@ -565,15 +565,32 @@ class FFTStandingWave:
                 found_lines = ripples.guide_lines(guide, axis, junk | shared)
         shared |= junk | found_lines
         if explicit:
-            return list(self.windows_us), junk, found_lines, shared
-        name = self.preset(ds)
-        windows = list(ripples.PRESETS[name]) if name else []
-        if self.search and guide is not None:
-            filled = ripples.fill_gaps(guide, shared)
-            windows += ripples.find_ripple_delays(
-                filled, axis, min_us=self.search_range_us[0], max_us=self.search_range_us[1],
-                p_false=self.search_p, skip=windows)
-        return _usable(windows, axis), junk, found_lines, shared
+            windows = list(self.windows_us)
+        else:
+            name = self.preset(ds)
+            windows = list(ripples.PRESETS[name]) if name else []
+            if self.search and guide is not None:
+                filled = ripples.fill_gaps(guide, shared)
+                windows += ripples.find_ripple_delays(
+                    filled, axis, min_us=self.search_range_us[0],
+                    max_us=self.search_range_us[1], p_false=self.search_p, skip=windows)
+            windows = _usable(windows, axis)
+        if guide is not None and self.protect and self.lines and windows:
+            # a second look for lines with the ripple taken out of the guide spectrum: a
+            # standing wave as strong as a faint line hides it from the first look
+            try:
+                clean, _ = remove_standing_waves(
+                    np.where(np.isfinite(guide), guide, np.nan)[None, :], shared[None, :],
+                    step_mhz=axis.step_mhz, windows_us=windows, nsigma=self.nsigma,
+                    reference_us=self.reference_us, keep_bins=max(1, int(round(
+                        self.keep_us * axis.n * axis.width_mhz))), robust_edges=True)
+            except ConfigError:  # a band too narrow for these windows: no second look
+                clean = None
+            if clean is not None:
+                more = ripples.guide_lines(clean[0], axis, junk | shared)
+                found_lines |= more
+                shared |= more
+        return windows, junk, found_lines, shared
 
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         name = pick_variable(ds, self.variable)

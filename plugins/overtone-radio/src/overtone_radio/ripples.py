@@ -68,21 +68,25 @@ def dataset_telescope(ds: xr.Dataset) -> str | None:
 
 def guide_spectrum(data: xr.DataArray, protect: xr.DataArray | None = None) -> np.ndarray:
     """Mean of the first ``GUIDE_SPECTRA`` spectra of ``data`` (float64, (frequency,)),
-    NaN where every one of them is NaN or protected."""
+    NaN where every one of them is NaN or protected. Reads only those spectra."""
     others = batch_dims(data)
-    sel = {d: slice(0, None) for d in others}
-    if others:
-        sel[others[0]] = slice(0, GUIDE_SPECTRA)
-    part = data.isel(sel).transpose(*others, "frequency")
-    x = np.asarray(part.values, dtype=np.float64).reshape(-1, data.sizes["frequency"])
-    x = x[:GUIDE_SPECTRA]
+    n = data.sizes["frequency"]
+    arr = data.transpose(*others, "frequency").data
+    arr = arr.reshape(-1, n) if arr.ndim != 2 else arr
+    x = np.asarray(arr[:GUIDE_SPECTRA])  # a dask array computes these rows only
+    bad = ~np.isfinite(x)
     if protect is not None:
-        few = protect.isel({k: v for k, v in sel.items() if k in protect.dims})
-        p = np.asarray(few.broadcast_like(part).transpose(*others, "frequency").values, bool)
-        x = np.where(p.reshape(-1, x.shape[-1])[: len(x)], np.nan, x)
-    ok = np.isfinite(x)
-    count = ok.sum(axis=0)
-    mean = np.where(ok, x, 0.0).sum(axis=0) / np.maximum(count, 1)
+        p = protect.transpose(*[d for d in (*others, "frequency") if d in protect.dims]).data
+        if p.ndim == 1:
+            bad = bad | np.asarray(p, bool)[None, :]
+        elif p.shape == data.transpose(*others, "frequency").shape:
+            bad = bad | np.asarray(p.reshape(-1, n)[:GUIDE_SPECTRA], bool)
+        else:  # other broadcasting: the general (slower) way
+            full = protect.broadcast_like(data).transpose(*others, "frequency").data
+            bad = bad | np.asarray(full.reshape(-1, n)[:GUIDE_SPECTRA], bool)
+    count = len(x) - bad.sum(axis=0)
+    total = np.where(bad, 0, x).sum(axis=0, dtype=np.float64)
+    mean = total / np.maximum(count, 1)
     mean[count == 0] = np.nan
     return mean
 
@@ -121,7 +125,7 @@ def junk_edges(x: np.ndarray, step_mhz: float, *, window_mhz: float = 0.05,
     zone = int(max_fraction * n)
     x = fill_gaps(x, np.zeros(n, bool))
     d = np.abs(np.diff(x))
-    s0 = float(np.median(d[n // 4: 3 * n // 4]))
+    s0 = float(np.median(d[n // 4: 3 * n // 4: 2]))  # every 2nd: independent pairs
     if zone < 2 * w or s0 == 0:
         return 0, 0
     sigma = s0 / 0.954
@@ -131,7 +135,8 @@ def junk_edges(x: np.ndarray, step_mhz: float, *, window_mhz: float = 0.05,
         prof = median_filter(np.abs(np.diff(seg)), size=w, mode="mirror")
         bad = (prof > ratio * s0) | (prof < s0 / ratio)
         quarter = w // 4
-        run = np.convolve(bad.astype(np.int64), np.ones(quarter, np.int64), "valid")
+        csum = np.concatenate([[0], np.cumsum(bad)])
+        run = csum[quarter:] - csum[:-quarter]  # bad channels in each stretch of w / 4
         clean = np.flatnonzero(run == 0)  # the first stretch of w / 4 in-family channels
         cut = int(clean[0]) if clean.size else zone
         cut = min(cut, zone)
@@ -157,23 +162,29 @@ def edge_mask(n: int, ends: tuple[int, int]) -> np.ndarray:
 
 def guide_lines(x: np.ndarray, axis: FrequencyAxis, ignore: np.ndarray, *, nsigma: float = 5.0,
                 min_mhz: float = 0.05, extend_mhz: float = 0.15, smooth_mhz: float = 0.023,
-                block_mhz: float = 3.9) -> np.ndarray:
+                block_mhz: float = 8.0) -> np.ndarray:
     """Channels of the guide spectrum holding lines (emission or absorption) nobody masked,
     HiFAST's detection rule on one spectrum with its widths in MHz: the continuum (medians
-    of ``block_mhz`` blocks, linear between block centres) is removed, the residual is
+    of ``block_mhz`` blocks, linear between block centres and beyond the outer ones) is removed, the residual is
     smoothed by a boxcar of ``smooth_mhz``, 4x and 16x that (narrow lines, and the faint
     wings of broad ones), its noise at each scale is 1.4826 MAD
     (``scipy.stats.median_abs_deviation``), and runs of at least ``min_mhz`` (and twice the
     boxcar) beyond ``nsigma`` noise (either sign) are lines, widened by ``extend_mhz`` each
     side; the continuum is recomputed without the lines found, up to 4 passes (HiFAST:
     3 channels, 20 channels, 20 channels and 512-channel blocks at FAST's 7.63 kHz, i.e.
-    0.023, 0.15, 0.15 and 3.9 MHz). ``ignore`` channels (and NaN) are never lines and are
+    0.023, 0.15, 0.15 and 3.9 MHz; the blocks here are 8 MHz, so that a galaxy 3 MHz wide
+    does not set its block's level). ``ignore`` channels (and NaN) are never lines and are
     left out of every statistic."""
     from scipy.ndimage import uniform_filter1d
     from scipy.stats import median_abs_deviation
 
     from overtone_radio.protect import runs
 
+    if axis.step_mhz < 0:  # blocks are laid from the lowest frequency: mirror-symmetric
+        up = FrequencyAxis(axis.values_mhz[::-1], -axis.step_mhz)
+        return guide_lines(x[::-1], up, ignore[::-1], nsigma=nsigma, min_mhz=min_mhz,
+                           extend_mhz=extend_mhz, smooth_mhz=smooth_mhz,
+                           block_mhz=block_mhz)[::-1]
     n = x.size
     step = axis.width_mhz
     bad = ignore | ~np.isfinite(x)
@@ -188,6 +199,7 @@ def guide_lines(x: np.ndarray, axis: FrequencyAxis, ignore: np.ndarray, *, nsigm
               for w in (smooth_mhz, 4 * smooth_mhz, 16 * smooth_mhz)]
     scales = [sc for sc in scales if 4 * sc[1] < n]
     out = np.zeros(n, bool)
+    noise: dict[int, tuple[float, float]] = {}  # per scale, from the first pass
     for _ in range(4):  # a line wider than a block biases its block's median: mask, redo
         skip = (out | bad)[: nb * block].reshape(nb, block)
         blocks = y[: nb * block].reshape(nb, block)
@@ -195,29 +207,40 @@ def guide_lines(x: np.ndarray, axis: FrequencyAxis, ignore: np.ndarray, *, nsigm
         filled = np.ones(nb, bool)
         for i in np.flatnonzero(skip.any(axis=1)).tolist():  # blocks holding lines or gaps
             keep = blocks[i][~skip[i]]
-            filled[i] = keep.size >= block // 8
+            filled[i] = keep.size >= block // 2  # else the line sets the level: interpolate
             med[i] = np.median(keep) if filled[i] else np.nan
         if not filled.any():
             break
-        cont = np.interp(np.arange(n), centres[filled], med[filled])
+        cont = _linear(np.arange(n), centres[filled], med[filled])
         found = np.zeros(n, bool)
         for width, longest in scales:
             resid = uniform_filter1d(y - cont, width, mode="mirror")
-            thin = max(1, width // 2)  # smoothed neighbours are alike: every width/2-th will do
-            good = resid[~bad & ~out][::thin]
-            if good.size < 16:
+            if width not in noise:
+                thin = max(1, width // 2)  # smoothed neighbours are alike: every width/2-th
+                good = resid[~bad & ~out][::thin]
+                noise[width] = ((float(np.median(good)),
+                                 float(median_abs_deviation(good, scale="normal")))
+                                if good.size >= 16 else (0.0, 0.0))
+            centre, sigma = noise[width]
+            if sigma == 0:
                 continue
-            centre = float(np.median(good))
-            noise = float(median_abs_deviation(good, scale="normal"))
-            if noise == 0:
-                continue
-            for a, b in runs((np.abs(resid - centre) > nsigma * noise) & ~bad):
+            for a, b in runs((np.abs(resid - centre) > nsigma * sigma) & ~bad):
                 if b - a >= longest:
                     found[max(0, a - extend): b + extend] = True
         if not (found & ~out).any():
             break
         out |= found
     return out & ~ignore
+
+
+def _linear(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """np.interp, but continued linearly (not held constant) beyond the outer points."""
+    y = np.interp(x, xp, fp)
+    if xp.size >= 2:
+        lo, hi = x < xp[0], x > xp[-1]
+        y[lo] = fp[0] + (x[lo] - xp[0]) * (fp[1] - fp[0]) / (xp[1] - xp[0])
+        y[hi] = fp[-1] + (x[hi] - xp[-1]) * (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
+    return y
 
 
 def find_ripple_delays(x: np.ndarray, axis: FrequencyAxis, *, min_us: float = 0.2,
@@ -231,7 +254,9 @@ def find_ripple_delays(x: np.ndarray, axis: FrequencyAxis, *, min_us: float = 0.
     n = x.size
     bin_us = 1.0 / (n * axis.width_mhz)
     t = np.linspace(-1.0, 1.0, n)
-    y = x - np.polynomial.chebyshev.chebval(t, np.polynomial.chebyshev.chebfit(t, x, 3))
+    every = max(1, n // 4096)  # a cubic is well fitted from 4,096 channels
+    coef = np.polynomial.chebyshev.chebfit(t[::every], x[::every], 3)
+    y = x - np.polynomial.chebyshev.chebval(t, coef)
     amp = np.abs(sfft.rfft((y * np.hanning(n)).astype(np.float32)))
     lo = max(4, int(np.ceil(min_us / bin_us)))
     hi = min(amp.size - 1, int(max_us / bin_us))
