@@ -76,7 +76,7 @@ def floor_round_trip(x, workers=2, batch=256):
 
 def floor_in_place(x, threads=2, batch=32):
     """floor_threaded with the inverse written straight into the output, as the filter does
-    (scipy's pocketfft binding): how much of the filter's rate comes from that alone."""
+    (numpy.fft.irfft(..., out=)): how much of the filter's rate comes from that alone."""
     from overtone_radio.fftfilter import irfft_into
 
     out = np.empty_like(x)
@@ -181,8 +181,8 @@ def main() -> None:
     for k in ("memory", "dask", "mw", "bare", "dask-floor", "floor-in-place"):
         print(f"  {k}: {rates[k]:.0f} spectra/s = {rates[k] / floor:.2f} of the floor")
     print(f"  dask / dask-floor: {dask_rate / rates['dask-floor']:.2f}")
-    from overtone_radio.fftfilter import _C2R
-    print("  inverse FFT written into the output via scipy's pocketfft binding:", _C2R is not None)
+    from overtone_radio.fftfilter import _IRFFT_OUT
+    print("  inverse FFT written into the output via numpy.fft.irfft(out=):", _IRFFT_OUT)
     if args.speed_only:
         return
     raw_q = rms(quality)

@@ -90,11 +90,14 @@ def test_milky_way_is_protected_without_a_source_mask(sub_band):
     no_src = no_src.compute().drop_vars("source_mask")
     truth, _ = sources(sub_band, with_src["time"].values)
     sel = np.abs(with_src["frequency"].values - 1420.406) < 0.45
-    for ranges, ok in (((1419.4, 1421.4),), True), ((), False):
-        f = FFTStandingWave(protect_ranges_mhz=ranges)
+    # the line is protected by the range, or found in the guide spectrum (lines=True, the
+    # default); with neither it loses flux
+    for ranges, lines, ok in ((((1419.4, 1421.4),), False, True), ((), True, True),
+                              ((), False, False)):
+        f = FFTStandingWave(protect_ranges_mhz=ranges, lines=lines)
         kept = (f(with_src)["spectrum"] - f(no_src)["spectrum"]).values
         err = np.abs(kept[:, sel] - truth[:, sel]).max()
-        assert (err < 0.01) == ok, (ranges, err)
+        assert (err < 0.01) == ok, (ranges, lines, err)
 
 
 def test_an_hour_of_data_is_generated_lazily():
@@ -122,7 +125,7 @@ def test_detect_protects_sources_nobody_masked(sub_band):
     truth, _ = sources(sub_band, with_src["time"].values)
     errs = {}
     for detect in (3.0, None):
-        f = FFTStandingWave(detect=detect, protect_ranges_mhz=[])
+        f = FFTStandingWave(detect=detect, protect_ranges_mhz=[], lines=False)
         kept = (f(with_src)["spectrum"] - f(no_src)["spectrum"]).values
         errs[detect] = np.abs(kept - truth).max()
         if detect:

@@ -23,6 +23,8 @@ from overtone_radio import __version__
 from overtone_radio.protect import substitute
 from overtone_radio.spectra import (
     MILKY_WAY_MHZ,
+    check_pair,
+    check_ranges,
     frequency_axis,
     frequency_chunked_once,
     pick_variable,
@@ -88,14 +90,15 @@ class SineFit:
                  protect_ranges_mhz: Sequence[Sequence[float]] = MILKY_WAY_MHZ) -> None:
         if segment_mhz <= 0 or n_tau < 2:
             raise ConfigError("segment_mhz must be positive and n_tau at least 2")
-        if len(tau_range_us) != 2 or not 0 < tau_range_us[0] < tau_range_us[1]:
-            raise ConfigError(f"tau_range_us = {list(tau_range_us)}; give [low, high] in us")
+        tau_range_us = check_pair(tau_range_us, "tau_range_us", "us")
+        if tau_range_us[0] == 0:
+            raise ConfigError("tau_range_us must start above 0 us")
         self.variable = variable
         self.segment_mhz = float(segment_mhz)
         self.tau_range_us = (float(tau_range_us[0]), float(tau_range_us[1]))
         self.n_tau = int(n_tau)
         self.protect = protect
-        self.protect_ranges_mhz = [list(map(float, r)) for r in protect_ranges_mhz]
+        self.protect_ranges_mhz = check_ranges(protect_ranges_mhz, "protect_ranges_mhz")
 
     def params(self) -> dict[str, Any]:
         return {"variable": self.variable, "segment_mhz": self.segment_mhz,

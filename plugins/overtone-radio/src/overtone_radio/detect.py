@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 from scipy.ndimage import gaussian_filter
+from scipy.stats import median_abs_deviation
 
 from overtone_radio.protect import runs_of_rows
 
@@ -77,7 +78,10 @@ def detect_signals(x: np.ndarray, *, nsigma: float = 3.0, fwhm: tuple[float, flo
     if any_bad:
         sample = np.where(flat_bad[:, ::4], np.nan, sample)
     centre = _nanmedian(sample, axis=1)
-    noise = 1.4826 * _nanmedian(np.abs(sample - centre[:, None]), axis=1)
+    if any_bad:  # NaN-safe, warning-free (scipy's nan_policy warns on all-NaN rows)
+        noise = 1.482602218505602 * _nanmedian(np.abs(sample - centre[:, None]), axis=1)
+    else:
+        noise = median_abs_deviation(sample, axis=1, scale="normal")
     limit = np.where(noise > 0, centre + nsigma * noise, np.inf)
     above = smooth > limit[:, None]
     if any_bad:
@@ -92,18 +96,42 @@ def detect_signals(x: np.ndarray, *, nsigma: float = 3.0, fwhm: tuple[float, flo
     return mask.reshape(shape)
 
 
-def detect_mask(data: xr.DataArray, known: xr.DataArray | None, nsigma: float) -> xr.DataArray:
+#: HiFAST's channel counts at FAST's 7.63 kHz channels, as widths in MHz: guide smoothing
+#: 3 channels, shortest run 20, extension 20, continuum blocks 512.
+SMOOTH_MHZ, MIN_MHZ, EXTEND_MHZ, BLOCK_MHZ = 0.023, 0.15, 0.15, 3.9
+
+
+def channel_settings(step_mhz: float | None) -> dict:
+    """:func:`detect_signals` keyword arguments for channels of ``step_mhz`` (MHz) from the
+    physical widths above; HiFAST's channel counts when ``step_mhz`` is None."""
+    if step_mhz is None:
+        return {}
+    step = abs(step_mhz)
+    return {"fwhm": (GUIDE_FWHM[0], max(1.0, SMOOTH_MHZ / step)),
+            "min_channels": max(3, int(round(MIN_MHZ / step))),
+            "extend": int(round(EXTEND_MHZ / step)),
+            "block": max(16, int(round(BLOCK_MHZ / step)))}
+
+
+def detect_mask(data: xr.DataArray, known: xr.DataArray | None, nsigma: float,
+                step_mhz: float | None = None) -> xr.DataArray:
     """:func:`detect_signals` over a spectra DataArray: smoothed along ``time`` (when that
     dim exists) within each polarization/beam, with ``known`` protected channels left out;
-    lazy on dask data, chunked like ``data``. ``frequency`` must be one chunk."""
+    lazy on dask data, chunked like ``data``. ``frequency`` must be one chunk. With
+    ``step_mhz`` (the channel width) the widths are physical (:func:`channel_settings`).
+    Any number of spectra works, one included: a time axis shorter than the Gaussian's reach
+    is smoothed in one piece."""
     time = ["time"] if "time" in data.dims else []
     dims = [d for d in data.dims if d not in ("time", "frequency")] + time + ["frequency"]
     image = data.transpose(*dims)
     if known is not None:
         known = known.broadcast_like(image).transpose(*dims)
 
+    settings = channel_settings(step_mhz)
+    radius = int(TRUNCATE * settings.get("fwhm", GUIDE_FWHM)[0] * FWHM_TO_SIGMA + 0.5)
+
     def run(x: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray:
-        return detect_signals(x, nsigma=nsigma, ignore=ignore)
+        return detect_signals(x, nsigma=nsigma, ignore=ignore, **settings)
 
     in_memory = image.chunks is None
     if in_memory and time and image.sizes["time"] >= 128:  # blocks of time on the cores
@@ -113,14 +141,20 @@ def detect_mask(data: xr.DataArray, known: xr.DataArray | None, nsigma: float) -
     else:
         import dask.array as dsa
 
-        radius = int(TRUNCATE * GUIDE_FWHM[0] * FWHM_TO_SIGMA + 0.5)  # the Gaussian's reach in time
+        chunks = image.chunks
+        if time and image.sizes["time"] <= 2 * radius:  # too few spectra to overlap: one piece
+            image = image.chunk({"time": -1})
         arrays = [image.data]
         if known is not None:
             arrays.append(known.chunk(dict(zip(dims, image.chunks))).data)
-        # dask widens chunks shorter than the overlap itself
-        found = dsa.map_overlap(run, *arrays, depth={image.ndim - 2: radius} if time else {},
-                                boundary="none", dtype=bool, meta=np.empty((0,) * image.ndim, bool))
-        found = found.compute(scheduler="threads") if in_memory else found.rechunk(image.chunks)
+        if time and len(image.chunks[-2]) > 1:  # dask widens chunks shorter than the overlap
+            found = dsa.map_overlap(run, *arrays, depth={image.ndim - 2: radius},
+                                    boundary="none", dtype=bool,
+                                    meta=np.empty((0,) * image.ndim, bool))
+        else:
+            found = dsa.map_blocks(run, *arrays, dtype=bool,
+                                   meta=np.empty((0,) * image.ndim, bool))
+        found = found.compute(scheduler="threads") if in_memory else found.rechunk(chunks)
     return xr.DataArray(found, dims=dims, coords=image.coords).transpose(*data.dims)
 
 

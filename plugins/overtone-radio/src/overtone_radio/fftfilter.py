@@ -30,7 +30,9 @@ pass.
 
 from __future__ import annotations
 
+import json
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,13 +43,16 @@ import scipy.fft as sfft
 import xarray as xr
 from overtone import ConfigError
 
-from overtone_radio import __version__
+from overtone_radio import __version__, ripples
 from overtone_radio.detect import detect_mask
 from overtone_radio.protect import substitute
 from overtone_radio.spectra import (
+    FLAG,
     MILKY_WAY_MHZ,
     FrequencyAxis,
     batch_dims,
+    check_pair,
+    check_ranges,
     frequency_axis,
     frequency_chunked_once,
     pick_variable,
@@ -60,12 +65,23 @@ EDGE_CHANNELS = 16
 
 
 def _check_windows(windows: Sequence[Sequence[float]], name: str = "windows_us") -> list[tuple[float, float]]:
+    """A list of [low, high] delay windows in us, else a one-line ConfigError."""
+    if not isinstance(windows, (list, tuple)):
+        raise ConfigError(f"{name} = {windows!r}; give a list of delay windows in us, "
+                          "e.g. [[0.88, 0.97]], or leave it out (found from the data)")
     out = []
     for w in windows:
-        if len(w) != 2 or not 0 <= float(w[0]) < float(w[1]):
+        if not isinstance(w, (list, tuple)) or len(w) != 2:
+            raise ConfigError(f"{name} = {list(windows)}: each window must be a pair [low, high] "
+                              "in us, e.g. [[0.6, 0.7]] (a list of pairs)")
+        try:
+            lo, hi = float(w[0]), float(w[1])
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: window {list(w)} is not two numbers (us)") from None
+        if not 0 <= lo < hi:
             raise ConfigError(f"{name}: each window must be [low, high] with 0 <= low < high (us), "
                               f"got {list(w)}")
-        out.append((float(w[0]), float(w[1])))
+        out.append((lo, hi))
     if not out:
         raise ConfigError(f"{name}: give at least one delay window [low, high] in microseconds")
     return out
@@ -81,29 +97,18 @@ def window_bins(axis: FrequencyAxis, windows: Sequence[tuple[float, float]]) -> 
     return np.flatnonzero(inside)
 
 
-def _pocketfft_c2r() -> Any:
-    """scipy's pocketfft binding ``c2r(a, axes, lastsize, forward, inorm, out, nthreads)``,
-    if this scipy has it and it writes into ``out``; else ``None``."""
-    try:
-        from scipy.fft._pocketfft import pypocketfft
-
-        probe = np.zeros((1, 4), np.float32)
-        got = pypocketfft.c2r(np.ones((1, 3), np.complex64), (1,), 4, False, 2, probe, 1)
-        return pypocketfft.c2r if got is probe and probe[0, 0] == 1.0 else None
-    except Exception:  # a private binding: any change in it means the public path
-        return None
-
-
-_C2R = _pocketfft_c2r()
+#: numpy >= 2 transforms float32 in single precision and writes ``irfft`` into ``out``.
+_IRFFT_OUT = int(np.__version__.split(".")[0]) >= 2
 
 
 def irfft_into(spec: np.ndarray, dest: np.ndarray, workers: int) -> None:
-    """``dest[:] = irfft(spec, n=dest.shape[1], axis=1)``, written straight into ``dest``
-    through scipy's pocketfft binding when it allows (saving a temporary and a copy of the
-    batch), else through ``scipy.fft.irfft``."""
-    if _C2R is not None and spec.dtype == np.result_type(dest.dtype, np.complex64) \
+    """``dest[:] = irfft(spec, n=dest.shape[1], axis=1)``, written straight into ``dest`` by
+    numpy's public ``numpy.fft.irfft(..., out=dest)`` (numpy >= 2: no temporary, no copy of
+    the batch; single-threaded, which is how batches run), else through ``scipy.fft.irfft``
+    on ``workers`` threads."""
+    if _IRFFT_OUT and spec.dtype == np.result_type(dest.dtype, np.complex64) \
             and dest.flags.c_contiguous:
-        _C2R(spec, (1,), dest.shape[1], False, 2, dest, workers)
+        np.fft.irfft(spec, n=dest.shape[1], axis=1, out=dest)
     else:
         dest[:] = sfft.irfft(spec, n=dest.shape[1], axis=1, workers=workers)
 
@@ -121,11 +126,17 @@ class _Plan:
     factor: float
     period_ch: float
     ctype: type
+    edge: int
+    robust_edges: bool
+    refuse_ratio: float | None
+    probe: np.ndarray  # channels where the model is checked (middle 80% of the band)
+    basis: dict  # window start bin -> (cos, sin) of 2 pi k c / N, k in the span, c in probe
 
 
 def _plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]], threshold: str,
           nsigma: float, factor: float, reference_us: tuple[float, float], keep_bins: int,
-          hifast_bins: int, period_mhz: float | None, dtype: np.dtype) -> _Plan:
+          hifast_bins: int, period_mhz: float | None, dtype: np.dtype, edge_channels: int = 16,
+          robust_edges: bool = False, refuse_ratio: float | None = None) -> _Plan:
     bin_us = 1.0 / (n * step_mhz)  # delay resolution
     nbins = n // 2 + 1
     spans = []
@@ -145,10 +156,20 @@ def _plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]], th
     if period_mhz is None:
         lo, hi = windows_us[0]
         period_mhz = 2.0 / (lo + hi)
-    return _Plan(n=n, spans=spans, half=keep_bins if threshold == "significance" else hifast_bins,
+    probe = np.unique(np.linspace(0.1 * n, 0.9 * n, 64).astype(np.int64))  # model checks
+    half = keep_bins if threshold == "significance" else hifast_bins
+    basis = {}
+    if refuse_ratio is not None:
+        for a, b in spans:
+            lo, hi = max(1, a - half), min(nbins, b + half)
+            angle = 2 * np.pi * np.outer(np.arange(lo, hi), probe) / n
+            basis[lo] = (np.cos(angle).astype(dtype), np.sin(angle).astype(dtype))
+    return _Plan(n=n, spans=spans, half=half,
                  ref=ref, threshold=threshold, nsigma=nsigma, factor=factor,
                  period_ch=period_mhz / step_mhz,
-                 ctype=np.complex64 if dtype == np.float32 else np.complex128)
+                 ctype=np.complex64 if dtype == np.float32 else np.complex128,
+                 edge=max(1, min(edge_channels, n // 4)), robust_edges=robust_edges,
+                 refuse_ratio=refuse_ratio, probe=probe, basis=basis)
 
 
 def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray | None,
@@ -186,9 +207,13 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
         spec[nan_rows] = sfft.rfft(work[nan_rows], axis=1, workers=workers)
     # the straight line through the first and last EDGE_CHANNELS channels, removed in the
     # delay domain: X_line(k) = slope * sum_n n exp(-2 pi i k n / N) = -slope N / (1 - z_k)
-    m = EDGE_CHANNELS
-    left = work[:, :m].mean(axis=1, dtype=np.float64)
-    right = work[:, n - m:].mean(axis=1, dtype=np.float64)
+    m = plan.edge
+    if plan.robust_edges:  # medians: a spike among the edge channels does not tilt the line
+        left = np.median(work[:, :m], axis=1).astype(np.float64)
+        right = np.median(work[:, n - m:], axis=1).astype(np.float64)
+    else:
+        left = work[:, :m].mean(axis=1, dtype=np.float64)
+        right = work[:, n - m:].mean(axis=1, dtype=np.float64)
     slope = np.where(empty, 0.0, (right - left) / (n - m))
 
     def line(k: np.ndarray) -> np.ndarray:
@@ -207,6 +232,7 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
     half = plan.half
     kept = np.zeros(len(chunk), np.int32)
     taken = np.zeros((len(chunk), nbins), bool) if len(plan.spans) > 1 else None
+    parts = []
     for a, b in plan.spans:
         lo, hi = max(1, a - half), min(nbins, b + half)
         inside = np.arange(lo, hi)
@@ -224,8 +250,17 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
         if taken is not None:  # a bin counts once where windows overlap
             keep &= ~taken[:, lo:hi]
             taken[:, lo:hi] |= keep
-        spec[:, lo:hi] -= np.where(keep, local, 0)
+        parts.append((lo, hi, keep, local, peak))
         kept += keep.sum(axis=1)
+    if plan.refuse_ratio is not None and kept.any():
+        refused = _implausible(parts, plan, work)
+        kept[refused] = -1
+    else:
+        refused = None
+    for lo, hi, keep, local, _ in parts:
+        if refused is not None:
+            keep &= ~refused[:, None]
+        spec[:, lo:hi] -= np.where(keep, local, 0)
     # irfft gives work - ripple; the output is x - ripple: put the original values back
     rows, pos = changed
     rows = slice(None) if rows is None else rows
@@ -235,7 +270,48 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
         dest[rows, pos] += restore
     if empty.any():
         dest[empty] = chunk[empty]
+    if refused is not None and refused.any():  # left as they were, bit for bit
+        dest[refused] = chunk[refused]
     return kept
+
+
+def _implausible(parts: list, plan: _Plan, work: np.ndarray) -> np.ndarray:
+    """Rows whose ripple model is implausible: somewhere inside the band (64 channels over
+    its middle 80%) it exceeds ``refuse_ratio`` times the channel noise sigma there (median
+    |x(c + 1) - x(c)| / 0.954 over those channels: white noise has median |difference|
+    0.954 sigma; junk elsewhere in the band does not inflate it), and subtracting it makes the
+    spectrum there scatter more about its mean, not less. A standing wave that large is
+    visible in the data and its removal flattens them; a model that large which roughens
+    them is the leakage of something else (junk edge channels, a step) into the windows.
+    The model is evaluated at those channels only: m(c) = (2 / N) Re sum_k X_k e^(2 pi i k c / N)."""
+    n = plan.n
+    x = work[:, plan.probe].astype(np.float64)
+    noise = np.median(np.abs(work[:, plan.probe + 1] - x), axis=1) / 0.954
+    # |m(c)| <= (2 / N) sum_k |X_k|: rows below the limit even so need no model
+    bound = sum(np.abs(np.where(keep, local, 0)).sum(axis=1) for _, _, keep, local, _ in parts)
+    rows = np.flatnonzero(bound * (2.0 / n) > plan.refuse_ratio * noise)
+    refused = np.zeros(len(work), bool)
+    if rows.size == 0:
+        return refused
+    model = np.zeros((rows.size, plan.probe.size))
+    h = plan.half
+    for lo, hi, keep, local, peak in parts:
+        cos, sin = plan.basis[lo]
+        # the kept bins of a row lie within +-half of its peak: gather those alone
+        idx = peak[rows, None] - lo + np.arange(-h, h + 1)[None, :]
+        valid = (idx >= 0) & (idx < hi - lo)
+        idx = np.clip(idx, 0, hi - lo - 1)
+        coef = np.take_along_axis(np.where(keep[rows], local[rows], 0), idx, axis=1)
+        coef = np.where(valid, coef, 0)
+        # einsum's own loops: BLAS threads only add start-up cost at this size
+        model += (np.einsum("rk,rkp->rp", coef.real, cos[idx])
+                  - np.einsum("rk,rkp->rp", coef.imag, sin[idx]))
+    model *= 2.0 / n
+    x = x[rows]
+    before = x.std(axis=1)
+    after = (x - model).std(axis=1)
+    refused[rows] = (np.abs(model).max(axis=1) > plan.refuse_ratio * noise[rows]) & (after > before)
+    return refused
 
 
 def _threads(workers: int | None) -> int:
@@ -263,6 +339,9 @@ def remove_standing_waves(
     workers: int | None = None,
     batch: int = 32,
     protect_channels: np.ndarray | None = None,
+    edge_channels: int = 16,
+    robust_edges: bool = False,
+    refuse_ratio: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Remove standing waves from spectra ``x`` (..., N); returns (cleaned, bins removed).
 
@@ -281,7 +360,8 @@ def remove_standing_waves(
             windows_us=windows_us, threshold=threshold, nsigma=nsigma, factor=factor,
             reference_us=reference_us, keep_bins=keep_bins, hifast_bins=hifast_bins,
             period_mhz=period_mhz, workers=workers, batch=batch,
-            protect_channels=None if protect_channels is None else protect_channels[::-1])
+            protect_channels=None if protect_channels is None else protect_channels[::-1],
+            edge_channels=edge_channels, robust_edges=robust_edges, refuse_ratio=refuse_ratio)
         return out[..., ::-1], counts
     shape = x.shape
     n = shape[-1]
@@ -292,7 +372,7 @@ def remove_standing_waves(
     if protect_channels is not None and protect_channels.any():
         channels = np.asarray(protect_channels, bool)
     plan = _plan(n, step_mhz, windows_us, threshold, nsigma, factor, reference_us, keep_bins,
-                 hifast_bins, period_mhz, dtype)
+                 hifast_bins, period_mhz, dtype, edge_channels, robust_edges, refuse_ratio)
     workers = _threads(workers)
     out = np.empty_like(rows)
     counts = np.zeros(rows.shape[0], np.int16)
@@ -311,6 +391,14 @@ def remove_standing_waves(
     else:
         with ThreadPoolExecutor(min(workers, len(starts))) as pool:
             list(pool.map(lambda s: one(s, 1), starts))
+    refused = int((counts < 0).sum())
+    if refused:
+        warnings.warn(
+            f"fft-standing-wave: left {refused} of {counts.size} spectra unfiltered: their ripple "
+            f"model is over {refuse_ratio:g}x the channel noise yet makes the band rougher, not "
+            "flatter (leakage of junk edge channels or a step into the delay windows, not a "
+            "standing wave); flag those channels (edges=true does) or check windows_us",
+            RuntimeWarning, stacklevel=2)
     return out.reshape(shape), counts.reshape(shape[:-1])
 
 
@@ -352,20 +440,32 @@ def per_spectrum(kernel: Any, data: xr.DataArray, protect: xr.DataArray | None
 class FFTStandingWave:
     """``fft-standing-wave``: the FFT filter of arXiv 2411.13016 on a spectra Dataset.
 
-    Returns the Dataset with the spectra variable cleaned (same name, dims, coords, attrs),
-    plus ``sw_bins`` (one value per spectrum: how many delay bins were removed), lazily on
-    dask input (one task per chunk, whole band per chunk: :func:`per_spectrum`). Compute the
-    two together (``ds.compute()``, or ``overtone process``, which writes them in one pass):
-    computing them one at a time runs the filter twice.
+    Before filtering, from the guide spectrum (the mean of the first spectra,
+    :mod:`overtone_radio.ripples`): junk band-edge channels are flagged (``edges``), lines
+    nobody masked are protected in every spectrum (``lines``), and the delay windows are
+    chosen: ``windows_us`` when given, else the telescope's preset (``telescope``, or the
+    dataset's ``telescope``/``TELESCOP`` attribute) together with every significant peak of
+    the guide spectrum's delay spectrum (``search``). Widths are physical (``keep_us``,
+    ``edge_fit_mhz``) and converted per dataset.
+
+    Returns the Dataset with the spectra variable cleaned (same name, dims, coords, attrs,
+    plus ``sw_windows_us``), ``sw_bins`` (per spectrum: delay bins removed, -1 where the
+    model was refused as implausible), ``sw_protected`` (frequency: channels protected in
+    every spectrum) and ``flag`` OR-ed with the junk edge channels; lazily on dask input (one
+    task per chunk, whole band per chunk: :func:`per_spectrum`). Compute the outputs together
+    (``ds.compute()``, or ``overtone process``): one at a time runs the filter twice.
     """
 
     name = "fft-standing-wave"
 
     def __init__(self, variable: str | None = None,
-                 windows_us: Sequence[Sequence[float]] = DEFAULT_WINDOWS_US,
+                 windows_us: Sequence[Sequence[float]] | None = None,
+                 telescope: str = "auto", search: bool = True, search_p: float = 1e-3,
+                 search_range_us: Sequence[float] = (0.2, 30.0),
                  threshold: str = "significance", nsigma: float = 5.0, factor: float = 1.4,
-                 reference_us: Sequence[float] = (5.0, 50.0), keep_bins: int = 10,
-                 hifast_bins: int = 5, protect: bool = True,
+                 reference_us: Sequence[float] = (5.0, 50.0), keep_us: float = 0.02,
+                 hifast_us: float = 0.01, edges: bool = True, edge_fit_mhz: float = 0.12,
+                 refuse_ratio: float | None = 3.0, lines: bool = True, protect: bool = True,
                  protect_ranges_mhz: Sequence[Sequence[float]] = MILKY_WAY_MHZ,
                  period_mhz: float | None = None, workers: int | None = None,
                  batch: int = 32, detect: float | None = None) -> None:
@@ -373,8 +473,8 @@ class FFTStandingWave:
             raise ConfigError(f"threshold = {threshold!r}; allowed: 'significance', 'hifast'")
         if nsigma <= 0 or factor <= 0:
             raise ConfigError("nsigma and factor must be positive")
-        if len(reference_us) != 2 or not 0 <= reference_us[0] < reference_us[1]:
-            raise ConfigError(f"reference_us = {list(reference_us)}; give [low, high] in us")
+        self.reference_us = check_pair(reference_us, "reference_us", "us")
+        self.search_range_us = check_pair(search_range_us, "search_range_us", "us")
         if batch < 1:
             raise ConfigError(f"batch = {batch}; it must be at least 1")
         if detect is not None and detect <= 0:
@@ -382,19 +482,35 @@ class FFTStandingWave:
                               "or leave it out")
         if detect is not None and not protect:
             raise ConfigError("detect protects what it finds, so it needs protect = true")
+        if not 0 < search_p < 1:
+            raise ConfigError(f"search_p = {search_p}; give the expected number of noise peaks "
+                              "per search, between 0 and 1 (default 0.001)")
+        if keep_us < 0 or hifast_us < 0 or edge_fit_mhz <= 0:
+            raise ConfigError("keep_us and hifast_us must be >= 0 and edge_fit_mhz > 0")
+        if refuse_ratio is not None and refuse_ratio <= 1:
+            raise ConfigError(f"refuse_ratio = {refuse_ratio}; give a factor above 1 (default 3) "
+                              "or null to never refuse a model")
+        if not isinstance(telescope, str) or (telescope.lower() not in ("auto", "none")
+                                              and ripples.preset_name(telescope) is None):
+            raise ConfigError(f"telescope = {telescope!r}; allowed: 'auto' (from the dataset), "
+                              f"'none', or a preset: {', '.join(ripples.PRESETS)}")
         self.detect = None if detect is None else float(detect)
         self.variable = variable
-        self.windows_us = _check_windows(windows_us)
+        self.windows_us = None if windows_us is None else _check_windows(windows_us)
+        self.telescope = telescope
+        self.search = bool(search)
+        self.search_p = float(search_p)
         self.threshold = threshold
         self.nsigma = float(nsigma)
         self.factor = float(factor)
-        self.reference_us = (float(reference_us[0]), float(reference_us[1]))
-        if keep_bins < 0 or hifast_bins < 0:
-            raise ConfigError("keep_bins and hifast_bins must be non-negative")
-        self.keep_bins = int(keep_bins)
-        self.hifast_bins = int(hifast_bins)
+        self.keep_us = float(keep_us)
+        self.hifast_us = float(hifast_us)
+        self.edges = bool(edges)
+        self.edge_fit_mhz = float(edge_fit_mhz)
+        self.refuse_ratio = None if refuse_ratio is None else float(refuse_ratio)
+        self.lines = bool(lines)
         self.protect = protect
-        self.protect_ranges_mhz = [list(map(float, r)) for r in protect_ranges_mhz]
+        self.protect_ranges_mhz = check_ranges(protect_ranges_mhz, "protect_ranges_mhz")
         self.period_mhz = period_mhz
         self.workers = workers
         self.batch = batch
@@ -409,44 +525,158 @@ class FFTStandingWave:
         return self.workers
 
     def params(self) -> dict[str, Any]:
-        return {"variable": self.variable, "windows_us": [list(w) for w in self.windows_us],
+        return {"variable": self.variable,
+                "windows_us": None if self.windows_us is None else [list(w) for w in self.windows_us],
+                "telescope": self.telescope, "search": self.search, "search_p": self.search_p,
+                "search_range_us": list(self.search_range_us),
                 "threshold": self.threshold, "nsigma": self.nsigma, "factor": self.factor,
-                "reference_us": list(self.reference_us), "keep_bins": self.keep_bins,
-                "hifast_bins": self.hifast_bins, "protect": self.protect, "protect_ranges_mhz": self.protect_ranges_mhz,
+                "reference_us": list(self.reference_us), "keep_us": self.keep_us,
+                "hifast_us": self.hifast_us, "edges": self.edges,
+                "edge_fit_mhz": self.edge_fit_mhz, "refuse_ratio": self.refuse_ratio,
+                "lines": self.lines, "protect": self.protect,
+                "protect_ranges_mhz": self.protect_ranges_mhz,
                 "period_mhz": self.period_mhz, "detect": self.detect}
+
+    def preset(self, ds: xr.Dataset) -> str | None:
+        """The telescope preset used for ``ds`` (see ``telescope``)."""
+        t = self.telescope.lower()
+        if t == "none":
+            return None
+        return ripples.preset_name(ripples.dataset_telescope(ds) if t == "auto" else t)
+
+    def plan(self, ds: xr.Dataset, data: xr.DataArray, axis: FrequencyAxis,
+             protect: xr.DataArray | None, channels: np.ndarray | None
+             ) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray, np.ndarray]:
+        """What the guide spectrum says about this dataset: the delay windows (us), the junk
+        edge channels, the line channels and the (frequency,) channels protected in every
+        spectrum (``channels`` | junk | lines)."""
+        n = axis.n
+        junk = np.zeros(n, bool)
+        found_lines = np.zeros(n, bool)
+        shared = np.zeros(n, bool) if channels is None else channels.copy()
+        explicit = self.windows_us is not None
+        need_guide = self.edges or (self.protect and self.lines) or (not explicit and self.search)
+        guide = None
+        if need_guide:
+            guide = ripples.guide_spectrum(data, protect)
+            if self.edges:
+                junk = ripples.edge_mask(n, ripples.junk_edges(guide, axis.step_mhz))
+            if self.protect and self.lines:
+                found_lines = ripples.guide_lines(guide, axis, junk | shared)
+        shared |= junk | found_lines
+        if explicit:
+            windows = list(self.windows_us)
+        else:
+            name = self.preset(ds)
+            windows = list(ripples.PRESETS[name]) if name else []
+            if self.search and guide is not None:
+                filled = ripples.fill_gaps(guide, shared)
+                windows += ripples.find_ripple_delays(
+                    filled, axis, min_us=self.search_range_us[0],
+                    max_us=self.search_range_us[1], p_false=self.search_p, skip=windows)
+            windows = _usable(windows, axis)
+        if guide is not None and self.protect and self.lines and windows:
+            # a second look for lines with the ripple taken out of the guide spectrum: a
+            # standing wave as strong as a faint line hides it from the first look
+            try:
+                clean, _ = remove_standing_waves(
+                    np.where(np.isfinite(guide), guide, np.nan)[None, :], shared[None, :],
+                    step_mhz=axis.step_mhz, windows_us=windows, nsigma=self.nsigma,
+                    reference_us=self.reference_us, keep_bins=max(1, int(round(
+                        self.keep_us * axis.n * axis.width_mhz))), robust_edges=True)
+            except ConfigError:  # a band too narrow for these windows: no second look
+                clean = None
+            if clean is not None:
+                more = ripples.guide_lines(clean[0], axis, junk | shared)
+                found_lines |= more
+                shared |= more
+        return windows, junk, found_lines, shared
 
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         name = pick_variable(ds, self.variable)
         axis = frequency_axis(ds)
         data = frequency_chunked_once(ds[name])
-        # check the delay windows against this band now, not later inside a dask task
-        remove_standing_waves(np.zeros((1, axis.n), np.float32), None, step_mhz=axis.step_mhz,
-                              windows_us=self.windows_us, threshold=self.threshold,
-                              reference_us=self.reference_us)
+        if self.windows_us is not None:  # check them against this band now, not in a task
+            remove_standing_waves(np.zeros((1, axis.n), np.float32), None,
+                                  step_mhz=axis.step_mhz, windows_us=self.windows_us,
+                                  threshold=self.threshold, reference_us=self.reference_us)
         protect, channels = (protection_masks(ds, data, axis, self.protect_ranges_mhz)
                              if self.protect else (None, None))
+        windows, junk, found_lines, shared = self.plan(ds, data, axis, protect, channels)
+        channels = shared if shared.any() else None
         if self.detect is not None:  # strong signals nobody masked (overtone_radio.detect)
             known = protect
             if channels is not None:
-                shared = xr.DataArray(channels, dims="frequency")
-                known = shared if known is None else known | shared
-            found = detect_mask(data, known, self.detect)
+                both = xr.DataArray(channels, dims="frequency")
+                known = both if known is None else known | both
+            found = detect_mask(data, known, self.detect, step_mhz=axis.width_mhz)
             protect = found if protect is None else protect | found
-        kwargs = dict(step_mhz=axis.step_mhz, windows_us=self.windows_us, threshold=self.threshold,
-                      nsigma=self.nsigma, factor=self.factor, reference_us=self.reference_us,
-                      keep_bins=self.keep_bins, hifast_bins=self.hifast_bins,
-                      period_mhz=self.period_mhz, workers=self._workers(data), batch=self.batch,
-                      protect_channels=channels)
-        cleaned, nbins = per_spectrum(lambda x, p: remove_standing_waves(x, p, **kwargs), data, protect)
         out = ds.copy()
-        out[name] = cleaned.transpose(*ds[name].dims).assign_attrs(ds[name].attrs)
+        bin_us = 1.0 / (axis.n * axis.width_mhz)
+        reference = self.reference_us
+        if self.windows_us is None and reference[1] / bin_us - reference[0] / bin_us < 32:
+            # a narrow band: measure the noise over the upper 7/8 of its delays instead
+            top = (axis.n // 2) * bin_us
+            reference = (top / 8, top)
+            if axis.n // 2 * 7 // 8 < 32:
+                windows = []  # too few delay bins to tell a ripple from noise
+        if windows:
+            kwargs = dict(step_mhz=axis.step_mhz, windows_us=windows, threshold=self.threshold,
+                          nsigma=self.nsigma, factor=self.factor, reference_us=reference,
+                          keep_bins=max(1, int(round(self.keep_us / bin_us))),
+                          hifast_bins=max(1, int(round(self.hifast_us / bin_us))),
+                          period_mhz=self.period_mhz, workers=self._workers(data),
+                          batch=self.batch, protect_channels=channels,
+                          edge_channels=max(4, int(round(self.edge_fit_mhz / axis.width_mhz))),
+                          robust_edges=True, refuse_ratio=self.refuse_ratio)
+            cleaned, nbins = per_spectrum(lambda x, p: remove_standing_waves(x, p, **kwargs),
+                                          data, protect)
+            out[name] = cleaned.transpose(*ds[name].dims).assign_attrs(ds[name].attrs)
+        else:  # no preset, nothing significant found: nothing to remove
+            dims = batch_dims(data)
+            nbins = xr.zeros_like(data.isel(frequency=0, drop=True), dtype=np.int16)
+            nbins = nbins.transpose(*dims)
+        out[name].attrs["sw_windows_us"] = json.dumps([[round(a, 4), round(b, 4)]
+                                                       for a, b in windows])
         out["sw_bins"] = nbins.assign_attrs(
-            long_name="delay bins removed by the FFT standing-wave filter", units="1")
-        record(out, self.name, __version__, self.params())
+            long_name="delay bins removed by the FFT standing-wave filter "
+                      "(-1: model refused as implausible)", units="1")
+        out["sw_protected"] = xr.DataArray(shared, dims="frequency", attrs={
+            "long_name": "channels protected in every spectrum (ranges, masks, lines found, "
+                         "junk edges)"})
+        if junk.any():
+            edge = xr.DataArray(junk, dims="frequency")
+            out[FLAG] = (ds[FLAG] | edge) if FLAG in ds.variables else edge
+            out[FLAG].attrs["long_name"] = "bad channels (junk band edges included)"
+        params = self.params()
+        params["windows_used_us"] = [[round(a, 4), round(b, 4)] for a, b in windows]
+        params["junk_edge_channels"] = [int(junk[: axis.n // 2].sum()),
+                                        int(junk[axis.n // 2:].sum())]
+        params["line_channels"] = int(found_lines.sum())
+        record(out, self.name, __version__, params)
         return out
 
     def plot(self, before: xr.Dataset, after: xr.Dataset):
-        """Spectrum and delay spectrum (|rfft|, mean over the first 16 spectra), before/after."""
+        """Spectrum, what was removed, and delay spectrum (|rfft|) before/after, with the
+        delay windows shaded and the protected and flagged channels marked."""
         from overtone_radio.plotting import before_after
 
         return before_after(before, after, self.variable, title=self.name)
+
+
+def _usable(windows: list[tuple[float, float]], axis: FrequencyAxis) -> list[tuple[float, float]]:
+    """Windows that hold at least one delay bin of this band (one bin either side of a
+    window's centre is added where it holds none); a window centred below 2 delay bins (a
+    period longer than half the band) or beyond the largest delay is dropped."""
+    bin_us = 1.0 / (axis.n * axis.width_mhz)
+    top = (axis.n // 2) * bin_us
+    out = []
+    for lo, hi in windows:
+        centre = 0.5 * (lo + hi)
+        if centre < 2 * bin_us:
+            continue
+        lo, hi = min(lo, centre - bin_us), max(hi, centre + bin_us)
+        lo = max(lo, bin_us)
+        if lo < top and hi > lo:
+            out.append((lo, min(hi, top - bin_us)))
+    return out

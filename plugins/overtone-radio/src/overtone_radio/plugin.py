@@ -18,18 +18,37 @@ def overtone_signal_processors():
             "FFT standing-wave filter of FAST spectra (arXiv 2411.13016, HiFAST)",
             params={
                 "variable": _VARIABLE,
-                "windows_us": Param([[0.88, 0.97], [1.78, 1.92]], type=(list, tuple),
-                                    help="delay windows [low, high] in us (tau = 1 / period in MHz): "
-                                    "the ~1.09 MHz FAST ripple and its harmonic"),
+                "windows_us": Param(None, type=(list, tuple),
+                                    help="delay windows [[low, high], ...] in us (tau = 1 / period "
+                                    "in MHz); default: the telescope preset plus the ripples found "
+                                    "in the data"),
+                "telescope": Param("auto", type=str,
+                                   help="preset windows: 'fast' (0.88-0.97, 1.78-1.92, 25-26 us), "
+                                   "'gbt' (0.40-0.46, 0.58-0.66 us), 'none', or 'auto' (from the "
+                                   "dataset's telescope/TELESCOP attribute)"),
+                "search": Param(True, help="also find ripple delays from the data (peaks of the "
+                                "guide spectrum's delay spectrum)"),
+                "search_p": Param(0.001, help="expected number of noise peaks per search "
+                                  "(significance of a found ripple)"),
+                "search_range_us": Param([0.2, 30.0], type=(list, tuple),
+                                         help="delays searched, us"),
                 "threshold": Param("significance", choices=("significance", "hifast"),
                                    help="significance test per window, or HiFAST's factor x median rule"),
                 "nsigma": Param(5.0, help="significance mode: window peak above nsigma noise sigma"),
                 "factor": Param(1.4, help="hifast mode: factor x median of the mean |rfft|"),
                 "reference_us": Param([5.0, 50.0], type=(list, tuple),
-                                      help="significance mode: delay range (us) measuring the noise"),
-                "keep_bins": Param(10, help="significance mode: keep this many bins either side of the peak "
-                                   "(the ripple's leakage; 10 bins = 0.02 us over 500 MHz)"),
-                "hifast_bins": Param(5, help="hifast mode: bins either side of the peak"),
+                                      help="delay range (us) measuring the noise"),
+                "keep_us": Param(0.02, help="significance mode: delay kept either side of the "
+                                 "peak, us (the ripple's leakage; 10 bins over 500 MHz)"),
+                "hifast_us": Param(0.01, help="hifast mode: delay either side of the peak, us"),
+                "edges": Param(True, help="flag junk band-edge channels found in the data"),
+                "edge_fit_mhz": Param(0.12, help="width at each band end of the robust edge "
+                                      "line, MHz"),
+                "refuse_ratio": Param(3.0, type=(float, int),
+                                      help="refuse a model this many times larger at the band "
+                                      "edges than inside and than the noise (null: never)"),
+                "lines": Param(True, help="protect lines found in the guide spectrum (the mean "
+                               "of the first 16 spectra) in every spectrum"),
                 "protect": _PROTECT,
                 "protect_ranges_mhz": _RANGES,
                 "period_mhz": Param(None, type=(float, int),
@@ -80,6 +99,39 @@ def overtone_signal_processors():
             },
         ),
         Component(
+            "signal_processor", "flag-narrow-rfi", "overtone_radio.channels:NarrowRFIFlagger",
+            "flag narrow RFI: sigma clip against a running median along frequency",
+            params={
+                "variable": _VARIABLE,
+                "window_mhz": Param(0.1, help="running-median width, MHz"),
+                "nsigma": Param(6.0, help="flag beyond this many robust sigma (1.4826 MAD)"),
+                "grow_mhz": Param(0.0, help="widen each flagged run by this much each side, MHz"),
+            },
+        ),
+        Component(
+            "signal_processor", "polynomial-baseline", "overtone_radio.channels:PolynomialBaseline",
+            "subtract a Chebyshev baseline fitted on line-free channels",
+            params={
+                "variable": _VARIABLE,
+                "order": Param(3, help="polynomial degree"),
+                "exclude_mhz": Param([], type=(list, tuple),
+                                     help="ranges [[low, high], ...] MHz left out of the fit "
+                                     "(lines); source_mask and flag channels are always left out"),
+            },
+        ),
+        Component(
+            "signal_processor", "smooth", "overtone_radio.channels:Smooth",
+            "smooth along frequency (boxcar or Hanning), optionally decimated",
+            params={
+                "variable": _VARIABLE,
+                "kernel": Param("hanning", choices=("boxcar", "hanning"),
+                                help="boxcar (channels wide) or Hanning (1/4, 1/2, 1/4)"),
+                "channels": Param(3, help="boxcar width in channels"),
+                "decimate": Param(False, help="keep every channels-th (boxcar) or 2nd (hanning) "
+                                  "channel"),
+            },
+        ),
+        Component(
             "signal_processor", "rms-ratio", "overtone_radio.rms:RMSRatio",
             "measured RMS over the radiometer equation T_sys / sqrt(dnu tau), per spectrum",
             params={
@@ -88,7 +140,7 @@ def overtone_signal_processors():
                 "bin_channels": Param(16, help="channels binned before measuring"),
                 "window_mhz": Param(10.0, help="window for the line fit and RMS (MHz)"),
                 "edge_mhz": Param(10.0, help="band edge left out at each end (MHz)"),
-                "tsys": Param(None, type=(float, int), help="system temperature (default: the data's level)"),
+                "tsys": Param(None, type=(float, int), help="system temperature (default: the dataset's tsys variable, else the data's level)"),
                 "exposure": Param(None, type=(float, int), help="seconds per spectrum (default: the data's)"),
             },
         ),

@@ -4,7 +4,9 @@ Method (on the time-mean spectrum, so weak combs rise above the noise):
 
 1. the mean spectrum minus its running median over ``baseline_mhz`` (removes the bandpass
    and the ~1 MHz ripple, keeps spikes a few channels wide); source channels are skipped;
-2. peaks: local maxima above ``nsigma`` robust sigma (1.4826 MAD) and ``min_height``;
+2. peaks: local maxima above ``nsigma`` robust sigma (1.4826 MAD) and ``min_height``, one
+   per feature (maxima joined by channels above half the limit are one line, however many
+   local maxima it has);
 3. the peaks' positions form an impulse train whose rfft gives the Rayleigh power
    Z(tau) = |sum_i exp(-2 pi i nu_i tau)|^2 / n_peaks (about 1 for random positions); a comb of
    period P puts Z ~ n_teeth^2 / n_peaks at tau = k / P for every k;
@@ -15,7 +17,8 @@ Method (on the time-mean spectrum, so weak combs rise above the noise):
    harmonic tau = k / P does not report P / k and a short period does not collect stray
    peaks; P and nu_0 are refined by least squares on (n, nu_i), and only the stretch of teeth
    with at most 8 missing in a row that holds the most members is kept;
-   combs with at least ``min_teeth`` members are kept and their peaks removed; repeat.
+   combs on at least ``min_teeth`` distinct teeth (different n, not peaks: the peaks of one
+   line are one tooth) are kept and their peaks removed; repeat.
 
 In the delay domain the FAST periods 8.1, 0.5 and 0.37 MHz sit at 0.123, 2.0 and 2.70 us.
 """
@@ -27,33 +30,53 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from overtone import ConfigError, DatasetError
+from scipy import signal
+from scipy.stats import median_abs_deviation
 
 from overtone_radio import __version__
-from overtone_radio.spectra import FLAG, SOURCE_MASK, frequency_axis, pick_variable, record
+from overtone_radio.spectra import (
+    FLAG,
+    SOURCE_MASK,
+    check_pair,
+    frequency_axis,
+    pick_variable,
+    record,
+)
 
 
 def find_peaks(resid: np.ndarray, nsigma: float, min_height: float) -> np.ndarray:
-    """Indices of local maxima of ``resid`` above nsigma robust sigma and ``min_height``,
-    keeping the highest within 3 channels of each other."""
+    """Channels of the distinct peaks of ``resid``: local maxima (``scipy.signal.find_peaks``)
+    above nsigma robust sigma (1.4826 MAD, ``scipy.stats.median_abs_deviation``) and
+    ``min_height``, one per feature: maxima joined by channels above half that limit (one
+    broad line, a maser with many local maxima, say) count once, at the highest."""
     finite = np.isfinite(resid)
-    sigma = 1.4826 * np.median(np.abs(resid[finite] - np.median(resid[finite])))
+    sigma = median_abs_deviation(resid[finite], scale="normal")
     r = np.where(finite, resid, -np.inf)
     limit = max(nsigma * sigma, min_height)
-    cand = np.flatnonzero((r > limit) & (r >= np.roll(r, 1)) & (r >= np.roll(r, -1)))
-    keep: list[int] = []
-    for i in cand[np.argsort(-r[cand])]:
-        if all(abs(i - j) > 3 for j in keep):
-            keep.append(int(i))
-    return np.sort(np.array(keep, dtype=np.int64))
+    cand, _ = signal.find_peaks(r, height=limit)
+    if cand.size == 0:
+        return cand.astype(np.int64)
+    feature = np.cumsum(~(r > 0.5 * limit))[cand]  # same number: joined by a run above limit/2
+    order = np.lexsort((-r[cand], feature))
+    first = np.ones(order.size, bool)
+    first[1:] = feature[order][1:] != feature[order][:-1]
+    return np.sort(cand[order[first]]).astype(np.int64)
 
 
 def _members(freqs: np.ndarray, period: float, tol: float) -> tuple[np.ndarray, float]:
-    """Peaks on the comb nu_0 + n ``period`` (within ``tol``) that holds the most peaks, with
-    nu_0 taken at one of the peaks (robust to peaks of other combs)."""
+    """Peaks on the comb nu_0 + n ``period`` (within ``tol``) that holds the most distinct
+    teeth, with nu_0 taken at one of the peaks (robust to peaks of other combs)."""
     dist = (freqs[None, :] - freqs[:, None] + period / 2) % period - period / 2
-    counts = (np.abs(dist) <= tol).sum(axis=1)
+    near = np.abs(dist) <= tol
+    tooth = np.round((freqs[None, :] - freqs[:, None]) / period)
+    counts = [np.unique(tooth[i][near[i]]).size for i in range(freqs.size)]
     anchor = int(np.argmax(counts))
-    return np.abs(dist[anchor]) <= tol, float(freqs[anchor])
+    return near[anchor], float(freqs[anchor])
+
+
+def distinct_teeth(freqs: np.ndarray, period: float, offset: float) -> int:
+    """How many different teeth n (nu = offset + n period) the peaks ``freqs`` sit on."""
+    return int(np.unique(np.round((freqs - offset) / period)).size)
 
 
 def _fit_comb(freqs: np.ndarray, period: float, tolerance: float
@@ -120,7 +143,7 @@ def find_combs(freq_mhz: np.ndarray, resid: np.ndarray, peaks: np.ndarray, *,
         k_max = int(min(100, max(1, np.floor(tau_best * period_range_mhz[1]))))
         for k in range(1, k_max + 1):
             period, offset, member, tol = _fit_comb(f, k / tau_best, tolerance_mhz)
-            m = int(member.sum())
+            m = distinct_teeth(f[member], period, offset)
             if m < 2:
                 continue
             slots = np.ptp(f[member]) / period + 1
@@ -128,14 +151,14 @@ def find_combs(freq_mhz: np.ndarray, resid: np.ndarray, peaks: np.ndarray, *,
             if score > best_fit[0]:
                 best_fit = (score, period, offset, member, tol)
         _, period, offset, member, tol = best_fit
-        if member.sum() < min_teeth:
+        if distinct_teeth(f[member], period, offset) < min_teeth:
             rejected[max(0, best - 2):best + 3] = True
             continue
         heights = resid[remaining[member]]
         first, last = f[member].min(), f[member].max()
         combs.append({"period": float(abs(period)), "offset": float(first),
                       "stop": float(last), "amplitude": float(np.median(heights)),
-                      "teeth": int(member.sum())})
+                      "teeth": distinct_teeth(f[member], period, offset)})
         remaining = remaining[~member]
     return combs
 
@@ -167,8 +190,9 @@ class HarmonicRFI:
                  z_min: float = 20.0, min_teeth: int = 4, tolerance_mhz: float = 0.016,
                  mask_halfwidth_mhz: float = 0.023, max_combs: int = 10,
                  update_flag: bool = True) -> None:
-        if len(period_range_mhz) != 2 or not 0 < period_range_mhz[0] < period_range_mhz[1]:
-            raise ConfigError(f"period_range_mhz = {list(period_range_mhz)}; give [low, high] MHz")
+        period_range_mhz = check_pair(period_range_mhz, "period_range_mhz", "MHz")
+        if period_range_mhz[0] == 0:
+            raise ConfigError("period_range_mhz must start above 0 MHz")
         if nsigma <= 0 or z_min <= 0 or min_teeth < 2 or baseline_mhz <= 0:
             raise ConfigError("nsigma, z_min, baseline_mhz must be positive and min_teeth >= 2")
         self.variable = variable

@@ -9,21 +9,23 @@ How it is measured (this is the definition used by every table in docs/radio.md)
    ``window_mhz``; masked channels (``source_mask``, ``flag``, NaN) are left out;
 3. in each window a straight line is fitted and removed (it takes out the bandpass, not a
    ~1 MHz ripple: a 10 MHz window holds nine ripple periods), points beyond 5 robust sigma
-   are clipped once (narrow RFI), and the standard deviation is the measured RMS;
+   are clipped once (narrow RFI; robust sigma = 1.4826 MAD, ``scipy.stats.median_abs_deviation``
+   with ``scale="normal"``), and the standard deviation is the measured RMS;
 4. the expected RMS is T_sys / sqrt(dnu * tau) with dnu = bin_channels * |channel width| (Hz),
-   tau = the summed exposure of the group (s) and T_sys = the window's mean level (or the
-   ``tsys`` parameter when the data are baseline-subtracted);
+   tau = the summed exposure of the group (s) and T_sys = the ``tsys`` parameter, else a
+   ``tsys`` variable of the dataset (as SDFITS readers give; averaged over the group), else
+   the window's mean level (right for uncalibrated, not baseline-subtracted data);
 5. the ratio per group is the median over windows; every spectrum of a group gets it.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import xarray as xr
 from overtone import ConfigError, DatasetError
+from scipy.stats import median_abs_deviation
 
 from overtone_radio import __version__
 from overtone_radio.spectra import (
@@ -59,17 +61,26 @@ def window_rms(x: np.ndarray, edge: int, width: int) -> tuple[np.ndarray, np.nda
             slope = (sw * sty - st * sy) / det
             icpt = (sy - slope * st) / sw
             resid = np.where(ok, seg - icpt[..., None] - slope[..., None] * t, np.nan)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                med = np.nanmedian(np.abs(resid), axis=-1) * 1.4826 / 0.6745
-        ok = ok & ~(np.abs(resid) > 5 * med[..., None])
+        # robust sigma = 1.4826 x median absolute deviation (scipy's scale="normal"); an
+        # all-masked window is given zeros (no NaN-slice warning) and clips nothing
+        empty = ~ok.any(-1, keepdims=True)
+        sigma = median_abs_deviation(np.where(empty, 0.0, resid), axis=-1, scale="normal",
+                                     nan_policy="omit")
+        ok = ok & ~(np.abs(resid) > 5 * sigma[..., None])
     with np.errstate(invalid="ignore", divide="ignore"):
         std = np.sqrt(np.nansum(np.where(ok, resid, 0.0) ** 2, -1) / (ok.sum(-1) - 2))
         level = np.where(ok, seg, 0.0).sum(-1) / ok.sum(-1)
     std[ok.sum(-1) < max(8, width // 4)] = np.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(std, axis=1), np.nanmedian(level, axis=1)
+    return _nanmedian_rows(std), _nanmedian_rows(level)
+
+
+def _nanmedian_rows(a: np.ndarray) -> np.ndarray:
+    """Median over axis 1 ignoring NaN; NaN for an all-NaN row, without a warning (warning
+    filters are process-wide, so this runs in dask threads without touching them)."""
+    empty = np.isnan(a).all(axis=1)
+    out = np.nanmedian(np.where(empty[:, None], 0.0, a), axis=1)
+    out[empty] = np.nan
+    return out
 
 
 class RMSRatio:
@@ -147,7 +158,14 @@ class RMSRatio:
                                output_dtypes=[np.float64],
                                dask_gufunc_kwargs={"output_sizes": {"stat": 2}})
         std, level = stats.isel(stat=0, drop=True), stats.isel(stat=1, drop=True)
-        tsys = level if self.tsys is None else self.tsys
+        if self.tsys is not None:
+            tsys = self.tsys
+        elif "tsys" in ds.variables and "frequency" not in ds["tsys"].dims:
+            tsys = ds["tsys"].astype(np.float64)  # the reader's system temperature
+            if average > 1 and "time" in tsys.dims:
+                tsys = tsys.coarsen(time=average, boundary="trim").mean()
+        else:
+            tsys = level
         expected = tsys / np.sqrt(dnu_hz * tau)
         if average > 1:
             n_full = (data.sizes["time"] // average) * average

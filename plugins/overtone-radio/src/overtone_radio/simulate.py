@@ -221,7 +221,7 @@ def simulate(obs: Observation | None = None, *, chunks: int = 256, **kwargs) -> 
         },
         coords=coords,
         attrs={"title": "simulated FAST-like observation (overtone_radio.simulate)",
-               "tsys": obs.tsys_k, "truth": json.dumps(truth)},
+               "telescope": "FAST (simulated)", "tsys": obs.tsys_k, "truth": json.dumps(truth)},
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from overtone import DatasetError
+from overtone import ConfigError, DatasetError
 
 #: Names tried, in order, when a processor is not told which variable holds the spectra.
 PREFERRED = ("spectrum", "T", "Ta", "flux", "power", "DATA")
@@ -150,6 +150,37 @@ def exposure_seconds(ds: xr.Dataset, data: xr.DataArray, given: float | None) ->
         return xr.DataArray(float(ds.attrs["exposure"]))
     raise DatasetError("no integration time: add an 'exposure' variable (s, per spectrum) or "
                        "attrs['exposure'], or pass exposure=<seconds>")
+
+
+def check_pair(value: Any, name: str, unit: str) -> tuple[float, float]:
+    """A [low, high] pair with 0 <= low < high, else a one-line ConfigError."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} = {value!r}; give [low, high] in {unit}, e.g. [5, 50]") from None
+    if not 0 <= lo < hi:
+        raise ConfigError(f"{name} = {list(value)}; give [low, high] in {unit} with 0 <= low < high")
+    return lo, hi
+
+
+def check_ranges(value: Any, name: str) -> list[list[float]]:
+    """A list of [low, high] MHz ranges, else a one-line ConfigError."""
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name} = {value!r}; give a list of [low, high] MHz ranges, "
+                          "e.g. [[1397, 1402]]")
+    out = []
+    for r in value:
+        if not isinstance(r, (list, tuple)) or len(r) != 2:
+            raise ConfigError(f"{name}: each range must be a pair [low, high] MHz, e.g. "
+                              f"[[1397, 1402]], got {r!r}")
+        try:
+            lo, hi = float(r[0]), float(r[1])
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}: range {list(r)} is not two numbers (MHz)") from None
+        if not lo < hi:
+            raise ConfigError(f"{name}: range {list(r)} needs low < high (MHz)")
+        out.append([lo, hi])
+    return out
 
 
 def record(ds: xr.Dataset, name: str, version: str, params: dict[str, Any]) -> None:
