@@ -48,6 +48,24 @@ def overtone_analyzers():
             },
         ),
         Component(
+            "analyzer", "progress-measures", "overtone_dynamics.progress:ProgressMeasures",
+            "restricted/excluded loss over key frequencies and spectrum Gini, modular addition "
+            "(Nanda et al. 2023)",
+            params={
+                "variable": _VARIABLE,
+                "output": Param("auto", choices=("auto", "scores", "probabilities"),
+                                help="what the outputs hold (auto: attrs['output']); scores are exact"),
+                "n_keys": Param(5, help="how many key frequencies"),
+                "key_source": Param("logits", choices=("logits", "embeddings"),
+                                    help="rank frequencies by the logits' or the embeddings' spectrum"),
+                "key_frequencies": Param(None, type=list, help="fixed key frequencies (overrides key_source)"),
+                "key_step": Param(None, type=int, help="step whose spectrum picks the keys (default: last)"),
+                "embedding_variable": Param("embeddings", help="embedding probe, for embedding_gini"),
+                "train_variable": Param("train_pair", help="(a, b) mask of training pairs"),
+                "op": Param(None, type=str, choices=(None, "+"), help="modular operation (only '+')"),
+            },
+        ),
+        Component(
             "analyzer", "pca-structure", "overtone_dynamics.spectrum:PCAStructure",
             "explained variance of the top principal components of representations",
             params={
