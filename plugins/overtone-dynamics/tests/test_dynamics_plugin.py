@@ -16,7 +16,7 @@ def test_contract_check_passes():
     names = {c.name for c in check_plugin(plugin)}
     assert names == {"embedding-fourier", "grokking-frequency", "pca-structure", "effective-rank",
                      "dse", "dsmi", "scaling-law", "condensation", "neural-collapse",
-                     "progress-measures"}
+                     "progress-measures", "grid-error-spectrum"}
 
 
 def test_declared_params_match_each_factory_signature_and_defaults():

@@ -6,6 +6,19 @@ _VARIABLE = Param(None, type=str, help="input variable (default: the usual probe
 _SEED = Param(0, help="random seed (subsampling, bootstrap, probes)")
 
 
+def _grid_error_params() -> dict:
+    return {
+        "variable": _VARIABLE,
+        "op": Param(None, type=str, choices=(None, "+", "-", "*", "/"),
+                    help="modular operation giving the correct class (default: attrs['op'])"),
+        "output": Param("auto", choices=("auto", "probabilities", "scores"),
+                        help="what the outputs hold (auto: from attrs)"),
+        "error": Param("probability", choices=("probability", "loss"),
+                       help="q - onehot per class, or per-point cross-entropy"),
+        "target_variable": Param("targets", help="variable (a, b) of correct classes, if present"),
+    }
+
+
 def _dse_params() -> dict:
     return {
         "variable": _VARIABLE,
@@ -34,18 +47,14 @@ def overtone_analyzers():
             },
         ),
         Component(
+            "analyzer", "grid-error-spectrum", "overtone_dynamics.fourier:GridErrorSpectrum",
+            "error of outputs over the (a, b) grid per 2-D DFT frequency of token ids (overtone's own)",
+            params=_grid_error_params(),
+        ),
+        Component(
             "analyzer", "grokking-frequency", "overtone_dynamics.fourier:GrokkingFrequency",
-            "error of outputs over the (a, b) grid per 2-D Fourier frequency, over training",
-            params={
-                "variable": _VARIABLE,
-                "op": Param(None, type=str, choices=(None, "+", "-", "*", "/"),
-                            help="modular operation giving the correct class (default: attrs['op'])"),
-                "output": Param("auto", choices=("auto", "probabilities", "scores"),
-                                help="what the outputs hold (auto: from attrs)"),
-                "error": Param("probability", choices=("probability", "loss"),
-                               help="q - onehot per class, or per-point cross-entropy"),
-                "target_variable": Param("targets", help="variable (a, b) of correct classes, if present"),
-            },
+            "deprecated name of grid-error-spectrum (warns; not arXiv 2405.17479's measure)",
+            params=_grid_error_params(),
         ),
         Component(
             "analyzer", "progress-measures", "overtone_dynamics.progress:ProgressMeasures",
