@@ -75,6 +75,23 @@ def overtone_analyzers():
             },
         ),
         Component(
+            "analyzer", "frequency-error", "overtone_dynamics.frequency:FrequencyError",
+            "per-frequency relative error |F[f](k) - F[y](k)| / |F[y](k)| over training "
+            "(F-principle; non-uniform DFT along an input direction)",
+            params={
+                "variable": _VARIABLE,
+                "target_variable": Param("targets", help="targets (sample[, output])"),
+                "input_variable": Param("inputs", help="evaluation inputs (sample[, input_dim]), variable or coord"),
+                "direction": Param("pca", type=(str, list),
+                                   help="vector inputs: 'pca' (first principal direction) or a list of numbers"),
+                "frequencies": Param(None, type=list, help="angular frequencies k (default: n_frequencies in [0, k_max])"),
+                "n_frequencies": Param(1000, min=1, help="evenly spaced frequencies (arXiv 2405.17479: 1,000)"),
+                "k_max": Param(6.283185307179586, help="largest angular frequency [rad per input unit] (2 pi)"),
+                "floor": Param(1e-3, min=0.0, max=1.0,
+                               help="relative error is NaN where |F[y]| < floor * max |F[y]|"),
+            },
+        ),
+        Component(
             "analyzer", "pca-structure", "overtone_dynamics.spectrum:PCAStructure",
             "explained variance of the top principal components of representations",
             params={
