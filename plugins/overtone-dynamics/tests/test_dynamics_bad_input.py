@@ -8,7 +8,7 @@ import xarray as xr
 from overtone import ConfigError, DatasetError
 from overtone.runschema import history_entries
 from overtone_dynamics.diffusion import DSE, DSMI
-from overtone_dynamics.fourier import EmbeddingFourier, GrokkingFrequency
+from overtone_dynamics.fourier import EmbeddingFourier, GridErrorSpectrum
 from overtone_dynamics.geometry import Condensation, NeuralCollapse
 from overtone_dynamics.spectrum import EffectiveRank, PCAStructure
 
@@ -26,7 +26,7 @@ CASES = {
     "embedding-fourier": (EmbeddingFourier(), lambda v=None: xr.Dataset(
         {"embeddings": (("step", "token", "dim"), RNG.normal(size=(2, 11, 4)) if v is None else v)}),
         "embeddings"),
-    "grokking-frequency": (GrokkingFrequency(op="+", output="probabilities"), lambda v=None: xr.Dataset(
+    "grid-error-spectrum": (GridErrorSpectrum(op="+", output="probabilities"), lambda v=None: xr.Dataset(
         {"outputs": (("step", "a", "b", "class"), RNG.uniform(size=(2, 5, 5, 5)) if v is None else v)}),
         "outputs"),
     "pca-structure": (PCAStructure(), representations, "hidden"),
@@ -97,9 +97,9 @@ def test_missing_variables_and_params():
     with pytest.raises(DatasetError, match="labels="):
         DSMI(labels="classes")(representations())
     with pytest.raises(DatasetError, match="output='probabilities'"):
-        GrokkingFrequency(op="+")(CASES["grokking-frequency"][1]())
+        GridErrorSpectrum(op="+")(CASES["grid-error-spectrum"][1]())
     with pytest.raises(DatasetError, match="set op="):
-        GrokkingFrequency(output="scores")(CASES["grokking-frequency"][1]())
+        GridErrorSpectrum(output="scores")(CASES["grid-error-spectrum"][1]())
     with pytest.raises(DatasetError, match="p = 20"):
         EmbeddingFourier(p=20)(CASES["embedding-fourier"][1]())
     with pytest.raises(DatasetError, match="single value"):

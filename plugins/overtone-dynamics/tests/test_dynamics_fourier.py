@@ -1,4 +1,4 @@
-"""embedding-fourier and grokking-frequency against closed forms and direct DFT sums."""
+"""embedding-fourier and grid-error-spectrum against closed forms and direct DFT sums."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 from dynamics_testing import planted_embedding, with_steps
 from matplotlib.figure import Figure
-from overtone_dynamics.fourier import EmbeddingFourier, GrokkingFrequency, modular_targets
+from overtone_dynamics.fourier import EmbeddingFourier, GridErrorSpectrum, modular_targets
 
 
 def real_basis_power(w: np.ndarray) -> np.ndarray:
@@ -80,7 +80,7 @@ def test_planted_error_spectrum_is_one_frequency():
     q = np.eye(p)[targets].astype(float)
     q[:, :, 0] += eps * np.cos(2 * np.pi * (k[0] * a + k[1] * b) / p)
     ds = xr.Dataset({"outputs": (("a", "b", "class"), q)}, attrs={"op": "+"})
-    result = GrokkingFrequency(output="probabilities")(ds)
+    result = GridErrorSpectrum(output="probabilities")(ds)
     power = result["power"].values
     expected = np.zeros((p, p))
     expected[k] = expected[(p - k[0]) % p, (p - k[1]) % p] = eps**2 * p**2 / 4
@@ -96,8 +96,8 @@ def test_loss_error_matches_direct_dft_and_scores_equal_probabilities(rng):
     probs = np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
     ds_scores = xr.Dataset({"outputs": (("a", "b", "class"), scores)}, attrs={"output": "scores"})
     ds_probs = xr.Dataset({"outputs": (("a", "b", "class"), probs)}, attrs={"output": "probabilities"})
-    r_scores = GrokkingFrequency(op="-", error="loss")(ds_scores)
-    r_probs = GrokkingFrequency(op="-", error="loss")(ds_probs)
+    r_scores = GridErrorSpectrum(op="-", error="loss")(ds_scores)
+    r_probs = GridErrorSpectrum(op="-", error="loss")(ds_probs)
     np.testing.assert_allclose(r_scores["power"].values, r_probs["power"].values, rtol=1e-10)
     # reference: the DFT written out as a double sum
     targets = modular_targets(p, "-")
@@ -121,7 +121,7 @@ def test_error_falls_over_steps_and_plot():
     ds = with_steps(steps, ("a", "b", "class"), "outputs")
     ds["outputs"].attrs["output"] = "probabilities"
     ds.attrs["op"] = "*"
-    gf = GrokkingFrequency()
+    gf = GridErrorSpectrum()
     result = gf(ds)
     total = result["total_error"].values
     assert total[0] > total[1] > total[2]
@@ -136,6 +136,20 @@ def test_division_leaves_out_the_undefined_column():
     q[:, 0, :] = 1.0 / p  # whatever the network says about a / 0
     ds = xr.Dataset({"outputs": (("a", "b", "class"), q, {"output": "probabilities"})},
                     attrs={"op": "/", "p": p})
-    result = GrokkingFrequency()(ds)
+    result = GridErrorSpectrum()(ds)
     assert float(result["total_error"]) == pytest.approx(0.0, abs=1e-24)
     assert float(result["accuracy"]) == 1.0
+
+
+def test_old_name_grokking_frequency_warns_and_gives_the_same_result(rng):
+    import overtone
+    from overtone_dynamics.fourier import GrokkingFrequency
+
+    p = 7
+    scores = rng.normal(size=(p, p, p))
+    ds = xr.Dataset({"outputs": (("a", "b", "class"), scores, {"output": "scores"})}, attrs={"op": "+"})
+    with pytest.warns(FutureWarning, match="renamed 'grid-error-spectrum'"):
+        old = GrokkingFrequency(error="loss")
+    np.testing.assert_array_equal(old(ds)["power"].values, GridErrorSpectrum(error="loss")(ds)["power"].values)
+    component = overtone.registry().get("analyzer", "grokking-frequency")
+    assert component.load() is GrokkingFrequency

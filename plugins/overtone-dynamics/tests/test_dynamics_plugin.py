@@ -9,15 +9,18 @@ import sys
 
 import overtone
 import overtone_dynamics.plugin as plugin
+import pytest
 from overtone.testing import check_plugin
 
 
 def test_contract_check_passes():
     names = {c.name for c in check_plugin(plugin)}
     assert names == {"embedding-fourier", "grokking-frequency", "pca-structure", "effective-rank",
-                     "dse", "dsmi", "scaling-law", "condensation", "neural-collapse"}
+                     "dse", "dsmi", "scaling-law", "condensation", "neural-collapse",
+                     "progress-measures", "grid-error-spectrum", "frequency-error"}
 
 
+@pytest.mark.filterwarnings("ignore:analyzer 'grokking-frequency' is renamed:FutureWarning")
 def test_declared_params_match_each_factory_signature_and_defaults():
     for component in check_plugin(plugin):
         factory = component.load()

@@ -76,3 +76,46 @@ def test_resume_cuts_probes_back_to_the_checkpoint(tmp_path):
     assert resumed.dataset().step.values.tolist() == [2, 3, 4, 6]
     recorder(tmp_path)  # a new run (or a resume without checkpoint) starts with no probes
     assert not (tmp_path / "probes.nc").exists()
+
+
+class GridTask(Task):
+    """A 3 x 3 (a, b) grid; the training pairs are (0, 1), (2, 2) and (1, 0)."""
+
+    x = {"train": torch.tensor([[0, 1], [2, 2], [1, 0]])}
+
+    def input_grid(self):
+        a, b = torch.meshgrid(torch.arange(3), torch.arange(3), indexing="ij")
+        return torch.stack([a.reshape(-1), b.reshape(-1)], 1), {"a": [0, 1, 2], "b": [0, 1, 2]}
+
+
+class GridNet(torch.nn.Module):
+    """Scores (a, b) -> [a + 2b, a * b, -b, 0.5] with an identity loss head."""
+
+    def __init__(self):
+        super().__init__()
+        self.model = lambda x: torch.stack([(x[:, 0] + 2 * x[:, 1]).float(), x[:, 0] * x[:, 1], -x[:, 1],
+                                            torch.full((len(x),), 0.5)], 1)
+        self.loss = torch.nn.Module()
+        self.loss.scores = lambda h: h
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+
+def test_outputs_probe_stores_scores_or_probabilities_and_the_training_pairs(tmp_path):
+    from overtone_torch.probes import ProbeRecorder
+
+    a, b = np.meshgrid(np.arange(3.0), np.arange(3.0), indexing="ij")
+    expected = np.stack([a + 2 * b, a * b, -b, np.full_like(a, 0.5)], -1)
+    softmax = np.exp(expected) / np.exp(expected).sum(-1, keepdims=True)
+    for output, want in (("scores", expected), ("probabilities", softmax)):
+        rec = ProbeRecorder([{"kind": "outputs", "every": 1, "output": output}], GridTask(),
+                            tmp_path / output, total_steps=2)
+        (tmp_path / output).mkdir()
+        rec.record(1, GridNet())
+        rec.record(2, GridNet())
+        ds = rec.dataset()
+        assert ds["outputs"].dims == ("step", "a", "b", "class")
+        assert ds["outputs"].attrs["output"] == output
+        np.testing.assert_allclose(ds["outputs"].sel(step=2).values, want, rtol=1e-6)
+        assert ds["train_pair"].dims == ("a", "b")
+        assert np.argwhere(ds["train_pair"].values).tolist() == [[0, 1], [1, 0], [2, 2]]
+        rec.write()

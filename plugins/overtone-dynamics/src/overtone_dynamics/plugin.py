@@ -6,6 +6,19 @@ _VARIABLE = Param(None, type=str, help="input variable (default: the usual probe
 _SEED = Param(0, help="random seed (subsampling, bootstrap, probes)")
 
 
+def _grid_error_params() -> dict:
+    return {
+        "variable": _VARIABLE,
+        "op": Param(None, type=str, choices=(None, "+", "-", "*", "/"),
+                    help="modular operation giving the correct class (default: attrs['op'])"),
+        "output": Param("auto", choices=("auto", "probabilities", "scores"),
+                        help="what the outputs hold (auto: from attrs)"),
+        "error": Param("probability", choices=("probability", "loss"),
+                       help="q - onehot per class, or per-point cross-entropy"),
+        "target_variable": Param("targets", help="variable (a, b) of correct classes, if present"),
+    }
+
+
 def _dse_params() -> dict:
     return {
         "variable": _VARIABLE,
@@ -34,17 +47,48 @@ def overtone_analyzers():
             },
         ),
         Component(
+            "analyzer", "grid-error-spectrum", "overtone_dynamics.fourier:GridErrorSpectrum",
+            "error of outputs over the (a, b) grid per 2-D DFT frequency of token ids (overtone's own)",
+            params=_grid_error_params(),
+        ),
+        Component(
             "analyzer", "grokking-frequency", "overtone_dynamics.fourier:GrokkingFrequency",
-            "error of outputs over the (a, b) grid per 2-D Fourier frequency, over training",
+            "deprecated name of grid-error-spectrum (warns; not arXiv 2405.17479's measure)",
+            params=_grid_error_params(),
+        ),
+        Component(
+            "analyzer", "progress-measures", "overtone_dynamics.progress:ProgressMeasures",
+            "restricted/excluded loss over key frequencies and spectrum Gini, modular addition "
+            "(Nanda et al. 2023)",
             params={
                 "variable": _VARIABLE,
-                "op": Param(None, type=str, choices=(None, "+", "-", "*", "/"),
-                            help="modular operation giving the correct class (default: attrs['op'])"),
-                "output": Param("auto", choices=("auto", "probabilities", "scores"),
-                                help="what the outputs hold (auto: from attrs)"),
-                "error": Param("probability", choices=("probability", "loss"),
-                               help="q - onehot per class, or per-point cross-entropy"),
-                "target_variable": Param("targets", help="variable (a, b) of correct classes, if present"),
+                "output": Param("auto", choices=("auto", "scores", "probabilities"),
+                                help="what the outputs hold (auto: attrs['output']); scores are exact"),
+                "n_keys": Param(5, help="how many key frequencies"),
+                "key_source": Param("logits", choices=("logits", "embeddings"),
+                                    help="rank frequencies by the logits' or the embeddings' spectrum"),
+                "key_frequencies": Param(None, type=list, help="fixed key frequencies (overrides key_source)"),
+                "key_step": Param(None, type=int, help="step whose spectrum picks the keys (default: last)"),
+                "embedding_variable": Param("embeddings", help="embedding probe, for embedding_gini"),
+                "train_variable": Param("train_pair", help="(a, b) mask of training pairs"),
+                "op": Param(None, type=str, choices=(None, "+"), help="modular operation (only '+')"),
+            },
+        ),
+        Component(
+            "analyzer", "frequency-error", "overtone_dynamics.frequency:FrequencyError",
+            "per-frequency relative error |F[f](k) - F[y](k)| / |F[y](k)| over training "
+            "(F-principle; non-uniform DFT along an input direction)",
+            params={
+                "variable": _VARIABLE,
+                "target_variable": Param("targets", help="targets (sample[, output])"),
+                "input_variable": Param("inputs", help="evaluation inputs (sample[, input_dim]), variable or coord"),
+                "direction": Param("pca", type=(str, list),
+                                   help="vector inputs: 'pca' (first principal direction) or a list of numbers"),
+                "frequencies": Param(None, type=list, help="angular frequencies k (default: n_frequencies in [0, k_max])"),
+                "n_frequencies": Param(1000, min=1, help="evenly spaced frequencies (arXiv 2405.17479: 1,000)"),
+                "k_max": Param(6.283185307179586, help="largest angular frequency [rad per input unit] (2 pi)"),
+                "floor": Param(1e-3, min=0.0, max=1.0,
+                               help="relative error is NaN where |F[y]| < floor * max |F[y]|"),
             },
         ),
         Component(

@@ -27,10 +27,13 @@ from overtone.runschema import (
     weight_variable,
 )
 
-__all__ = ["FILENAME", "ProbeRecorder", "complete_steps"]
+__all__ = ["FILENAME", "TRAIN_PAIR", "ProbeRecorder", "complete_steps"]
 
 #: The file a run's probes go to, in its run directory.
 FILENAME = "probes.nc"
+
+#: Step-free (a, b) mask written with an outputs probe: 1 where the pair is a training pair.
+TRAIN_PAIR = "train_pair"
 
 
 class ProbeRecorder:
@@ -82,6 +85,7 @@ class ProbeRecorder:
             variables.update(getattr(self, f"_{probe['kind']}")(net, probe))
         net.train(was_training)
         fixed = {k for k in variables if k in PROBE_VARIABLES and not PROBE_VARIABLES[k].per_step}
+        fixed |= {TRAIN_PAIR} & set(variables)
         data = {k: v if k in fixed else v.expand_dims({STEP: [step]}) for k, v in variables.items()}
         snapshot = xr.Dataset(data, coords={STEP: (STEP, np.array([step], dtype=np.int64),
                                                       {"long_name": "optimizer steps done"})})
@@ -147,12 +151,43 @@ class ProbeRecorder:
         }
 
     def _outputs(self, net, probe):
+        """Softmax probabilities over the input grid, or with ``output = "scores"`` the loss
+        head's raw scores (logits), which restricted/excluded-loss analyses need; plus the
+        step-free ``train_pair (a, b)``: 1 where the pair is in the training split."""
         spec = PROBE_VARIABLES["outputs"]
         x, coords = self.task.input_grid()
-        probabilities = self._batched(net, lambda xb: torch.softmax(net.loss.scores(net.model(xb)).float(), -1), x)
-        shape = (len(coords["a"]), len(coords["b"]), probabilities.shape[-1])
-        return {spec.name: xr.DataArray(probabilities.numpy().reshape(shape), dims=spec.dims,
-                                        coords={"a": coords["a"], "b": coords["b"]}, attrs=dict(spec.attrs))}
+        scores = probe.get("output", "probabilities") == "scores"
+        attrs = dict(spec.attrs)
+        if scores:
+            attrs.update(long_name="loss-head scores (logits) over the input grid", output="scores",
+                         description="the loss head's scores before any softmax")
+            values = self._batched(net, lambda xb: net.loss.scores(net.model(xb)).float(), x)
+        else:
+            values = self._batched(net, lambda xb: torch.softmax(net.loss.scores(net.model(xb)).float(), -1), x)
+        na, nb = len(coords["a"]), len(coords["b"])
+        grid = {"a": coords["a"], "b": coords["b"]}
+        out = {spec.name: xr.DataArray(values.numpy().reshape(na, nb, values.shape[-1]), dims=spec.dims,
+                                       coords=grid, attrs=attrs)}
+        mask = self._train_pairs(coords)
+        if mask is not None:
+            out[TRAIN_PAIR] = xr.DataArray(mask, dims=("a", "b"), coords=grid, attrs={
+                "long_name": "pair (a, b) is in the training split", "units": "1"})
+        return out
+
+    def _train_pairs(self, coords) -> np.ndarray | None:
+        """1 where (a, b) is a training pair, over the grid's coords (None if the task has no
+        (a, b) training inputs)."""
+        inputs = getattr(self.task, "x", None)
+        x_train = inputs.get("train") if isinstance(inputs, dict) else None
+        if x_train is None or x_train.dim() != 2 or x_train.shape[1] != 2:
+            return None
+        index_a = {int(v): i for i, v in enumerate(coords["a"])}
+        index_b = {int(v): i for i, v in enumerate(coords["b"])}
+        mask = np.zeros((len(coords["a"]), len(coords["b"])), dtype=np.int8)
+        for a, b in x_train.cpu().tolist():
+            if a in index_a and b in index_b:
+                mask[index_a[a], index_b[b]] = 1
+        return mask
 
     def _weights(self, net, probe):
         params = dict(net.named_parameters(remove_duplicate=False))

@@ -53,6 +53,8 @@ PROBE = {
                        "weights: weight_<name> for each parameter in names"),
     "every": Param(100, help="record every N steps (and at the end)"),
     "samples": Param(256, help="hidden: examples in the fixed probe batch"),
+    "output": Param("probabilities", choices=("probabilities", "scores"),
+                    help="outputs: softmax probabilities, or the loss head's scores (logits)"),
     "names": Param([], help="weights: parameter names, e.g. 'model.layers.0.weight' (see the error "
                             "message of a wrong name for the list)"),
 }
