@@ -95,8 +95,8 @@ class KANLayer(nn.Module):
         eq. 2.16); when the old knots are a subset of the new ones (G' a multiple of G) the
         old spline lies in the new space and is kept to rounding on ``grid_range``. Chebyshev:
         higher-degree coefficients start at zero, which keeps the function exactly. The
-        ``coef`` Parameter keeps its identity (its data is replaced), so an optimizer still
-        holds it, but its optimizer state has the old shape and must be dropped.
+        ``coef`` Parameter keeps its identity (``torch.utils.swap_tensors``), so an optimizer
+        still holds it, but its optimizer state has the old shape and must be dropped.
         """
         if grid_size <= self.grid_size:
             raise ValueError(f"grid extension needs more intervals than {self.grid_size} (got {grid_size})")
@@ -114,7 +114,8 @@ class KANLayer(nn.Module):
                                      dtype=self.grid.dtype, device=self.grid.device)
             self.grid_size = grid_size
             new = fit_coefficients(self.basis_values(points), old)
-        self.coef.data = new
+        # swap, not .data: autograd nodes already recorded for the old shape would reject the new one
+        torch.utils.swap_tensors(self.coef, nn.Parameter(new, requires_grad=self.coef.requires_grad))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
         """Adopt the stored grid size (a checkpoint taken after a grid extension), then load."""
