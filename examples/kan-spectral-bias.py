@@ -9,7 +9,9 @@ measure ``Delta_k = |F[f](k) - F[y](k)| / |F[y](k)|`` is recorded for each targe
 
 Models (parameters): ``mlp`` ReLU [1, 40, 40, 1] (1,761); ``kan-g200`` [1, 4, 1] with G = 200
 (1,640); ``kan-ext`` the same KAN grown G = 50 -> 100 -> 200 at 1/4 and 1/2 of training (1,640
-at the end); ``kan-g50`` [1, 4, 1] with G = 50 (440). Writes ``<out>/spectral.nc`` (dims model,
+at the end); ``kan-g50`` [1, 4, 1] with G = 50 (440); ``mlp-256x4``, ReLU [1, 256, 256, 256, 256, 1] (198,145; not run by default:
+``--models mlp-256x4``), the shape of Rahaman et al. at less depth, to see the MLP's order of
+learning where its size does not bind. Writes ``<out>/spectral.nc`` (dims model,
 seed, step, frequency), ``<out>/summary.md`` and a heat-map figure, and prints the summary:
 
     python examples/kan-spectral-bias.py [--steps 2000] [--seeds 0 1 2] [--out runs/kan-spectral-bias]
@@ -43,6 +45,7 @@ def models(steps: int) -> dict[str, Callable[[], torch.nn.Module]]:
         "kan-ext": lambda: KAN(input_spec=VECTOR, d_out=1, width=4, grid_size=50,
                                grid_schedule=[[steps // 4, 100], [steps // 2, 200]]),
         "kan-g50": lambda: KAN(input_spec=VECTOR, d_out=1, width=4, grid_size=50),
+        "mlp-256x4": lambda: MLP(input_spec=VECTOR, d_out=1, width=256, depth=4, activation="relu"),
     }
 
 
@@ -121,18 +124,23 @@ def summary(ds: xr.Dataset) -> str:
 
 
 def plot(ds: xr.Dataset, path: Path) -> None:
-    """Heat maps of Delta_k (mean over seeds) over step x frequency, one panel per model."""
+    """Heat maps of log10 Delta_k (mean over seeds) over step x frequency, one panel per model."""
+    import matplotlib
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(ds.model), figsize=(3.2 * len(ds.model), 3.0), sharey=True)
+    matplotlib.use("Agg")
+
+    fig, axes = plt.subplots(1, len(ds.model), figsize=(3.2 * len(ds.model), 3.0), sharey=True,
+                             squeeze=False)
+    axes = axes[0]
     for ax, model in zip(axes, ds.model.values):
         mean = ds.delta.sel(model=model).mean("seed").values.T
-        image = ax.pcolormesh(ds.step.values, CYCLES, np.clip(mean, 0, 1), vmin=0, vmax=1, cmap="viridis",
-                              shading="nearest")
+        image = ax.pcolormesh(ds.step.values, CYCLES, np.log10(np.clip(mean, 1e-4, 1)), vmin=-4, vmax=0,
+                              cmap="viridis", shading="nearest")
         ax.set_title(str(model))
         ax.set_xlabel("step")
     axes[0].set_ylabel("frequency k (cycles over the range)")
-    fig.colorbar(image, ax=axes, label="relative error Delta_k (clipped at 1)")
+    fig.colorbar(image, ax=axes, label="log10 Delta_k (clipped to [1e-4, 1])")
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
@@ -145,10 +153,18 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("runs/kan-spectral-bias"))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--models", nargs="+", default=None, help="models to run: mlp kan-g200 kan-ext kan-g50 (default) mlp-256x4")
+    parser.add_argument("--replot", action="store_true", help="redraw the figure and summary from spectral.nc")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    factories = models(args.steps)
+    if args.replot:
+        ds = xr.load_dataset(args.out / "spectral.nc")
+        plot(ds, args.out / "kan-spectral-bias.png")
+        print(summary(ds))
+        return
+    chosen = args.models or ["mlp", "kan-g200", "kan-ext", "kan-g50"]
+    factories = {name: f for name, f in models(args.steps).items() if name in chosen}
     runs = {}
     for name, factory in factories.items():
         for seed in args.seeds:
