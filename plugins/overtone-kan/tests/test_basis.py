@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 import torch
-from overtone_kan.basis import bspline_basis, chebyshev_basis, curve, fit_coefficients, uniform_grid
+from overtone_kan.basis import (
+    bspline_basis,
+    chebyshev_basis,
+    curve,
+    fit_coefficients,
+    uniform_bspline_basis,
+    uniform_grid,
+)
 
 spline = pytest.importorskip("kan.spline", reason="pykan is the reference: pip install pykan")
 
@@ -21,6 +28,23 @@ def test_bspline_basis_matches_pykan(order, grid_size):
     theirs = spline.B_batch(x, reference_grid, k=order).to(torch.float64)  # bool at order 0
     assert ours.shape == (300, 4, grid_size + order)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    local = uniform_bspline_basis(x, reference_grid, order)
+    torch.testing.assert_close(local, theirs, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_local_basis_gradient_in_x_matches_pykan(order):
+    """Deeper layers differentiate the basis in their inputs: d B / d x agrees with pykan's."""
+    grid = uniform_grid(3, 7, order, -1.0, 1.0, dtype=torch.float64)
+    weights = torch.randn(50, 3, 7 + order, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    grads = []
+    for basis in (lambda v: uniform_bspline_basis(v, grid, order), lambda v: spline.B_batch(v, grid, k=order)):
+        x = (torch.rand(50, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 3 - 1.5)
+        x.requires_grad_(True)
+        (basis(x) * weights).sum().backward()
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-10)
+    assert grads[0].abs().max() > 0
 
 
 def test_bsplines_sum_to_one_on_the_grid_range():

@@ -26,7 +26,8 @@ def paired(d_in, d_out, grid_size, order, seed=0):
 def test_layer_output_and_gradients_match_pykan(float64, d_in, d_out, grid_size, order):
     ours, theirs = paired(d_in, d_out, grid_size, order)
     x = torch.rand(257, d_in) * 2.6 - 1.3  # inside and outside the grid range
-    y_ours, y_theirs = ours(x), theirs(x)[0]
+    x_ours, x_theirs = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    y_ours, y_theirs = ours(x_ours), theirs(x_theirs)[0]
     torch.testing.assert_close(y_ours, y_theirs, rtol=0, atol=1e-6)
     assert (y_ours - y_theirs).abs().max() < 1e-12  # float64 agrees to rounding
     weights = torch.randn(257, d_out)
@@ -34,6 +35,7 @@ def test_layer_output_and_gradients_match_pykan(float64, d_in, d_out, grid_size,
     (y_theirs * weights).sum().backward()
     for name in ("coef", "scale_base", "scale_sp"):
         torch.testing.assert_close(getattr(ours, name).grad, getattr(theirs, name).grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(x_ours.grad, x_theirs.grad, rtol=1e-9, atol=1e-10)  # what a deeper layer needs
 
 
 def test_initialisation_follows_pykan_shapes_and_scales(float64):

@@ -68,3 +68,37 @@ def fit_coefficients(basis: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     rhs = values.permute(1, 0, 2)  # (d_in, N, d_out)
     solution = torch.linalg.lstsq(design, rhs).solution  # (d_in, M, d_out)
     return solution.permute(0, 2, 1).contiguous()
+
+
+def uniform_bspline_basis(x: torch.Tensor, grid: torch.Tensor, order: int) -> torch.Tensor:
+    """:func:`bspline_basis` for uniform knots (``grid[i, j] = t_0 + j h_i``), computed locally.
+
+    On uniform knots only ``order + 1`` B-splines are nonzero at ``x``: with ``u = (x - t_0) / h``,
+    ``s = floor(u)`` and ``f = u - s``, the Cox-de Boor recursion restricted to them reads
+    ``N_{r,p} = ((f + p - r) N_{r-1,p-1} + (r + 1 - f) N_{r,p-1}) / p`` (``r = 0 .. p``,
+    ``N_{0,0} = 1``), and ``N_{r,k}`` belongs to basis function ``s - k + r``. This is
+    ``O(k^2)`` work per input instead of ``O(k (G + k))``; the values are scattered into the
+    ``(N, d_in, K - order - 1)`` result, zero outside ``[t_0, t_{K-1})`` as the full recursion.
+    """
+    n_basis = grid.shape[-1] - order - 1
+    h = grid[:, 1] - grid[:, 0]
+    u = (x - grid[:, 0]) / h
+    s = torch.floor(u)
+    f = u - s
+    values = [torch.ones_like(f)]
+    for p in range(1, order + 1):
+        new = []
+        for r in range(p + 1):
+            term = (r + 1 - f) * values[r] if r < p else 0.0
+            if r >= 1:
+                term = term + (f + p - r) * values[r - 1]
+            new.append(term / p)
+        values = new
+    local = torch.stack(values, dim=-1)  # (N, d_in, order + 1)
+    index = s.long().unsqueeze(-1) - order + torch.arange(order + 1, device=x.device)
+    valid = (index >= 0) & (index < n_basis)
+    pad = order + 1  # invalid entries land in columns that are cut off
+    index = torch.where(valid, index + pad, torch.zeros_like(index))
+    out = torch.zeros(*x.shape, n_basis + pad, dtype=local.dtype, device=x.device)
+    out = out.scatter_add(-1, index, torch.where(valid, local, torch.zeros_like(local)))
+    return out[..., pad:]

@@ -7,7 +7,13 @@ import torch.nn.functional as F
 from overtone import ConfigError
 from torch import nn
 
-from overtone_kan.basis import bspline_basis, chebyshev_basis, curve, fit_coefficients, uniform_grid
+from overtone_kan.basis import (
+    chebyshev_basis,
+    curve,
+    fit_coefficients,
+    uniform_bspline_basis,
+    uniform_grid,
+)
 
 BASES = ("bspline", "chebyshev")
 #: Points per basis function at which a grid extension matches the old function (least squares).
@@ -19,7 +25,8 @@ class KANLayer(nn.Module):
 
     ``basis = "bspline"``: ``b_m`` are the ``G + k`` B-splines of order ``k = order`` on a uniform
     grid of ``G = grid_size`` intervals on ``grid_range`` extended by ``k`` knots each side
-    (Liu et al. 2024, eq. 2.10-2.11). ``basis = "chebyshev"``: ``b_m = T_m(tanh(s(x)))`` for
+    (Liu et al. 2024, eq. 2.10-2.11), evaluated by the local recursion of
+    :func:`~overtone_kan.basis.uniform_bspline_basis` (the grid is always uniform). ``basis = "chebyshev"``: ``b_m = T_m(tanh(s(x)))`` for
     ``m = 0 .. G`` with ``s`` mapping ``grid_range`` affinely onto ``[-1, 1]`` (ChebyKAN's tanh
     squashing; ``order`` is unused and ``G`` is the polynomial degree).
 
@@ -67,7 +74,7 @@ class KANLayer(nn.Module):
     def basis_values(self, x: torch.Tensor) -> torch.Tensor:
         """``b_m(x_i)`` for ``x (N, d_in)``: ``(N, d_in, n_basis)``."""
         if self.basis == "bspline":
-            return bspline_basis(x, self.grid, self.order)
+            return uniform_bspline_basis(x, self.grid, self.order)
         u = torch.tanh((2 * x - (self.low + self.high)) / (self.high - self.low))
         return chebyshev_basis(u, self.grid_size)
 
