@@ -3,9 +3,10 @@
 Both layers hold the same grid, coefficients and scales (their outputs are checked equal
 first); each case times ``layer(x)`` then ``backward`` of a fixed weighted sum, the median of
 ``--repeats`` after warm-up, on one process with ``--threads`` torch threads. pykan's layer
-materialises the ``(batch, d_in, d_out)`` edge activations (it returns them for plotting and
-pruning); ours computes the spline sum as one ``(batch, d_in (G + k)) @ (d_in (G + k), d_out)``
-matmul. Prints a markdown table (ratio > 1: ours is faster):
+runs the full Cox-de Boor recursion over all ``G + k`` B-splines and materialises the
+``(batch, d_in, d_out)`` edge activations (it returns them for plotting and pruning); ours runs
+the recursion over the ``k + 1`` nonzero B-splines and computes the spline sum as one
+``(batch, d_in (G + k)) @ (d_in (G + k), d_out)`` matmul. Prints a markdown table (ratio > 1: ours is faster):
 
     python benchmarks/bench_kan.py [--repeats 10] [--threads 1] [--device cpu]
 """
