@@ -69,3 +69,15 @@ def test_fit_coefficients_recovers_a_spline_exactly():
     torch.testing.assert_close(fit_coefficients(basis, curve(basis, coef)), coef, rtol=0, atol=1e-10)
     reference = spline.curve2coef(x, curve(basis, coef), grid, 3)
     torch.testing.assert_close(fit_coefficients(basis, curve(basis, coef)), reference, rtol=0, atol=1e-9)
+
+
+def test_fit_coefficients_interpolates_underdetermined_systems():
+    """The initial fit (G + 1 points, G + k B-splines) is solved exactly and the same every call."""
+    grid = uniform_grid(2, 50, 3, -1.0, 1.0)
+    points = torch.linspace(-1, 1, 51)[:, None].expand(-1, 2)
+    basis = uniform_bspline_basis(points, grid, 3)
+    noise = torch.rand(51, 2, 4, generator=torch.Generator().manual_seed(0)) - 0.5
+    fits = [fit_coefficients(basis, noise) for _ in range(5)]
+    assert all(torch.equal(f, fits[0]) for f in fits)
+    assert fits[0].dtype == torch.float32
+    torch.testing.assert_close(curve(basis, fits[0]), noise, rtol=0, atol=1e-5)

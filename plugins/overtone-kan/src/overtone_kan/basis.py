@@ -61,13 +61,19 @@ def curve(basis: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
 def fit_coefficients(basis: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """Least-squares coefficients ``argmin_c sum_n (sum_m c_iom b_m(x_ni) - y_nio)^2``, per input ``i``.
 
-    ``basis (N, d_in, M)`` and ``values (N, d_in, d_out)`` give ``(d_in, d_out, M)``; one
-    batched ``torch.linalg.lstsq`` over the inputs (every output shares the design matrix).
+    ``basis (N, d_in, M)`` and ``values (N, d_in, d_out)`` give ``(d_in, d_out, M)``; the
+    minimum-norm solution when ``N < M`` (the initial fit: ``G + 1`` points, ``G + k``
+    functions). One batched ``torch.linalg.lstsq`` over the inputs (every output shares the
+    design matrix), in float64 on the CPU with the SVD driver ``gelsd``, returned in ``values``'
+    dtype and device. The default CPU driver ``gelsy`` returns wrong, call-to-call varying
+    answers to these underdetermined systems (torch 2.13: residual ~1 on a full-rank system;
+    ``test_fit_coefficients_interpolates_underdetermined_systems``), and CUDA's ``gels`` takes
+    only full-column-rank systems.
     """
-    design = basis.permute(1, 0, 2)  # (d_in, N, M)
-    rhs = values.permute(1, 0, 2)  # (d_in, N, d_out)
-    solution = torch.linalg.lstsq(design, rhs).solution  # (d_in, M, d_out)
-    return solution.permute(0, 2, 1).contiguous()
+    design = basis.permute(1, 0, 2).to(device="cpu", dtype=torch.float64)  # (d_in, N, M)
+    rhs = values.permute(1, 0, 2).to(device="cpu", dtype=torch.float64)  # (d_in, N, d_out)
+    solution = torch.linalg.lstsq(design, rhs, driver="gelsd").solution  # (d_in, M, d_out)
+    return solution.permute(0, 2, 1).to(device=values.device, dtype=values.dtype).contiguous()
 
 
 def uniform_bspline_basis(x: torch.Tensor, grid: torch.Tensor, order: int) -> torch.Tensor:
