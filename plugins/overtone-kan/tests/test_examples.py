@@ -21,7 +21,8 @@ def test_fourier_examples_build_their_task_and_model(registry, name):
         **{k: v for k, v in model_params.items() if k != "name"})
     assert task.train_size == config["train"]["batch_size"] == 200
     assert model(task.x["train"]).shape == (200, 1)
-    expected = torch.sin(2 * torch.pi * torch.outer(task.x["eval"][:, 0].double(), torch.arange(1, 11) * 2.5))
-    torch.testing.assert_close(task.y["eval"].double(), expected.sum(1), rtol=0, atol=1e-5)
+    frequencies = torch.arange(1, 11, dtype=torch.float64) * 2.5  # 5 ... 50 cycles over [-1, 1)
+    expected = torch.sin(2 * torch.pi * torch.outer(task.axis, frequencies)).sum(1)  # float64 grid
+    torch.testing.assert_close(task.y["eval"].double(), expected, rtol=0, atol=1e-5)
     if model_params["name"] == "kan":
         assert model.grid_size_at(3000) == 200 and sum(p.numel() for p in model.parameters()) == 440
