@@ -1,0 +1,40 @@
+import os
+
+import pytest
+
+os.environ.setdefault("OVERTONE_PROGRESS", "0")
+_modules = [m for m in os.environ.get("OVERTONE_PLUGINS", "").split(",") if m]
+if "overtone_kan.plugin" not in _modules:  # also loaded when not installed (PYTHONPATH only)
+    os.environ["OVERTONE_PLUGINS"] = ",".join([*_modules, "overtone_kan.plugin"])
+
+
+@pytest.fixture(scope="session")
+def registry():
+    """The registry of installed plugins plus overtone-kan."""
+    from overtone.registry import registry as build
+
+    reg = build(refresh=True)
+    assert "kan" in reg.names("model"), "put plugins/overtone-kan/src on PYTHONPATH or pip install -e it"
+    return reg
+
+
+@pytest.fixture
+def float64():
+    """Run the test with float64 as torch's default dtype (restored afterwards)."""
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """One torch thread: these models are tiny, and threads only contend on a shared machine."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
