@@ -95,6 +95,36 @@ def scaling_table(steps: int, seeds: int, alphas: list[float], sizes: list[int],
     return rows
 
 
+def network_table(seeds: int, steps: int) -> list[str]:
+    """The Domino effect in an MLP on multitask sparse parity (examples/skills-sparse-parity.toml)."""
+    from pathlib import Path
+    from tempfile import mkdtemp
+
+    from overtone.config import load_config
+    from overtone.runs import run_config
+    from overtone_skills.onsets import SkillOnsets
+
+    config = load_config(Path(__file__).with_name("skills-sparse-parity.toml"))
+    out = Path(mkdtemp())
+    rows = ["| seed | overlap fraction | head start | acceleration | step each skill passes 90% "
+            "eval accuracy (skills 1..n) |", "|---|---|---|---|---|"]
+    for seed in range(seeds):
+        config["run"].update(seed=seed, name=f"seed{seed}")
+        config["train"]["steps"] = steps
+        run_dir = run_config(config, source="skills-sparse-parity.toml", default_name="x", out=out)
+        metrics = xr.open_dataset(run_dir / "metrics.nc", engine="h5netcdf")
+        metrics = metrics.dropna("step", subset=["eval_loss"])
+        result = SkillOnsets(variable="eval_loss_skill", window=4)(metrics)
+        acc = metrics["eval_acc_skill"]
+        passed = [int(acc.step[np.argmax(acc.sel(skill=k).values >= 0.9)])
+                  if (acc.sel(skill=k) >= 0.9).any() else None for k in acc.skill.values]
+        rows.append(f"| {seed} | {float(result['median_overlap_fraction']):.2f} | "
+                    f"{float(np.nanmedian(result['head_start'])):.2f} | "
+                    f"{float(np.nanmedian(result['acceleration'])):.2f} | "
+                    f"{', '.join('-' if p is None else str(p) for p in passed)} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -104,13 +134,17 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--alphas", default="1.5,2,3")
     parser.add_argument("--sizes", default="20,50,100,200,500,1000")
-    parser.add_argument("--part", choices=("all", "domino", "scaling"), default="all")
+    parser.add_argument("--part", choices=("all", "domino", "scaling", "network"), default="all")
+    parser.add_argument("--network-steps", type=int, default=3000)
     args = parser.parse_args()
     start = time.perf_counter()
     if args.part in ("all", "domino"):
         print("## Domino effect in the toy models\n")
         print("\n".join(domino_table(args.seeds)))
-    if args.part == "domino":
+    if args.part in ("all", "network"):
+        print(f"\n## MLP on multitask sparse parity ({args.network_steps} steps)\n")
+        print("\n".join(network_table(args.seeds, args.network_steps)))
+    if args.part in ("domino", "network"):
         return
     print(f"\n## Geometry-model scaling ({args.tasks} tasks, CE, batch {args.batch}, "
           f"lr {args.lr}, {args.steps} steps, {args.seeds} seeds)\n")

@@ -64,15 +64,19 @@ PROBE_VARIABLES: dict[str, Variable] = {v.name: v for v in (
              per_step=False, dtype="int64"),
     Variable("outputs", ("a", "b", "class"),
              {"long_name": "predicted class probabilities over the input grid", "units": "1",
-              "output": "probabilities", "description": "softmax of the loss head's scores"},
+              "output": "probabilities", "description": "softmax of the loss head's scores; "
+              "with [[probes]] output = 'scores' the raw scores (attrs output = 'scores')"},
              coords={"a": ("a",), "b": ("b",)}),
+    Variable("train_pair", ("a", "b"),
+             {"long_name": "1 where the (a, b) pair is in the training split, else 0"},
+             per_step=False, dtype="int8"),
 )}
 
 #: Probe kinds (``[[probes]] kind = ...``) and the variables each writes.
 PROBE_KINDS: dict[str, tuple[str, ...]] = {
     "embeddings": ("embeddings",),
     "hidden": ("hidden", "labels"),
-    "outputs": ("outputs",),
+    "outputs": ("outputs", "train_pair"),
     "weights": (),  # weight_<name> for each parameter named: see weight_variable
 }
 
@@ -95,6 +99,9 @@ METRICS: dict[str, tuple[str, str]] = {
                      "evaluation, probe, analyzer and checkpoint time excluded", "1/s"),
     "examples_per_s": ("training examples (or sequences) per second (all processes) since the last "
                        "evaluation; evaluation, probe, analyzer and checkpoint time excluded", "1/s"),
+    "eval_loss_skill": ("loss of each skill on the evaluation set (dims step, skill; tasks with "
+                        "skill_of)", "nat"),
+    "eval_acc_skill": ("accuracy of each skill on the evaluation set (dims step, skill)", "1"),
 }
 
 

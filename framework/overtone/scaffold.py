@@ -93,9 +93,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
                     out = ds.copy()
                     data = ds[self.variable]
                     out[self.variable] = (data - data.mean("frequency")).assign_attrs(data.attrs)
-                    step = f"demean {__version__} variable={self.variable}"
-                    out.attrs["processing"] = f"{ds.attrs.get('processing', '')}\\n{step}".strip()
-                    return out
+                    return out  # overtone records the step (name, plugin, params) in history
         ''',
         "test": '''
             def test_signal_processor():

@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 from overtone import DatasetError
 from overtone.io import open_dataset, write_dataset
+from overtone.runschema import history_entries
 from overtone_radio.fftfilter import FFTStandingWave, remove_standing_waves
 from overtone_radio.readers import open_fits, open_hifast
 from overtone_radio.rms import RMSRatio
@@ -181,7 +182,8 @@ def test_cli_process_fits_with_plots(tmp_path, small):
     run = subprocess.run(cmd, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     ds = xr.open_dataset(out, engine="h5netcdf")
-    assert "sw_bins" in ds and "rfi_mask" in ds and "fft-standing-wave" in ds.attrs["processing"]
+    assert "sw_bins" in ds and "rfi_mask" in ds and "fft-standing-wave" in [
+        e["component"] for e in history_entries(ds)]
     assert (tmp_path / "plot.fft-standing-wave.png").stat().st_size > 10_000
     assert (tmp_path / "plot.harmonic-rfi.png").stat().st_size > 10_000
 

@@ -9,7 +9,6 @@ MHz by convention), and optional boolean variables ``source_mask`` (channels to 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,10 +183,12 @@ def check_ranges(value: Any, name: str) -> list[list[float]]:
 
 
 def record(ds: xr.Dataset, name: str, version: str, params: dict[str, Any]) -> None:
-    """Append what a processor did (name, version, parameters) to ``attrs['processing']``."""
-    entry = f"{name} {version} {json.dumps(params, sort_keys=True, default=str)}"
-    previous = ds.attrs.get("processing", "")
-    ds.attrs["processing"] = f"{previous}\n{entry}".strip()
+    """Append what a processor did to ``ds.attrs['history']`` (the run schema's provenance
+    convention, :func:`overtone.runschema.add_history`): name, version and parameters."""
+    from overtone.runschema import add_history
+
+    add_history(ds, {"component": name, "kind": "signal_processor", "plugin": "overtone-radio",
+                     "version": version, "params": params})
 
 
 def batch_dims(data: xr.DataArray) -> list[str]:

@@ -33,7 +33,7 @@ __all__ = ["FILENAME", "TRAIN_PAIR", "ProbeRecorder", "complete_steps"]
 FILENAME = "probes.nc"
 
 #: Step-free (a, b) mask written with an outputs probe: 1 where the pair is a training pair.
-TRAIN_PAIR = "train_pair"
+TRAIN_PAIR = runschema.PROBE_VARIABLES["train_pair"].name
 
 
 class ProbeRecorder:

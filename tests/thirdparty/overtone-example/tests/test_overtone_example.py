@@ -29,7 +29,13 @@ def test_signal_processor():
                     coords={"frequency": [1.0, 2.0, 3.0, 4.0]})
     out = check_signal_processor(registry.get("signal_processor", "demean"), ds)
     np.testing.assert_allclose(out["spectra"].mean("frequency"), 0.0, atol=1e-12)
-    assert out.attrs["processing"] == "demean 1.0.0 variable=spectra"
+    import overtone
+    from overtone.runschema import history_entries
+
+    done = overtone.process(ds, ["demean"], registry=registry)
+    step = history_entries(done.dataset)[0]
+    assert (step["component"], step["plugin"], step["params"]) == ("demean", plugin.__name__,
+                                                                  {"variable": "spectra"})
 
 
 def test_engine_fits_least_squares(tmp_path):

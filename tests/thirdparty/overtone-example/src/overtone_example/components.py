@@ -14,8 +14,6 @@ from overtone.config import check_sections
 from overtone.io import atomic_target, write_dataset
 from overtone.params import resolve_params
 
-from overtone_example import __version__
-
 
 class Moments:
     """Mean and standard deviation of ``variable`` over ``dim``."""
@@ -51,9 +49,7 @@ class Demean:
         out = ds.copy()
         data = ds[self.variable]
         out[self.variable] = (data - data.mean("frequency")).assign_attrs(data.attrs)
-        step = f"demean {__version__} variable={self.variable}"
-        out.attrs["processing"] = f"{ds.attrs.get('processing', '')}\n{step}".strip()
-        return out
+        return out  # overtone records the step (name, plugin, params) in history
 
 
 DATA = {"n_samples": Param(64, min=2), "dim": Param(4, min=1), "noise": Param(0.1, min=0.0)}
