@@ -15,7 +15,7 @@ DEMO = Path(__file__).resolve().parents[3] / "data" / "radio" / "demo.nc"
 CASES = [
     ("fft-standing-wave", {"windows_us": [0.6, 0.7]}, "each window must be a pair"),
     ("fft-standing-wave", {"protect_ranges_mhz": [1397, 1402]}, "each range must be a pair"),
-    ("fft-standing-wave", {"reference_us": [[5, 50]]}, "give \\[low, high\\] in us"),
+    ("fft-standing-wave", {"reference_us": [[5, 50]]}, "reference_us\\[0\\] = \\[5, 50\\] has type list"),
     ("fft-standing-wave", {"telescope": "arecibo"}, "allowed: 'auto'"),
     ("fft-standing-wave", {"refuse_ratio": 0.5}, "above 1"),
     ("sine-fit", {"protect_ranges_mhz": [1397, 1402]}, "each range must be a pair"),
