@@ -279,3 +279,13 @@ def test_first_party_names():
     assert is_first_party("overtone-torch") and is_first_party("overtone-radio:readers")
     assert is_first_party("overtone_dynamics.plugin")
     assert not is_first_party("overtone-zloss") and not is_first_party("overtone_example.plugin")
+
+
+def test_a_module_installed_and_named_in_overtone_plugins_loads_once(fake_entry_points):
+    import overtone_example.plugin as example
+
+    fake_entry_points.append(FakeEntryPoint("example", example, FakeDist("overtone-example", "1.0")))
+    result = load_plugins(environ={"OVERTONE_PLUGINS": "overtone_example.plugin"})
+    assert [(r.name, r.error) for r in result.plugins] == [("overtone-example", None)]
+    reg = Registry(result)
+    assert reg.names("engine") == ["linreg"] and not reg.failures

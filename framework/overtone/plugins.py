@@ -144,6 +144,9 @@ def _one_line(text: str) -> str:
 
 def _register(result: LoadResult, record: PluginRecord, module: ModuleType) -> None:
     manager = result.manager
+    if manager.is_registered(module):  # e.g. installed and also named in OVERTONE_PLUGINS
+        result.plugins.remove(record)
+        return
     try:
         manager.register(module, name=record.name)
         # an implementation of a hook overtone does not define
