@@ -61,7 +61,7 @@ def test_noise_only_on_training_targets(registry):
     ({"frequencies": []}, "frequencies is empty"),
     ({"dim": 2, "frequencies": [1, 2]}, "must be a list of 2 numbers for dim = 2"),
     ({"amplitudes": [1.0]}, "amplitudes has 1 values for 10 frequencies"),
-    ({"sampling": "sobol"}, "sampling = 'sobol'; allowed: random, grid"),
+    ({"sampling": "sobol"}, "sampling = 'sobol' is not allowed; allowed values: 'random', 'grid'"),
     ({"domain": [1, 0]}, "low < high"),
     ({"dim": 3, "eval_points": 512}, "lower eval_points"),
     ({"noise": -1.0}, "noise = -1.0 must be >= 0"),

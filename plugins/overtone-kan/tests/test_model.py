@@ -37,7 +37,7 @@ def test_chebyshev_model_runs_and_trains_its_coefficients(registry):
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"basis": "fourier"}, "basis = 'fourier'; allowed: bspline, chebyshev"),
+    ({"basis": "fourier"}, "basis = 'fourier' is not allowed; allowed values: 'bspline', 'chebyshev'"),
     ({"grid_schedule": [[10, 4]]}, "grid sizes > grid_size = 5"),
     ({"grid_schedule": [[10, 10], [5, 20]]}, "strictly increasing"),
     ({"grid_schedule": [10, 20]}, "must be \\[step, grid_size\\]"),

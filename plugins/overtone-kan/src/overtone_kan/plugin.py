@@ -32,7 +32,7 @@ def overtone_tasks():
                   "regression onto sum_i A_i sin(2 pi k_i . x + phi_i) (spectral bias, 1-D or n-D)",
                   params={"dim": Param(1, help="input dimension"),
                           "frequencies": Param([5, 10, 15, 20, 25, 30, 35, 40, 45, 50],
-                                               help="k_i in cycles per unit x: numbers (dim 1) or "
+                                               items=(float, list), help="k_i in cycles per unit x: numbers (dim 1) or "
                                                     "vectors of length dim"),
                           "amplitudes": Param([], help="A_i, one per frequency (default all 1)"),
                           "phases": Param([], help="phi_i in radians, one per frequency (default all 0)"),
