@@ -26,13 +26,15 @@ is a constant), so ``x = w_i`` gives a finite loss and no NaN.
 from __future__ import annotations
 
 import torch
+from overtone.runschema import accumulation_dtype_name
 
 from overtone_harmonic.functional import IGNORE
 
 
 def accumulation_dtype(*tensors: torch.Tensor) -> torch.dtype:
-    """float64 when any input is float64; float32 otherwise (half precision is too coarse for distances)."""
-    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+    """The dtype distances and sums run in: the run schema's one rule
+    (:func:`overtone.runschema.accumulation_dtype_name`: float64 if any input is, else float32)."""
+    return getattr(torch, accumulation_dtype_name(*(str(t.dtype) for t in tensors)))
 
 
 def _chunk_loss_and_grads(xs, w, wn, t, valid, a, eps, B, P, want_x, want_w, acc_c, acc_m):

@@ -23,13 +23,15 @@ gradients ``(N, d)`` and ``(V, d)`` instead of ``O(N * V)``.
 from __future__ import annotations
 
 import torch
+from overtone.runschema import accumulation_dtype_name
 
 IGNORE = -100
 
 
-def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 stays float64; every other floating dtype is reduced in float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+def accumulation_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    """The dtype a softmax and its sums run in: the run schema's one rule
+    (:func:`overtone.runschema.accumulation_dtype_name`: float64 if any input is, else float32)."""
+    return getattr(torch, accumulation_dtype_name(*(str(d) for d in dtypes)))
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:
