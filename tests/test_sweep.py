@@ -124,3 +124,26 @@ def test_sweep_progress_bar_follows_overtone_progress(tmp_path, tiny_registry, m
     config.write_text("[run]\nengine = 'sweep-only'\n")
     run_sweep(config, seeds=2, out=tmp_path, registry=tiny_registry)
     assert ("sweep: 100%" in capsys.readouterr().err) is shown
+
+
+def test_vectorize_refuses_an_engine_without_a_pack_trainer(tmp_path):
+    """The linreg example engine has no ``vectorized()``: one line naming it, non-zero exit, nothing run."""
+    from conftest import run_cli
+
+    config = tmp_path / "fit.toml"
+    config.write_text("[run]\nengine = 'linreg'\n[train]\nsteps = 3\n")
+    done = run_cli("sweep", str(config), "--seeds", "2", "--vectorize", "--out", str(tmp_path))
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert ("--vectorize: engine 'linreg' (plugin 'overtone_example.plugin') cannot train a sweep as one program; "
+            "drop --vectorize") in lines[0]
+    assert not (tmp_path / "fit-sweep").exists()
+
+
+def test_vectorize_cannot_use_worker_processes(tmp_path, example_registry):
+    config = tmp_path / "fit.toml"
+    config.write_text("[run]\nengine = 'linreg'\n")
+    with pytest.raises(ConfigError, match=r"^--vectorize trains each pack in this process; drop --workers"):
+        run_sweep(config, seeds=2, workers=2, out=tmp_path, registry=example_registry, vectorize=True)
+    assert not (tmp_path / "fit-sweep").exists()

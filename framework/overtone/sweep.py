@@ -104,8 +104,14 @@ def run_sweep(
     workers: int = 1,
     scheduler: str | None = None,
     registry: Any = None,
+    vectorize: bool = False,
 ) -> Path:
-    """Validate every variant, run them all, and write ``<out>/<name>-sweep/sweep.nc``."""
+    """Validate every variant, run them all, and write ``<out>/<name>-sweep/sweep.nc``.
+
+    With ``vectorize``, the members (variant x seed) whose configs differ only in per-member
+    values are trained as one program per pack by the engine's ``vectorized()`` trainer
+    (:func:`plan_packs`); the output has the same layout.
+    """
     from overtone.runs import resolve_experiment
 
     config_path = Path(config_path)
@@ -118,17 +124,75 @@ def run_sweep(
 
         registry = default_registry()
     source = str(config_path)
+    resolved = []
     for job in jobs:  # fail before any work if one variant is invalid
         label = ", ".join(f"{k}={v!r}" for k, v in job["assignment"].items()) or "base"
         try:
-            resolve_experiment(job["config"], source=source, default_name=name, registry=registry)
+            resolved.append(resolve_experiment(job["config"], source=source, default_name=name,
+                                               registry=registry))
         except ConfigError as exc:
             raise ConfigError(f"sweep variant {label}: {exc}") from exc
-    run_dirs = _execute(jobs, source, str(sweep_dir), workers, scheduler, registry)
+    if vectorize:
+        if workers > 1 or scheduler:
+            raise ConfigError("--vectorize trains each pack in this process; drop --workers/--scheduler "
+                              "or drop --vectorize")
+        packs = plan_packs(jobs, resolved, registry)
+        run_dirs = _execute_packs(packs, resolved, sweep_dir)
+    else:
+        run_dirs = _execute(jobs, source, str(sweep_dir), workers, scheduler, registry)
     combined = combine(jobs, run_dirs)
     from overtone.io import write_dataset
 
     return write_dataset(combined, sweep_dir / "sweep.nc")
+
+
+def plan_packs(jobs: list[dict[str, Any]], resolved: list[tuple[Any, dict[str, Any]]],
+               registry: Any) -> list[tuple[Any, list[int]]]:
+    """Group the jobs into packs: ``(trainer, job indices)`` for each set of configs whose
+    engine and pack key (the engine trainer's ``key(config)``) agree, in job order.
+
+    Raises ConfigError, before any training, when an engine has no ``vectorized()`` trainer
+    or its trainer refuses a component. More than one pack is said on stderr, with the
+    config keys that split them.
+    """
+    import sys
+
+    packs: dict[Any, tuple[Any, list[int]]] = {}
+    keys: dict[Any, dict[str, str]] = {}
+    for index, (engine, config) in enumerate(resolved):
+        engine_name = config["run"]["engine"]
+        make = getattr(engine, "vectorized", None)
+        if not callable(make):
+            plugin = registry.entry("engine", engine_name).plugin
+            raise ConfigError(f"--vectorize: engine {engine_name!r} (plugin {plugin!r}) cannot train a sweep "
+                              f"as one program; drop --vectorize")
+        trainer = make()
+        key = (engine_name, trainer.key(config))
+        packs.setdefault(key, (trainer, []))[1].append(index)
+        keys[key] = dict(key[1], **{"run.engine": repr(engine_name)})
+    if len(packs) > 1:
+        names = sorted(set().union(*keys.values()))
+        split = [n for n in names if len({k.get(n) for k in keys.values()}) > 1]
+        print(f"overtone sweep --vectorize: {len(packs)} packs, split by {', '.join(split)} "
+              f"(those cannot differ inside a pack)", file=sys.stderr)
+        for number, (key, (_, members)) in enumerate(packs.items(), 1):
+            values = ", ".join(f"{n}={keys[key].get(n)}" for n in split)
+            print(f"  pack {number}: {len(members)} members ({values})", file=sys.stderr)
+    return list(packs.values())
+
+
+def _execute_packs(packs: list[tuple[Any, list[int]]], resolved: list[tuple[Any, dict[str, Any]]],
+                   sweep_dir: Path) -> list[str]:
+    """Create every member's run directory, train each pack, return the run directories."""
+    from overtone.runs import prepare_run_dir
+
+    run_dirs: list[str] = [""] * len(resolved)
+    for trainer, members in packs:
+        dirs = [prepare_run_dir(sweep_dir, resolved[i][1], resume=False) for i in members]
+        trainer.run([resolved[i][1] for i in members], dirs)
+        for i, run_dir in zip(members, dirs):
+            run_dirs[i] = str(run_dir)
+    return run_dirs
 
 
 def _execute(jobs: list[dict[str, Any]], source: str, out: str, workers: int,

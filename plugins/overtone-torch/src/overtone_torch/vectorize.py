@@ -1,0 +1,212 @@
+"""Vectorized sweeps: the members of a pack trained as one program (``overtone sweep --vectorize``).
+
+Every member is built exactly as its solo ``overtone run`` builds it (its seed, its task
+split, its initialisation, its data order); their parameters are then stacked with a
+leading member dim (``torch.func.stack_module_state``) and one forward and backward over
+all members runs through ``torch.func.vmap`` of ``torch.func.functional_call`` on a
+template of the shared architecture. :class:`~overtone_torch.vectorize_optim.PackOptimizer`
+updates the stacked parameters with per-member hyper-parameters. Evaluation copies each
+member's slice into its own module and runs the engine's own evaluation on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from overtone import ConfigError
+
+from overtone_torch.build import TrainNet, create_model_and_loss, exempt_from_decay
+from overtone_torch.vectorize_optim import PATH_KEYS, PER_MEMBER, PackOptimizer
+
+#: Components a pack can hold: their forward runs under ``vmap`` (no data-dependent shapes, such as
+#: mse's boolean-mask indexing, and no member-dependent Python control flow).
+MODELS = ("mlp",)
+LOSSES = ("cross-entropy",)
+#: Keys that only change a member's initialisation, so they may differ inside a pack.
+INIT_KEYS = {"model": ("init_scale",)}
+
+
+def _refuse(what: str, fix: str) -> ConfigError:
+    return ConfigError(f"--vectorize: {what} cannot be vectorized; {fix}")
+
+
+def _label(registry: Any, kind: str, name: str) -> str:
+    from overtone_torch.build import label
+
+    return label(registry, kind, name)
+
+
+def pack_key(config: Mapping[str, Any], registry: Any) -> tuple[tuple[str, str], ...]:
+    """What every member of a pack shares: the resolved config less its per-member values.
+
+    Per member: ``[run] seed`` and ``name``, the optimizer's values in
+    :data:`~overtone_torch.vectorize_optim.PER_MEMBER`, and the keys in :data:`INIT_KEYS`.
+    Everything else (task, shapes, schedule, steps, ...) is the key, as ``(dotted key, repr)``
+    pairs. Raises ConfigError naming a component or setting a pack cannot train.
+    """
+    model, loss, optimizer = (config[k]["name"] for k in ("model", "loss", "optimizer"))
+    if model not in MODELS:
+        raise _refuse(_label(registry, "model", model), f"vectorized models: {', '.join(MODELS)}; "
+                      f"drop --vectorize to sweep it run by run")
+    if loss not in LOSSES:
+        raise _refuse(_label(registry, "loss", loss), f"vectorized losses: {', '.join(LOSSES)}; "
+                      f"drop --vectorize to sweep it run by run")
+    if optimizer not in PER_MEMBER:
+        raise _refuse(_label(registry, "optimizer", optimizer), f"vectorized optimizers: "
+                      f"{', '.join(PER_MEMBER)}; drop --vectorize to sweep it run by run")
+    train = config["train"]
+    unsupported = [
+        ("[[probes]]", bool(config.get("probes"))), ("[[analyzers]]", bool(config.get("analyzers"))),
+        (f"[train] accumulate = {train.get('accumulate')}", train.get("accumulate", 1) != 1),
+        ("[train] compile = true", bool(train.get("compile"))),
+        ("[optimizer] amsgrad = true", bool(config["optimizer"].get("amsgrad"))),
+        ("[loss] chunk_size", bool(config["loss"].get("chunk_size"))),
+        (f"WORLD_SIZE = {os.environ.get('WORLD_SIZE')} (torchrun)", int(os.environ.get("WORLD_SIZE", "1")) > 1),
+    ]
+    for what, present in unsupported:
+        if present:
+            raise _refuse(what, "remove it or drop --vectorize")
+    own = {"optimizer": PER_MEMBER[optimizer] + PATH_KEYS, **INIT_KEYS}
+    items = []
+    for section, values in config.items():
+        if section in ("run", "versions"):
+            continue
+        if not isinstance(values, Mapping):
+            items.append((section, repr(values)))
+            continue
+        items += [(f"{section}.{k}", repr(v)) for k, v in sorted(values.items()) if k not in own.get(section, ())]
+    return tuple(sorted(items))
+
+
+class PackTrainer:
+    """Trains a pack of resolved configs (same :func:`pack_key`) as one program."""
+
+    def __init__(self, registry: Any, tasks: Any = None) -> None:
+        self.registry = registry
+        self.tasks = tasks  # config -> task (the engine's cached task), or None to build them
+
+    def key(self, config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+        """:func:`pack_key` of ``config``."""
+        return pack_key(config, self.registry)
+
+    def run(self, configs: Sequence[Mapping[str, Any]], run_dirs: Sequence[Path]) -> None:
+        """Train every member; write each one's ``metrics.nc`` into its run directory.
+
+        Member ``i`` gets the metrics its solo run records (``train_batch_loss``, ``lr`` each
+        step; ``train_loss``, ``train_acc``, ``eval_loss``, ``eval_acc`` and throughput at
+        each evaluation); throughput is the pack's examples per second per member.
+        """
+        from overtone_torch.build import create_task
+        from overtone_torch.engine import (
+            Throughput,
+            TrainingDiverged,
+            _run_attrs,
+            _tokens_per_example,
+            evaluate_splits,
+            setup_device,
+            to_device,
+        )
+        from overtone_torch.metrics import MetricsLog
+        from overtone_torch.schedule import lr_factor
+
+        first = configs[0]
+        train, sched = first["train"], first["schedule"]
+        device, _ = setup_device(train)
+        eval_batch = train["eval_batch_size"] or train["batch_size"]
+        seeds = [c["run"]["seed"] for c in configs]
+        tasks = [create_task(c, self.registry, c["run"]["seed"]) for c in configs]
+        nets = []
+        for config, task, seed in zip(configs, tasks, seeds):
+            torch.manual_seed(seed)  # each member's initialisation is its solo run's
+            nets.append(TrainNet(*create_model_and_loss(config, self.registry, task)).to(device))
+        params, buffers = torch.func.stack_module_state(nets)
+        params = {n: p.detach().requires_grad_() for n, p in params.items()}
+        template = copy.deepcopy(nets[0]).to("meta")
+        exempt = exempt_from_decay(nets[0])
+        decay_all = first["optimizer"].get("decay", "matrices") == "all"
+        decays = {n: decay_all or id(p) not in exempt for n, p in nets[0].named_parameters()}
+        optimizer = PackOptimizer(first["optimizer"]["name"], params, [c["optimizer"] for c in configs], decays)
+        generators = [torch.Generator().manual_seed(seed + 1) for seed in seeds]
+        logs = [MetricsLog(_run_attrs(c, t)) for c, t in zip(configs, tasks)]
+
+        def member_loss(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor,
+                        y: torch.Tensor) -> torch.Tensor:
+            return torch.func.functional_call(template, (p, b), (x, y))
+
+        pack_loss = torch.func.vmap(member_loss)
+        clock = Throughput(train["batch_size"], _tokens_per_example(tasks[0]))
+        pending: list[tuple[int, torch.Tensor, float]] = []
+        clip = train["grad_clip"]
+        for step in range(train["steps"]):
+            batches = [t.sample_batch("train", train["batch_size"], g) for t, g in zip(tasks, generators)]
+            x = to_device(torch.stack([b[0] for b in batches]), device)
+            y = to_device(torch.stack([b[1] for b in batches]), device)
+            factor = lr_factor(step, total=train["steps"], warmup_steps=sched["warmup_steps"],
+                               decay=sched["decay"], min_lr_ratio=sched["min_lr_ratio"])
+            losses = pack_loss(params, buffers, x, y)  # (M,)
+            losses.sum().backward()  # members share no parameter: each gets its own gradient
+            if clip:
+                clip_per_member(params.values(), clip)
+            optimizer.step(factor)
+            optimizer.zero_grad()
+            done = step + 1
+            pending.append((done, losses.detach(), factor))
+            clock.step()
+            last = done == train["steps"]
+            due_eval = done % train["eval_every"] == 0 or last
+            if not (done % train["log_every"] == 0 or due_eval or done % train["checkpoint_every"] == 0):
+                continue
+            _read(pending, logs, configs, run_dirs, TrainingDiverged)
+            pending = []
+            if not due_eval:
+                continue
+            clock.pause()
+            rates = clock.rates()
+            for i, (net, task, log) in enumerate(zip(nets, tasks, logs)):
+                load_member(net, params, i)
+                log.add(done, **rates)
+                log.add(done, **evaluate_splits(net, task, eval_batch, seeds[i], device, contextlib.nullcontext()))
+                log.write(Path(run_dirs[i]) / "metrics.nc")
+            clock.resume(restart=True)
+
+
+def _read(pending: list[tuple[int, torch.Tensor, float]], logs: Sequence[Any], configs: Sequence[Mapping[str, Any]],
+          run_dirs: Sequence[Path], diverged: type[Exception]) -> None:
+    """Record the pending per-member losses (one transfer) and learning rates; a NaN stops the pack."""
+    if not pending:
+        return
+    values = torch.stack([loss for _, loss, _ in pending]).tolist()  # (steps, M)
+    for (step, _, factor), row in zip(pending, values):
+        for i, (log, value) in enumerate(zip(logs, row)):
+            if not math.isfinite(value):
+                for j, other in enumerate(logs):
+                    other.write(Path(run_dirs[j]) / "metrics.nc")
+                raise diverged(f"member {configs[i]['run']['name']!r} of the pack: the training loss at step "
+                               f"{step} is {value}; the pack stopped (metrics so far in each member's "
+                               f"metrics.nc). Lower its [optimizer] lr, or sweep it without --vectorize")
+            log.add(step, train_batch_loss=value, lr=configs[i]["optimizer"]["lr"] * factor)
+
+
+@torch.no_grad()
+def clip_per_member(params: Any, max_norm: float) -> None:
+    """Scale each member's gradients by ``min(1, max_norm / (||g|| + 1e-6))``, ``||g||`` the 2-norm
+    over all of that member's gradients (``torch.nn.utils.clip_grad_norm_`` per member)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()  # (M,)
+    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.reshape(-1, *([1] * (g.ndim - 1))))
+
+
+@torch.no_grad()
+def load_member(net: torch.nn.Module, params: Mapping[str, torch.Tensor], i: int) -> None:
+    """Copy member ``i``'s slice of the stacked ``params`` into ``net``."""
+    for name, p in net.named_parameters():
+        p.copy_(params[name][i])

@@ -1,0 +1,183 @@
+"""``overtone sweep --vectorize``: each member of a pack matches its solo run; packs split and refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from overtone import ConfigError
+from overtone.io import open_dataset
+from overtone.sweep import run_sweep
+
+BASE = """
+[run]
+name = "mod"
+seed = 3
+[task]
+name = "modular-arithmetic"
+p = 23
+train_fraction = 0.5
+[model]
+name = "mlp"
+width = 48
+depth = 1
+embed_dim = 12
+[loss]
+name = "{loss}"
+[optimizer]
+name = "{optimizer}"
+[train]
+steps = 50
+batch_size = 64
+eval_every = 25
+checkpoint_every = 50
+grad_clip = {clip}
+threads = 1
+"""
+
+#: Per optimizer: the grid (per-member values, mixed with an initialisation key), seeds, loss, clip.
+CASES = {
+    "adamw": (["optimizer.lr=0.003,0.01", "optimizer.weight_decay=0.1,1.0", "model.init_scale=0.7,1.0"], 1,
+              "cross-entropy", 0.0),
+    "adam": (["optimizer.lr=0.001,0.005", "optimizer.weight_decay=0.0,0.01"], 2, "cross-entropy", 1.0),
+    "sgd": (["optimizer.momentum=0.0,0.9", "optimizer.lr=0.5", "optimizer.weight_decay=0.001"], 2, "cross-entropy",
+            0.0),
+}
+
+
+def _config(tmp_path, optimizer="adamw", loss="cross-entropy", clip=0.0, extra=""):
+    path = tmp_path / "mod.toml"
+    path.write_text(BASE.format(optimizer=optimizer, loss=loss, clip=clip) + extra)
+    return path
+
+
+@pytest.mark.parametrize("optimizer", list(CASES))
+def test_every_member_matches_its_solo_run(tmp_path, registry, optimizer):
+    """The plain sweep trains each member in its own ``overtone run``: the reference, side by side."""
+    grid, seeds, loss, clip = CASES[optimizer]
+    config = _config(tmp_path, optimizer, loss, clip)
+    plain = run_sweep(config, grid=grid, seeds=seeds, out=tmp_path / "plain", registry=registry)
+    packed = run_sweep(config, grid=grid, seeds=seeds, out=tmp_path / "packed", registry=registry,
+                       vectorize=True)
+    with open_dataset(plain) as solo, open_dataset(packed) as pack:
+        assert dict(pack.sizes) == dict(solo.sizes)
+        assert set(pack.data_vars) == set(solo.data_vars) and set(pack.coords) == set(solo.coords)
+        for name in solo.coords:
+            np.testing.assert_array_equal(pack[name].values, solo[name].values)
+        ref, got = solo["train_batch_loss"].values[..., :50], pack["train_batch_loss"].values[..., :50]
+        np.testing.assert_allclose(got, ref, rtol=1e-4)
+        np.testing.assert_array_equal(pack["lr"].values, solo["lr"].values)
+        # the members differ from each other (per-member values and seeds took effect)
+        flat = ref.reshape(-1, ref.shape[-1])
+        assert all(not np.allclose(flat[0], row) for row in flat[1:])
+        # evaluation: float reordering may move a near-tie argmax by one example, no more
+        n_eval = solo.attrs.get("eval_size") or round(23 * 23 * 0.5)
+        np.testing.assert_allclose(pack["eval_acc"].values[..., -1], solo["eval_acc"].values[..., -1],
+                                   atol=1.0 / n_eval + 1e-12)
+        np.testing.assert_allclose(pack["eval_loss"].values[..., -1], solo["eval_loss"].values[..., -1],
+                                   rtol=1e-3)
+    member = tmp_path / "packed" / "mod-sweep" / "mod-v0-s0"
+    assert (member / "metrics.nc").exists() and (member / "config.toml").exists()
+
+
+def test_a_key_that_changes_the_task_forms_separate_packs(tmp_path, registry, capsys):
+    config = _config(tmp_path, extra="")
+    out = run_sweep(config, grid=["task.p=23,29", "optimizer.lr=0.001,0.003"], seeds=1,
+                    overrides=["train.steps=4", "train.eval_every=4", "train.checkpoint_every=4"],
+                    out=tmp_path, registry=registry, vectorize=True)
+    err = capsys.readouterr().err
+    assert "overtone sweep --vectorize: 2 packs, split by task.p (those cannot differ inside a pack)" in err
+    assert "pack 1: 2 members (task.p=23)" in err and "pack 2: 2 members (task.p=29)" in err
+    with open_dataset(out) as ds:
+        assert dict(ds["train_batch_loss"].sizes) == {"variant": 4, "seed": 1, "step": 4}
+        assert ds["task.p"].values.tolist() == [23, 23, 29, 29]
+        assert np.isfinite(ds["eval_acc"].values[..., -1]).all()
+
+
+def test_one_pack_says_nothing(tmp_path, registry, capsys):
+    run_sweep(_config(tmp_path), seeds=2, overrides=["train.steps=2", "train.eval_every=2"],
+              out=tmp_path, registry=registry, vectorize=True)
+    assert "packs" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model={name='transformer', n_layer=1, d_model=16, n_head=2}"], "--vectorize: model 'transformer' (plugin 'overtone-torch') cannot be "
+                                   "vectorized; vectorized models: mlp; drop --vectorize"),
+    (["optimizer.name='focus'"], "--vectorize: optimizer 'focus' (plugin 'overtone-focus') cannot be "
+                                 "vectorized; vectorized optimizers: adamw, adam, sgd; drop --vectorize"),
+    (["loss.name='mse'"], "--vectorize: loss 'mse' (plugin 'overtone-torch') cannot be vectorized; "
+                          "vectorized losses: cross-entropy; drop --vectorize"),
+    (["train.accumulate=2"], "--vectorize: [train] accumulate = 2 cannot be vectorized; remove it"),
+])
+def test_what_cannot_be_vectorized_is_refused_before_training(tmp_path, registry, overrides, message):
+    if "focus" in message and "focus" not in registry.names("optimizer"):
+        pytest.skip("overtone-focus is not installed")
+    with pytest.raises(ConfigError) as info:
+        run_sweep(_config(tmp_path), grid=["optimizer.lr=0.001,0.003"], overrides=overrides,
+                  out=tmp_path, registry=registry, vectorize=True)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "mod-sweep").exists()
+
+
+def test_probes_are_refused(tmp_path, registry):
+    config = _config(tmp_path, extra="[[probes]]\nkind = 'embeddings'\nevery = 10\n")
+    with pytest.raises(ConfigError, match=r"^--vectorize: \[\[probes\]\] cannot be vectorized; remove it"):
+        run_sweep(config, out=tmp_path, registry=registry, vectorize=True)
+    assert not (tmp_path / "mod-sweep").exists()
+
+
+def test_per_member_clipping_matches_torch(registry):
+    """clip_per_member against torch.nn.utils.clip_grad_norm_ on each member's own gradients."""
+    import torch
+    from overtone_torch.vectorize import clip_per_member
+
+    torch.manual_seed(0)
+    grads = [torch.randn(3, 4, 5) * torch.tensor([0.01, 1.0, 10.0]).reshape(3, 1, 1), torch.randn(3, 7)]
+    params = [torch.zeros_like(g, requires_grad=True) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    clip_per_member(params, 1.0)
+    for m in range(3):
+        solo = [torch.zeros_like(g[m], requires_grad=True) for g in grads]
+        for p, g in zip(solo, grads):
+            p.grad = g[m].clone()
+        torch.nn.utils.clip_grad_norm_(solo, 1.0)
+        for p, s in zip(params, solo):
+            torch.testing.assert_close(p.grad[m], s.grad, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(("name", "hparams"), [
+    ("adamw", [{"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.5},
+               {"lr": 3e-3, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.0}]),
+    ("adam", [{"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1},
+              {"lr": 3e-3, "betas": (0.5, 0.9), "eps": 1e-5, "weight_decay": 0.0}]),
+    ("sgd", [{"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01},
+             {"lr": 0.3, "momentum": 0.0, "dampening": 0.5, "weight_decay": 0.0}]),
+])
+def test_pack_optimizer_matches_torch_per_member(name, hparams):
+    """Stacked parameters stepped with per-member values against torch's optimizer on each member,
+    including an undecayed parameter (the engine's decay groups) and a scheduled rate."""
+    import torch
+    from overtone_torch.vectorize_optim import PackOptimizer
+
+    torch.manual_seed(1)
+    stacked = {"w": torch.randn(2, 4, 3, requires_grad=True), "b": torch.randn(2, 3, requires_grad=True)}
+    solo = [{k: v[m].detach().clone().requires_grad_() for k, v in stacked.items()} for m in range(2)]
+    pack = PackOptimizer(name, stacked, hparams, {"w": True, "b": False})
+    cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}[name]
+    refs = [cls([{"params": [s["w"]]}, {"params": [s["b"]], "weight_decay": 0.0}], **h)
+            for s, h in zip(solo, hparams)]
+    for step in range(6):
+        grads = {k: torch.randn_like(v) for k, v in stacked.items()}
+        factor = 1.0 - 0.1 * step
+        for k, v in stacked.items():
+            v.grad = grads[k].clone()
+        pack.step(factor)
+        for m, (s, ref) in enumerate(zip(solo, refs)):
+            for k, v in s.items():
+                v.grad = grads[k][m].clone()
+            for group in ref.param_groups:
+                group["lr"] = hparams[m]["lr"] * factor
+            ref.step()
+    for m, s in enumerate(solo):
+        for k, v in s.items():
+            torch.testing.assert_close(stacked[k][m], v, rtol=1e-5, atol=1e-6)
