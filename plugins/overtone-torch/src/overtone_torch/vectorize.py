@@ -173,8 +173,9 @@ class PackTrainer:
                 load_member(net, params, i)
                 log.add(done, **rates)
                 log.add(done, **evaluate_splits(net, task, eval_batch, seeds[i], device, contextlib.nullcontext()))
-                log.write(Path(run_dirs[i]) / "metrics.nc")
             clock.resume(restart=True)
+        for log, run_dir in zip(logs, run_dirs):  # a pack has no checkpoint to resume: written once, at the end
+            log.write(Path(run_dir) / "metrics.nc")
 
 
 def _read(pending: list[tuple[int, torch.Tensor, float]], logs: Sequence[Any], configs: Sequence[Mapping[str, Any]],
