@@ -70,13 +70,31 @@ def test_every_member_matches_its_solo_run(tmp_path, registry, optimizer):
         flat = ref.reshape(-1, ref.shape[-1])
         assert all(not np.allclose(flat[0], row) for row in flat[1:])
         # evaluation: float reordering may move a near-tie argmax by one example, no more
-        n_eval = solo.attrs.get("eval_size") or round(23 * 23 * 0.5)
+        n_eval = 23 * 23 - round(23 * 23 * 0.5)
         np.testing.assert_allclose(pack["eval_acc"].values[..., -1], solo["eval_acc"].values[..., -1],
                                    atol=1.0 / n_eval + 1e-12)
         np.testing.assert_allclose(pack["eval_loss"].values[..., -1], solo["eval_loss"].values[..., -1],
                                    rtol=1e-3)
     member = tmp_path / "packed" / "mod-sweep" / "mod-v0-s0"
     assert (member / "metrics.nc").exists() and (member / "config.toml").exists()
+
+
+def test_eval_accuracy_after_learning_matches_the_solo_runs(tmp_path, registry):
+    """400 steps, where the training set is fitted and eval accuracy is well above chance (1/23)."""
+    overrides = ["task.train_fraction=0.8", "train.steps=400", "train.eval_every=200", "train.checkpoint_every=400",
+                 "optimizer.lr=0.01", "optimizer.weight_decay=1.0", "train.batch_size=128"]
+    config = _config(tmp_path)
+    plain = run_sweep(config, seeds=2, overrides=overrides, out=tmp_path / "plain", registry=registry)
+    packed = run_sweep(config, seeds=2, overrides=overrides, out=tmp_path / "packed", registry=registry,
+                       vectorize=True)
+    with open_dataset(plain) as solo, open_dataset(packed) as pack:
+        assert (solo["train_acc"].values[..., -1] == 1.0).all()
+        assert (solo["eval_acc"].values[..., -1] > 0.2).all()
+        n_eval = 23 * 23 - round(0.8 * 23 * 23)
+        np.testing.assert_allclose(pack["eval_acc"].values[..., -1], solo["eval_acc"].values[..., -1],
+                                   atol=1.0 / n_eval + 1e-12)
+        np.testing.assert_allclose(pack["train_batch_loss"].values[..., :50], solo["train_batch_loss"].values[..., :50],
+                                   rtol=1e-4)
 
 
 def test_a_key_that_changes_the_task_forms_separate_packs(tmp_path, registry, capsys):
