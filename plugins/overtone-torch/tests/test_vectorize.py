@@ -39,8 +39,8 @@ CASES = {
     "adamw": (["optimizer.lr=0.003,0.01", "optimizer.weight_decay=0.1,1.0", "model.init_scale=0.7,1.0"], 1,
               "cross-entropy", 0.0),
     "adam": (["optimizer.lr=0.001,0.005", "optimizer.weight_decay=0.0,0.01"], 2, "cross-entropy", 1.0),
-    "sgd": (["optimizer.momentum=0.0,0.9", "optimizer.lr=0.5", "optimizer.weight_decay=0.001"], 2, "cross-entropy",
-            0.0),
+    "sgd": (["optimizer.momentum=0.0,0.9", "optimizer.lr=0.5", "optimizer.weight_decay=0.001",
+             "loss.label_smoothing=0.0,0.2"], 1, "cross-entropy", 0.0),
 }
 
 
@@ -199,3 +199,19 @@ def test_pack_optimizer_matches_torch_per_member(name, hparams):
     for m, s in enumerate(solo):
         for k, v in s.items():
             torch.testing.assert_close(stacked[k][m], v, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
+def test_member_cross_entropy_matches_torch(smoothing):
+    """Against torch.nn.functional.cross_entropy (float64), with ignored targets."""
+    import torch
+    import torch.nn.functional as F
+    from overtone_torch.vectorize import member_cross_entropy
+
+    torch.manual_seed(2)
+    x, w, b = torch.randn(12, 5, dtype=torch.float64), torch.randn(7, 5, dtype=torch.float64), torch.randn(7)
+    t = torch.randint(0, 7, (12,))
+    t[[1, 4]] = -100
+    got = member_cross_entropy(x, t, w, b.double(), torch.tensor(smoothing, dtype=torch.float64))
+    ref = F.cross_entropy(F.linear(x, w, b.double()), t, ignore_index=-100, label_smoothing=smoothing)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)

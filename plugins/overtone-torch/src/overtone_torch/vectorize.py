@@ -31,6 +31,29 @@ MODELS = ("mlp",)
 LOSSES = ("cross-entropy",)
 #: Keys that only change a member's initialisation, so they may differ inside a pack.
 INIT_KEYS = {"model": ("init_scale",)}
+#: Loss keys that may differ inside a pack: the pack computes that loss by :func:`member_cross_entropy`.
+LOSS_KEYS = {"cross-entropy": ("label_smoothing",)}
+
+
+def member_cross_entropy(features: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
+                         bias: torch.Tensor | None, label_smoothing: torch.Tensor) -> torch.Tensor:
+    """The cross-entropy loss's forward with ``label_smoothing`` a tensor (one member's, under vmap).
+
+    ``-sum_j q_j log softmax(x W^T + b)_j`` with ``q = (1 - s) e_y + s / V``, i.e.
+    ``(1 - s) nll + s mean_j(-log p_j)``, averaged over targets that are not ``-100`` (as
+    ``torch.nn.functional.cross_entropy`` with ``label_smoothing = s``).
+    """
+    import torch.nn.functional as F
+
+    from overtone_torch.losses.chunked import IGNORE, accumulation_dtype
+
+    x, t = features.reshape(-1, features.shape[-1]), targets.reshape(-1)
+    scores = F.linear(x, weight, bias)
+    logp = torch.log_softmax(scores.to(accumulation_dtype(scores.dtype)), -1)
+    keep = t != IGNORE
+    nll = -logp.gather(-1, torch.where(keep, t, 0).unsqueeze(-1)).squeeze(-1)
+    per_target = (1 - label_smoothing) * nll - label_smoothing * logp.mean(-1)
+    return (per_target * keep).sum() / keep.sum().clamp_min(1)
 
 
 def _refuse(what: str, fix: str) -> ConfigError:
@@ -73,7 +96,7 @@ def pack_key(config: Mapping[str, Any], registry: Any) -> tuple[tuple[str, str],
     for what, present in unsupported:
         if present:
             raise _refuse(what, "remove it or drop --vectorize")
-    own = {"optimizer": PER_MEMBER[optimizer] + PATH_KEYS, **INIT_KEYS}
+    own = {"optimizer": PER_MEMBER[optimizer] + PATH_KEYS, "loss": LOSS_KEYS.get(loss, ()), **INIT_KEYS}
     items = []
     for section, values in config.items():
         if section in ("run", "versions"):
@@ -136,9 +159,12 @@ class PackTrainer:
         generators = [torch.Generator().manual_seed(seed + 1) for seed in seeds]
         logs = [MetricsLog(_run_attrs(c, t)) for c, t in zip(configs, tasks)]
 
+        smoothing = torch.tensor([float(c["loss"].get("label_smoothing", 0.0)) for c in configs], device=device)
+
         def member_loss(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor,
-                        y: torch.Tensor) -> torch.Tensor:
-            return torch.func.functional_call(template, (p, b), (x, y))
+                        y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            features = torch.func.functional_call(template.model, (_under(p, "model."), _under(b, "model.")), (x,))
+            return member_cross_entropy(features, y, p["loss.weight"], p.get("loss.bias"), s)
 
         pack_loss = torch.func.vmap(member_loss)
         clock = Throughput(train["batch_size"], _tokens_per_example(tasks[0]))
@@ -150,7 +176,7 @@ class PackTrainer:
             y = to_device(torch.stack([b[1] for b in batches]), device)
             factor = lr_factor(step, total=train["steps"], warmup_steps=sched["warmup_steps"],
                                decay=sched["decay"], min_lr_ratio=sched["min_lr_ratio"])
-            losses = pack_loss(params, buffers, x, y)  # (M,)
+            losses = pack_loss(params, buffers, x, y, smoothing)  # (M,)
             losses.sum().backward()  # members share no parameter: each gets its own gradient
             if clip:
                 clip_per_member(params.values(), clip)
@@ -193,6 +219,11 @@ def _read(pending: list[tuple[int, torch.Tensor, float]], logs: Sequence[Any], c
                                f"{step} is {value}; the pack stopped (metrics so far in each member's "
                                f"metrics.nc). Lower its [optimizer] lr, or sweep it without --vectorize")
             log.add(step, train_batch_loss=value, lr=configs[i]["optimizer"]["lr"] * factor)
+
+
+def _under(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries named ``prefix<name>``, as ``name``."""
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 @torch.no_grad()
