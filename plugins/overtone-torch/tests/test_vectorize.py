@@ -39,6 +39,10 @@ CASES = {
     "adamw": (["optimizer.lr=0.003,0.01", "optimizer.weight_decay=0.1,1.0", "model.init_scale=0.7,1.0"], 1,
               "cross-entropy", 0.0),
     "adam": (["optimizer.lr=0.001,0.005", "optimizer.weight_decay=0.0,0.01"], 2, "cross-entropy", 1.0),
+    "focus": (["optimizer.lr=0.003,0.01", "optimizer.gamma=0.05,0.2", "optimizer.weight_decay=0.1"], 1,
+              "cross-entropy", 0.0),
+    "signum": (["optimizer.lr=0.001,0.003", "optimizer.momentum=0.8,0.95", "optimizer.weight_decay=0.0,0.5"], 1,
+               "cross-entropy", 0.0),
     "sgd": (["optimizer.momentum=0.0,0.9", "optimizer.lr=0.5", "optimizer.weight_decay=0.001",
              "loss.label_smoothing=0.0,0.2"], 1, "cross-entropy", 0.0),
 }
@@ -53,6 +57,8 @@ def _config(tmp_path, optimizer="adamw", loss="cross-entropy", clip=0.0, extra="
 @pytest.mark.parametrize("optimizer", list(CASES))
 def test_every_member_matches_its_solo_run(tmp_path, registry, optimizer):
     """The plain sweep trains each member in its own ``overtone run``: the reference, side by side."""
+    if optimizer not in registry.names("optimizer"):
+        pytest.skip(f"the plugin of optimizer {optimizer!r} (overtone-focus) is not installed")
     grid, seeds, loss, clip = CASES[optimizer]
     config = _config(tmp_path, optimizer, loss, clip)
     plain = run_sweep(config, grid=grid, seeds=seeds, out=tmp_path / "plain", registry=registry)
@@ -120,19 +126,37 @@ def test_one_pack_says_nothing(tmp_path, registry, capsys):
 @pytest.mark.parametrize(("overrides", "message"), [
     (["model={name='transformer', n_layer=1, d_model=16, n_head=2}"], "--vectorize: model 'transformer' (plugin 'overtone-torch') cannot be "
                                    "vectorized; vectorized models: mlp; drop --vectorize"),
-    (["optimizer.name='focus'"], "--vectorize: optimizer 'focus' (plugin 'overtone-focus') cannot be "
-                                 "vectorized; vectorized optimizers: adamw, adam, sgd; drop --vectorize"),
     (["loss.name='mse'"], "--vectorize: loss 'mse' (plugin 'overtone-torch') cannot be vectorized; "
                           "vectorized losses: cross-entropy; drop --vectorize"),
     (["train.accumulate=2"], "--vectorize: [train] accumulate = 2 cannot be vectorized; remove it"),
 ])
 def test_what_cannot_be_vectorized_is_refused_before_training(tmp_path, registry, overrides, message):
-    if "focus" in message and "focus" not in registry.names("optimizer"):
-        pytest.skip("overtone-focus is not installed")
     with pytest.raises(ConfigError) as info:
         run_sweep(_config(tmp_path), grid=["optimizer.lr=0.001,0.003"], overrides=overrides,
                   out=tmp_path, registry=registry, vectorize=True)
     assert message in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "mod-sweep").exists()
+
+
+def test_a_third_party_optimizer_is_refused(tmp_path):
+    """An optimizer of another plugin (torch's RMSprop behind a plugin module) cannot join a pack."""
+    import types
+
+    import torch
+    from overtone import Component, hookimpl
+    from overtone.testing import registry_for
+
+    plugin = types.ModuleType("rmsprop_plugin")
+    plugin.overtone_optimizers = hookimpl(lambda: [Component(
+        "optimizer", "rmsprop", lambda params, lr=0.01: torch.optim.RMSprop(params, lr=lr), "RMSprop",
+        params={"lr": 0.01})])
+    registry = registry_for("overtone_torch.plugin", plugin)
+    with pytest.raises(ConfigError) as info:
+        run_sweep(_config(tmp_path, optimizer="rmsprop"), seeds=2, out=tmp_path, registry=registry,
+                  vectorize=True)
+    assert str(info.value) == ("--vectorize: optimizer 'rmsprop' (plugin 'rmsprop_plugin') cannot be vectorized; "
+                               "vectorized optimizers: adamw, adam, sgd, focus, signum; drop --vectorize to sweep "
+                               "it run by run")
     assert not (tmp_path / "mod-sweep").exists()
 
 
@@ -172,6 +196,23 @@ def test_per_member_clipping_matches_torch(registry):
              {"lr": 0.3, "momentum": 0.0, "dampening": 0.5, "weight_decay": 0.0}]),
 ])
 def test_pack_optimizer_matches_torch_per_member(name, hparams):
+    _check_pack_optimizer(name, hparams)
+
+
+@pytest.mark.parametrize(("name", "hparams"), [
+    ("focus", [{"lr": 1e-2, "betas": (0.9, 0.999), "gamma": 0.1, "weight_decay": 0.5},
+               {"lr": 3e-3, "betas": (0.8, 0.99), "gamma": 0.3, "weight_decay": 0.0}]),
+    ("focus", [{"lr": 1e-2, "betas": (0.9, 0.999), "gamma": 0.1, "weight_decay": 0.5, "decay_order": "reference"},
+               {"lr": 3e-3, "betas": (0.8, 0.99), "gamma": 0.0, "weight_decay": 0.1, "decay_order": "reference"}]),
+    ("signum", [{"lr": 1e-2, "momentum": 0.9, "weight_decay": 0.5},
+                {"lr": 3e-3, "momentum": 0.5, "weight_decay": 0.0}]),
+])
+def test_pack_optimizer_matches_overtone_focus_per_member(name, hparams):
+    pytest.importorskip("overtone_focus")
+    _check_pack_optimizer(name, hparams)
+
+
+def _check_pack_optimizer(name, hparams):
     """Stacked parameters stepped with per-member values against torch's optimizer on each member,
     including an undecayed parameter (the engine's decay groups) and a scheduled rate."""
     import torch
@@ -181,7 +222,13 @@ def test_pack_optimizer_matches_torch_per_member(name, hparams):
     stacked = {"w": torch.randn(2, 4, 3, requires_grad=True), "b": torch.randn(2, 3, requires_grad=True)}
     solo = [{k: v[m].detach().clone().requires_grad_() for k, v in stacked.items()} for m in range(2)]
     pack = PackOptimizer(name, stacked, hparams, {"w": True, "b": False})
-    cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}[name]
+    if name in ("focus", "signum"):
+        from overtone_focus.focus import FOCUS
+        from overtone_focus.signum import Signum
+
+        cls = {"focus": FOCUS, "signum": Signum}[name]
+    else:
+        cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}[name]
     refs = [cls([{"params": [s["w"]]}, {"params": [s["b"]], "weight_decay": 0.0}], **h)
             for s, h in zip(solo, hparams)]
     for step in range(6):

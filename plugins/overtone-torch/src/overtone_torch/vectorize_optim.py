@@ -9,6 +9,13 @@ The updates are those of torch's AdamW, Adam and SGD (foreach path), element for
 - Adam (Kingma & Ba 2015): as AdamW, the decay as L2: ``g <- g + wd p`` and no ``p (1 - lr wd)``.
 - SGD: ``g <- g + wd p``; with momentum ``mu``: ``b <- g`` at the first step, then
   ``b <- mu b + (1 - dampening) g``; ``g <- g + mu b`` (Nesterov) or ``g <- b``; ``p <- p - lr g``.
+
+and those of overtone-focus (``overtone_focus.focus`` and ``.signum``, foreach path):
+
+- FOCUS (arXiv 2501.12243, Algorithm 1): ``m <- m + (1 - b1)(g - m)``; ``a <- a + (1 - b2)(p - a)``;
+  ``c = 1 - b2^t``; ``p <- p - lr wd a / c`` (before the sign step for ``decay_order = "paper"``,
+  after it for ``"reference"``); ``p <- p - lr (sign(m) + gamma sign(c p - a))``.
+- Signum (Bernstein et al. 2018): ``m <- m + (1 - mu)(g - m)``; ``p <- p (1 - lr wd) - lr sign(m)``.
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ PER_MEMBER = {
     "adamw": ("lr", "betas", "eps", "weight_decay"),
     "adam": ("lr", "betas", "eps", "weight_decay"),
     "sgd": ("lr", "momentum", "dampening", "weight_decay"),
+    "focus": ("lr", "betas", "gamma", "weight_decay"),
+    "signum": ("lr", "momentum", "weight_decay"),
 }
-#: Keys that only choose torch's kernel path; they change no value.
-PATH_KEYS = ("foreach", "fused")
+#: Keys that only choose a kernel path; they change no value.
+PATH_KEYS = ("foreach", "fused", "capturable")
 
 
 def _member_tensor(values: Sequence[float], like: torch.Tensor) -> torch.Tensor:
@@ -53,10 +62,16 @@ class PackOptimizer:
         self.lr = _member_tensor([h["lr"] for h in hparams], like)
         self.weight_decay = {n: _member_tensor([h["weight_decay"] if decays[n] else 0.0 for h in hparams], like)
                              for n in self.params}
-        if name in ("adamw", "adam"):
+        if name in ("adamw", "adam", "focus"):
             self.beta1 = _member_tensor([h["betas"][0] for h in hparams], like)
             self.beta2 = _member_tensor([h["betas"][1] for h in hparams], like)
+        if name in ("adamw", "adam"):
             self.eps = _member_tensor([h["eps"] for h in hparams], like)
+        elif name == "focus":
+            self.gamma = _member_tensor([h["gamma"] for h in hparams], like)
+            self.decay_first = hparams[0].get("decay_order", "paper") == "paper"
+        elif name == "signum":
+            self.momentum = _member_tensor([h["momentum"] for h in hparams], like)
         else:
             self.momentum = _member_tensor([h["momentum"] for h in hparams], like)
             # a member without momentum steps along g itself, whatever its dampening says
@@ -74,10 +89,8 @@ class PackOptimizer:
         for name, p in self.params.items():
             if p.grad is None:
                 continue
-            if self.name == "sgd":
-                self._sgd(name, p, p.grad, lr)
-            else:
-                self._adam(name, p, p.grad, lr)
+            {"sgd": self._sgd, "focus": self._focus, "signum": self._signum}.get(self.name, self._adam)(
+                name, p, p.grad, lr)
 
     def zero_grad(self) -> None:
         """Drop every gradient (``set_to_none``)."""
@@ -112,3 +125,26 @@ class PackOptimizer:
             step = grad + _over(self.momentum, p) * buf if self.nesterov else buf
             grad = torch.where(moving, step, grad)
         p.sub_(_over(lr, p) * grad)
+
+    def _focus(self, name: str, p: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor) -> None:
+        wide = torch.promote_types(p.dtype, torch.float32)
+        state = self.state.setdefault(name, {"exp_avg": torch.zeros_like(p),
+                                             "param_avg": torch.zeros_like(p, dtype=wide)})
+        m, bar = state["exp_avg"], state["param_avg"]
+        c = 1 - self.beta2 ** self.steps
+        m.lerp_(grad, _over(1 - self.beta1, p))
+        bar.lerp_(p.to(wide), _over(1 - self.beta2, bar))
+        decay = _over(-lr * self.weight_decay[name] / c, p)
+        if self.decay_first:
+            p.add_(bar.to(p.dtype) * decay)
+        pull = (p.to(wide) * _over(c, bar)).sub_(bar).sign_()
+        update = torch.sign(m).add_(pull.to(p.dtype) * _over(self.gamma, p))
+        p.add_(update * _over(-lr, p))
+        if not self.decay_first:
+            p.add_(bar.to(p.dtype) * decay)
+
+    def _signum(self, name: str, p: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor) -> None:
+        m = self.state.setdefault(name, {"momentum_buffer": torch.zeros_like(p)})["momentum_buffer"]
+        m.lerp_(grad, _over(1 - self.momentum, p))
+        p.mul_(_over(1 - lr * self.weight_decay[name], p))
+        p.add_(torch.sign(m) * _over(-lr, p))
