@@ -262,3 +262,23 @@ def test_member_cross_entropy_matches_torch(smoothing):
     got = member_cross_entropy(x, t, w, b.double(), torch.tensor(smoothing, dtype=torch.float64))
     ref = F.cross_entropy(F.linear(x, w, b.double()), t, ignore_index=-100, label_smoothing=smoothing)
     torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_a_diverging_member_stops_alone(tmp_path, registry, capsys):
+    """SGD at lr 1e4 diverges; its pack mate (lr 0.5) trains on and still matches its solo run."""
+    config = _config(tmp_path, optimizer="sgd")
+    out = run_sweep(config, grid=["optimizer.lr=0.5,1e4"], overrides=["train.log_every=5"], seeds=1,
+                    out=tmp_path / "packed", registry=registry, vectorize=True)
+    err = capsys.readouterr().err
+    stopped = [line for line in err.splitlines() if "stopped" in line]
+    assert len(stopped) == 1, err
+    assert stopped[0].startswith("overtone: member 'mod-v1-s0' stopped: the training loss at step ")
+    assert "the other members go on" in stopped[0]
+    solo = run_sweep(config, grid=["optimizer.lr=0.5"], seeds=1, out=tmp_path / "solo", registry=registry)
+    with open_dataset(out) as pack, open_dataset(solo) as ref:
+        loss = pack["train_batch_loss"].values[:, 0]
+        np.testing.assert_allclose(loss[0], ref["train_batch_loss"].values[0, 0], rtol=1e-4)
+        assert np.isnan(loss[1, -1]) and np.isnan(pack["eval_acc"].values[1, 0, -1])
+        assert np.isfinite(loss[1, 0])  # recorded up to the step before it diverged
+    with open_dataset(tmp_path / "packed" / "mod-sweep" / "mod-v1-s0" / "metrics.nc") as member:
+        assert member.attrs["stopped"] == stopped[0].removeprefix("overtone: ")

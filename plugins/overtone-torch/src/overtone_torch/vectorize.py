@@ -15,6 +15,7 @@ import contextlib
 import copy
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,6 @@ class PackTrainer:
         from overtone_torch.build import create_task
         from overtone_torch.engine import (
             Throughput,
-            TrainingDiverged,
             _run_attrs,
             _tokens_per_example,
             evaluate_splits,
@@ -169,6 +169,7 @@ class PackTrainer:
         pack_loss = torch.func.vmap(member_loss)
         clock = Throughput(train["batch_size"], _tokens_per_example(tasks[0]))
         pending: list[tuple[int, torch.Tensor, float]] = []
+        stopped: dict[int, str] = {}  # member -> why it stopped (its loss became NaN or infinite)
         clip = train["grad_clip"]
         for step in range(train["steps"]):
             batches = [t.sample_batch("train", train["batch_size"], g) for t, g in zip(tasks, generators)]
@@ -189,13 +190,21 @@ class PackTrainer:
             due_eval = done % train["eval_every"] == 0 or last
             if not (done % train["log_every"] == 0 or due_eval or done % train["checkpoint_every"] == 0):
                 continue
-            _read(pending, logs, configs, run_dirs, TrainingDiverged)
+            before = len(stopped)
+            _read(pending, logs, configs, stopped)
             pending = []
+            for i in list(stopped)[before:]:
+                print(f"overtone: {stopped[i]}", file=sys.stderr)
+                optimizer.stop(i)
+            if len(stopped) == len(configs):
+                break
             if not due_eval:
                 continue
             clock.pause()
             rates = clock.rates()
             for i, (net, task, log) in enumerate(zip(nets, tasks, logs)):
+                if i in stopped:
+                    continue
                 load_member(net, params, i)
                 log.add(done, **rates)
                 log.add(done, **evaluate_splits(net, task, eval_batch, seeds[i], device, contextlib.nullcontext()))
@@ -205,19 +214,26 @@ class PackTrainer:
 
 
 def _read(pending: list[tuple[int, torch.Tensor, float]], logs: Sequence[Any], configs: Sequence[Mapping[str, Any]],
-          run_dirs: Sequence[Path], diverged: type[Exception]) -> None:
-    """Record the pending per-member losses (one transfer) and learning rates; a NaN stops the pack."""
+          stopped: dict[int, str]) -> None:
+    """Record the pending per-member losses (one transfer) and learning rates.
+
+    A member whose loss is NaN or infinite is stopped: its reason goes into ``stopped`` (member
+    index -> one line) and its metrics' ``stopped`` attribute, and from that step on nothing more
+    is recorded for it; the other members go on.
+    """
     if not pending:
         return
     values = torch.stack([loss for _, loss, _ in pending]).tolist()  # (steps, M)
     for (step, _, factor), row in zip(pending, values):
         for i, (log, value) in enumerate(zip(logs, row)):
+            if i in stopped:
+                continue
             if not math.isfinite(value):
-                for j, other in enumerate(logs):
-                    other.write(Path(run_dirs[j]) / "metrics.nc")
-                raise diverged(f"member {configs[i]['run']['name']!r} of the pack: the training loss at step "
-                               f"{step} is {value}; the pack stopped (metrics so far in each member's "
-                               f"metrics.nc). Lower its [optimizer] lr, or sweep it without --vectorize")
+                stopped[i] = (f"member {configs[i]['run']['name']!r} stopped: the training loss at step {step} is "
+                              f"{value}; the other members go on. Lower its [optimizer] lr (or set [train] "
+                              f"grad_clip, or add [schedule] warmup_steps)")
+                log.attrs["stopped"] = stopped[i]
+                continue
             log.add(step, train_batch_loss=value, lr=configs[i]["optimizer"]["lr"] * factor)
 
 

@@ -80,6 +80,7 @@ class PackOptimizer:
             self.nesterov = bool(hparams[0].get("nesterov", False))
         self.state: dict[str, dict[str, torch.Tensor]] = {}
         self.steps = 0
+        self.frozen = torch.zeros(len(hparams), dtype=torch.bool, device=like.device)
 
     @torch.no_grad()
     def step(self, lr_factor: float = 1.0) -> None:
@@ -89,8 +90,16 @@ class PackOptimizer:
         for name, p in self.params.items():
             if p.grad is None:
                 continue
+            if bool(self.frozen.any()):  # a stopped member's NaN must not reach its (unused) state
+                p.grad.masked_fill_(_over(self.frozen.double(), p).bool(), 0.0)
             {"sgd": self._sgd, "focus": self._focus, "signum": self._signum}.get(self.name, self._adam)(
                 name, p, p.grad, lr)
+
+    def stop(self, member: int) -> None:
+        """Stop ``member``: from now on its learning rate is 0 and its gradients are zeroed. Its
+        parameters (NaN or not) are read by no other member."""
+        self.frozen[member] = True
+        self.lr[member] = 0.0
 
     def zero_grad(self) -> None:
         """Drop every gradient (``set_to_none``)."""
