@@ -140,10 +140,3 @@ def test_vectorize_refuses_an_engine_without_a_pack_trainer(tmp_path):
             "drop --vectorize") in lines[0]
     assert not (tmp_path / "fit-sweep").exists()
 
-
-def test_vectorize_cannot_use_worker_processes(tmp_path, example_registry):
-    config = tmp_path / "fit.toml"
-    config.write_text("[run]\nengine = 'linreg'\n")
-    with pytest.raises(ConfigError, match=r"^--vectorize trains each pack in this process; drop --workers"):
-        run_sweep(config, seeds=2, workers=2, out=tmp_path, registry=example_registry, vectorize=True)
-    assert not (tmp_path / "fit-sweep").exists()

@@ -133,11 +133,8 @@ def run_sweep(
         except ConfigError as exc:
             raise ConfigError(f"sweep variant {label}: {exc}") from exc
     if vectorize:
-        if workers > 1 or scheduler:
-            raise ConfigError("--vectorize trains each pack in this process; drop --workers/--scheduler "
-                              "or drop --vectorize")
         packs = plan_packs(jobs, resolved, registry)
-        run_dirs = _execute_packs(packs, resolved, sweep_dir)
+        run_dirs = _execute_packs(jobs, packs, source, str(sweep_dir), workers, scheduler, registry)
     else:
         run_dirs = _execute(jobs, source, str(sweep_dir), workers, scheduler, registry)
     combined = combine(jobs, run_dirs)
@@ -181,35 +178,57 @@ def plan_packs(jobs: list[dict[str, Any]], resolved: list[tuple[Any, dict[str, A
     return list(packs.values())
 
 
-def _execute_packs(packs: list[tuple[Any, list[int]]], resolved: list[tuple[Any, dict[str, Any]]],
-                   sweep_dir: Path) -> list[str]:
-    """Create every member's run directory, train each pack, return the run directories."""
-    from overtone.runs import prepare_run_dir
+def _run_pack(configs: list[dict[str, Any]], source: str, out: str, registry: Any) -> list[str]:
+    """Train one pack (its members' raw configs); ``registry`` as in :func:`_run_job`. Returns
+    the members' run directories."""
+    from overtone.runs import prepare_run_dir, resolve_experiment
 
-    run_dirs: list[str] = [""] * len(resolved)
-    for trainer, members in packs:
-        dirs = [prepare_run_dir(sweep_dir, resolved[i][1], resume=False) for i in members]
-        trainer.run([resolved[i][1] for i in members], dirs)
-        for i, run_dir in zip(members, dirs):
-            run_dirs[i] = str(run_dir)
+    if isinstance(registry, dict):
+        registry = _rebuild(registry)
+    members = [resolve_experiment(c, source=source, default_name=c["run"]["name"], registry=registry)
+               for c in configs]
+    resolved = [config for _, config in members]
+    dirs = [prepare_run_dir(Path(out), config, resume=False) for config in resolved]
+    members[0][0].vectorized().run(resolved, dirs)
+    return [str(d) for d in dirs]
+
+
+def _execute_packs(jobs: list[dict[str, Any]], packs: list[tuple[Any, list[int]]], source: str, out: str,
+                   workers: int, scheduler: str | None, registry: Any) -> list[str]:
+    """Train every pack (one task each: in turn, on a process pool or on dask); return every
+    job's run directory, in job order."""
+    members = [indices for _, indices in packs]
+    done = _dispatch(_run_pack, [[jobs[i]["config"] for i in indices] for indices in members],
+                     source, out, workers, scheduler, registry, unit="pack")
+    run_dirs: list[str] = [""] * len(jobs)
+    for indices, dirs in zip(members, done):
+        for i, run_dir in zip(indices, dirs):
+            run_dirs[i] = run_dir
     return run_dirs
 
 
 def _execute(jobs: list[dict[str, Any]], source: str, out: str, workers: int,
              scheduler: str | None, registry: Any) -> list[str]:
+    return _dispatch(_run_job, [job["config"] for job in jobs], source, out, workers, scheduler, registry,
+                     unit="run")
+
+
+def _dispatch(function: Any, items: list[Any], source: str, out: str, workers: int,
+              scheduler: str | None, registry: Any, *, unit: str) -> list[Any]:
+    """``function(item, source, out, registry)`` for every item: in this process, on a process
+    pool of ``workers``, or on the dask scheduler at ``scheduler``; results in item order."""
     from tqdm import tqdm
 
     from overtone.progress import progress_enabled
 
-    configs = [job["config"] for job in jobs]
-    bar = {"desc": "sweep", "unit": "run", "disable": not progress_enabled()}
+    bar = {"desc": "sweep", "unit": unit, "disable": not progress_enabled()}
     if scheduler:
         from dask.distributed import Client
 
         recipe = _recipe(registry)
         with Client(scheduler) as client:
-            futures = client.map(_run_job, configs, [source] * len(configs), [out] * len(configs),
-                                 [recipe] * len(configs), pure=False)
+            futures = client.map(function, items, [source] * len(items), [out] * len(items),
+                                 [recipe] * len(items), pure=False)
             return client.gather(futures)
     if workers > 1:
         import multiprocessing
@@ -218,9 +237,9 @@ def _execute(jobs: list[dict[str, Any]], source: str, out: str, workers: int,
         recipe = _recipe(registry)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = [pool.submit(_run_job, c, source, out, recipe) for c in configs]
+            futures = [pool.submit(function, item, source, out, recipe) for item in items]
             return [f.result() for f in tqdm(futures, **bar)]
-    return [_run_job(c, source, out, registry) for c in tqdm(configs, **bar)]
+    return [function(item, source, out, registry) for item in tqdm(items, **bar)]
 
 
 def combine(jobs: list[dict[str, Any]], run_dirs: Sequence[str]):

@@ -282,3 +282,21 @@ def test_a_diverging_member_stops_alone(tmp_path, registry, capsys):
         assert np.isfinite(loss[1, 0])  # recorded up to the step before it diverged
     with open_dataset(tmp_path / "packed" / "mod-sweep" / "mod-v1-s0" / "metrics.nc") as member:
         assert member.attrs["stopped"] == stopped[0].removeprefix("overtone: ")
+
+
+def test_packs_run_as_dask_tasks(tmp_path, registry):
+    """With a scheduler each pack is one dask task; the result equals the packs run here."""
+    from dask.distributed import LocalCluster
+
+    config = _config(tmp_path)
+    kwargs = {"grid": ["task.p=23,29"], "seeds": 2, "registry": registry, "vectorize": True,
+              "overrides": ["train.steps=6", "train.eval_every=3", "train.checkpoint_every=6"]}
+    # one thread per worker: members are initialised from torch's global generator
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        remote = run_sweep(config, out=tmp_path / "dask", scheduler=cluster.scheduler_address, **kwargs)
+    local = run_sweep(config, out=tmp_path / "local", **kwargs)
+    with open_dataset(remote) as a, open_dataset(local) as b:
+        assert dict(a["train_batch_loss"].sizes) == {"variant": 2, "seed": 2, "step": 6}
+        np.testing.assert_array_equal(a["train_batch_loss"].values, b["train_batch_loss"].values)
+        np.testing.assert_array_equal(a["eval_acc"].values, b["eval_acc"].values)
+    assert (tmp_path / "dask" / "mod-sweep" / "mod-v1-s1" / "metrics.nc").exists()
