@@ -300,3 +300,25 @@ def test_packs_run_as_dask_tasks(tmp_path, registry):
         np.testing.assert_array_equal(a["train_batch_loss"].values, b["train_batch_loss"].values)
         np.testing.assert_array_equal(a["eval_acc"].values, b["eval_acc"].values)
     assert (tmp_path / "dask" / "mod-sweep" / "mod-v1-s1" / "metrics.nc").exists()
+
+
+def test_the_cli_flag(tmp_path):
+    """``overtone sweep ... --vectorize``: exit 0 and sweep.nc; a refused model: exit 2, one line, nothing run."""
+    import os
+    import subprocess
+    import sys
+
+    config = _config(tmp_path)
+    env = {**os.environ, "OVERTONE_PROGRESS": "0"}
+    base = [sys.executable, "-m", "overtone", "sweep", str(config), "--seeds", "2", "--vectorize",
+            "--set", "train.steps=3", "--set", "train.eval_every=3", "--out"]
+    done = subprocess.run([*base, str(tmp_path / "ok")], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "ok" / "mod-sweep" / "sweep.nc").exists()
+    bad = subprocess.run([*base, str(tmp_path / "bad"), "--set", "model={name='transformer', n_layer=1, "
+                          "d_model=16, n_head=2}"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "overtone: error: --vectorize: model 'transformer' (plugin 'overtone-torch') cannot be vectorized; "
+        "vectorized models: mlp; drop --vectorize to sweep it run by run"]
+    assert not (tmp_path / "bad").exists()
