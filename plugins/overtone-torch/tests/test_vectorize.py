@@ -160,11 +160,31 @@ def test_a_third_party_optimizer_is_refused(tmp_path):
     assert not (tmp_path / "mod-sweep").exists()
 
 
-def test_probes_are_refused(tmp_path, registry):
-    config = _config(tmp_path, extra="[[probes]]\nkind = 'embeddings'\nevery = 10\n")
-    with pytest.raises(ConfigError, match=r"^--vectorize: \[\[probes\]\] cannot be vectorized; remove it"):
-        run_sweep(config, out=tmp_path, registry=registry, vectorize=True)
-    assert not (tmp_path / "mod-sweep").exists()
+def test_each_member_has_the_probes_and_analyses_of_its_solo_run(tmp_path, registry):
+    if "pca-structure" not in registry.names("analyzer"):
+        pytest.skip("overtone-dynamics (analyzer pca-structure) is not installed")
+    extra = ("[[probes]]\nkind = 'embeddings'\nevery = 25\n"
+             "[[probes]]\nkind = 'weights'\nnames = ['loss.weight']\nevery = 50\n"
+             "[[analyzers]]\nname = 'pca-structure'\nvariable = 'embeddings'\n")
+    config = _config(tmp_path, extra=extra)
+    grid = ["optimizer.lr=0.003,0.01"]
+    run_sweep(config, grid=grid, out=tmp_path / "plain", registry=registry)
+    run_sweep(config, grid=grid, out=tmp_path / "packed", registry=registry, vectorize=True)
+    import xarray as xr
+
+    for member in ("mod-v0-s0", "mod-v1-s0"):
+        solo, pack = (tmp_path / kind / "mod-sweep" / member for kind in ("plain", "packed"))
+        with open_dataset(solo / "probes.nc") as a, open_dataset(pack / "probes.nc") as b:
+            assert set(a.data_vars) == set(b.data_vars) and a["step"].values.tolist() == [25, 50]
+            for name in a.data_vars:
+                np.testing.assert_allclose(b[name].values, a[name].values, rtol=1e-4, atol=1e-5)
+        groups = xr.open_datatree(solo / "analysis.nc", engine="h5netcdf")
+        packed_groups = xr.open_datatree(pack / "analysis.nc", engine="h5netcdf")
+        assert set(groups.children) == set(packed_groups.children) == {"pca-structure"}
+        a, b = groups["pca-structure"].to_dataset(), packed_groups["pca-structure"].to_dataset()
+        for name in a.data_vars:
+            if np.issubdtype(a[name].dtype, np.number):
+                np.testing.assert_allclose(b[name].values, a[name].values, rtol=1e-3, atol=1e-5)
 
 
 def test_per_member_clipping_matches_torch(registry):

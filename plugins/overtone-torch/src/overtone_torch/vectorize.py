@@ -87,7 +87,6 @@ def pack_key(config: Mapping[str, Any], registry: Any) -> tuple[tuple[str, str],
                       f"{', '.join(PER_MEMBER)}; drop --vectorize to sweep it run by run")
     train = config["train"]
     unsupported = [
-        ("[[probes]]", bool(config.get("probes"))), ("[[analyzers]]", bool(config.get("analyzers"))),
         (f"[train] accumulate = {train.get('accumulate')}", train.get("accumulate", 1) != 1),
         ("[train] compile = true", bool(train.get("compile"))),
         ("[optimizer] amsgrad = true", bool(config["optimizer"].get("amsgrad"))),
@@ -125,8 +124,11 @@ class PackTrainer:
 
         Member ``i`` gets the metrics its solo run records (``train_batch_loss``, ``lr`` each
         step; ``train_loss``, ``train_acc``, ``eval_loss``, ``eval_acc`` and throughput at
-        each evaluation); throughput is the pack's examples per second per member.
+        each evaluation; throughput is the pack's examples per second per member), and its
+        ``probes.nc`` and ``analysis.nc``: at their steps the member's slice is copied into
+        its own module and the engine's ProbeRecorder and Analyses run on it as in a solo run.
         """
+        from overtone_torch.analyses import Analyses
         from overtone_torch.build import create_task
         from overtone_torch.engine import (
             Throughput,
@@ -137,6 +139,7 @@ class PackTrainer:
             to_device,
         )
         from overtone_torch.metrics import MetricsLog
+        from overtone_torch.probes import ProbeRecorder
         from overtone_torch.schedule import lr_factor
 
         first = configs[0]
@@ -158,6 +161,9 @@ class PackTrainer:
         optimizer = PackOptimizer(first["optimizer"]["name"], params, [c["optimizer"] for c in configs], decays)
         generators = [torch.Generator().manual_seed(seed + 1) for seed in seeds]
         logs = [MetricsLog(_run_attrs(c, t)) for c, t in zip(configs, tasks)]
+        recorders = [ProbeRecorder(c["probes"], t, Path(d), total_steps=train["steps"], batch_size=eval_batch)
+                     for c, t, d in zip(configs, tasks, run_dirs)]
+        analyses = [Analyses(c["analyzers"], self.registry, Path(d)) for c, d in zip(configs, run_dirs)]
 
         smoothing = torch.tensor([float(c["loss"].get("label_smoothing", 0.0)) for c in configs], device=device)
 
@@ -188,7 +194,9 @@ class PackTrainer:
             clock.step()
             last = done == train["steps"]
             due_eval = done % train["eval_every"] == 0 or last
-            if not (done % train["log_every"] == 0 or due_eval or done % train["checkpoint_every"] == 0):
+            due_probe, due_analysis = recorders[0].due(done), analyses[0].due(done)
+            if not (done % train["log_every"] == 0 or due_eval or done % train["checkpoint_every"] == 0
+                    or due_probe or due_analysis):
                 continue
             before = len(stopped)
             _read(pending, logs, configs, stopped)
@@ -198,19 +206,34 @@ class PackTrainer:
                 optimizer.stop(i)
             if len(stopped) == len(configs):
                 break
-            if not due_eval:
+            if not (due_eval or due_probe or due_analysis):
                 continue
             clock.pause()
             rates = clock.rates()
             for i, (net, task, log) in enumerate(zip(nets, tasks, logs)):
                 if i in stopped:
                     continue
-                load_member(net, params, i)
-                log.add(done, **rates)
-                log.add(done, **evaluate_splits(net, task, eval_batch, seeds[i], device, contextlib.nullcontext()))
-            clock.resume(restart=True)
-        for log, run_dir in zip(logs, run_dirs):  # a pack has no checkpoint to resume: written once, at the end
-            log.write(Path(run_dir) / "metrics.nc")
+                load_member(net, params, i)  # the member's own module: the solo run's evaluation and probes
+                if due_eval:
+                    log.add(done, **rates)
+                    log.add(done, **evaluate_splits(net, task, eval_batch, seeds[i], device,
+                                                    contextlib.nullcontext()))
+                if due_probe:
+                    recorders[i].record(done, net)
+                if due_analysis:
+                    analyses[i].run(done, recorders[i].dataset(), log.dataset())
+            clock.resume(restart=due_eval)
+        failures = []
+        for log, recorder, analysis in zip(logs, recorders, analyses):  # a pack has no checkpoint to resume
+            log.write(Path(recorder.run_dir) / "metrics.nc")
+            analysis.run(train["steps"], recorder.dataset(), log.dataset(), final=True)
+            recorder.write()
+            failures += analysis.failures.values()
+        if failures:
+            from overtone_torch.engine import AnalyzerFailed
+
+            raise AnalyzerFailed(f"training finished (every member's metrics, probes and analyses are written), "
+                                 f"but {'; '.join(failures)}; rerun it with 'overtone analyze RUN_DIR --with NAME'")
 
 
 def _read(pending: list[tuple[int, torch.Tensor, float]], logs: Sequence[Any], configs: Sequence[Mapping[str, Any]],
