@@ -203,7 +203,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     out = run_sweep(args.config, grid=args.grid, seeds=args.seeds, overrides=args.set,
                     out=args.out, workers=args.workers, scheduler=args.scheduler,
-                    vectorize=args.vectorize)
+                    vectorize=args.vectorize, resume=args.resume)
     print(f"sweep finished: {out}")
     return 0
 
@@ -313,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vectorize", action="store_true",
                    help="train the members whose shapes agree as one program (stacked parameters, "
                    "per-member seeds and optimizer values); same sweep.nc")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the runs (or packs) already started from their last checkpoints; "
+                   "start the others")
     p.set_defaults(handler=cmd_sweep)
 
     p = sub.add_parser("analyze", parents=[common], help="run analyzers on a run or a dataset",

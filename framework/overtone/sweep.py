@@ -6,6 +6,7 @@ along ``variant``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,14 +51,16 @@ def _toml(value: Any) -> str:
     return tomli_w.dumps({"v": value}).partition("=")[2].strip()
 
 
-def _run_job(config: dict[str, Any], source: str, out: str, registry: Any) -> str:
-    """Run one variant; ``registry`` is a Registry, or a :func:`_recipe` rebuilt in a worker."""
+def _run_job(config: dict[str, Any], source: str, out: str, registry: Any, resume: bool = False) -> str:
+    """Run one variant; ``registry`` is a Registry, or a :func:`_recipe` rebuilt in a worker.
+    With ``resume``, a run whose directory exists continues from its checkpoint."""
     from overtone.runs import run_config
 
     if isinstance(registry, dict):
         registry = _rebuild(registry)
+    resume = resume and (Path(out) / config["run"]["name"] / "config.toml").exists()
     return str(run_config(config, source=source, default_name=config["run"]["name"], out=out,
-                          registry=registry))
+                          registry=registry, resume=resume))
 
 
 def _recipe(registry: Any) -> dict[str, Any]:
@@ -105,12 +108,14 @@ def run_sweep(
     scheduler: str | None = None,
     registry: Any = None,
     vectorize: bool = False,
+    resume: bool = False,
 ) -> Path:
     """Validate every variant, run them all, and write ``<out>/<name>-sweep/sweep.nc``.
 
     With ``vectorize``, the members (variant x seed) whose configs differ only in per-member
     values are trained as one program per pack by the engine's ``vectorized()`` trainer
-    (:func:`plan_packs`); the output has the same layout.
+    (:func:`plan_packs`); the output has the same layout. With ``resume``, every run (or pack)
+    whose directory exists continues from its last checkpoint; the others start.
     """
     from overtone.runs import resolve_experiment
 
@@ -134,9 +139,9 @@ def run_sweep(
             raise ConfigError(f"sweep variant {label}: {exc}") from exc
     if vectorize:
         packs = plan_packs(jobs, resolved, registry)
-        run_dirs = _execute_packs(jobs, packs, source, str(sweep_dir), workers, scheduler, registry)
+        run_dirs = _execute_packs(jobs, packs, source, str(sweep_dir), workers, scheduler, registry, resume)
     else:
-        run_dirs = _execute(jobs, source, str(sweep_dir), workers, scheduler, registry)
+        run_dirs = _execute(jobs, source, str(sweep_dir), workers, scheduler, registry, resume)
     combined = combine(jobs, run_dirs)
     from overtone.io import write_dataset
 
@@ -178,7 +183,8 @@ def plan_packs(jobs: list[dict[str, Any]], resolved: list[tuple[Any, dict[str, A
     return list(packs.values())
 
 
-def _run_pack(configs: list[dict[str, Any]], source: str, out: str, registry: Any) -> list[str]:
+def _run_pack(configs: list[dict[str, Any]], source: str, out: str, registry: Any,
+              resume: bool = False) -> list[str]:
     """Train one pack (its members' raw configs); ``registry`` as in :func:`_run_job`. Returns
     the members' run directories."""
     from overtone.runs import prepare_run_dir, resolve_experiment
@@ -188,17 +194,19 @@ def _run_pack(configs: list[dict[str, Any]], source: str, out: str, registry: An
     members = [resolve_experiment(c, source=source, default_name=c["run"]["name"], registry=registry)
                for c in configs]
     resolved = [config for _, config in members]
-    dirs = [prepare_run_dir(Path(out), config, resume=False) for config in resolved]
-    members[0][0].vectorized().run(resolved, dirs)
+    exists = [(Path(out) / config["run"]["name"] / "config.toml").exists() for config in resolved]
+    dirs = [prepare_run_dir(Path(out), config, resume=resume and there) for config, there in zip(resolved, exists)]
+    members[0][0].vectorized().run(resolved, dirs, resume=resume and any(exists))
     return [str(d) for d in dirs]
 
 
 def _execute_packs(jobs: list[dict[str, Any]], packs: list[tuple[Any, list[int]]], source: str, out: str,
-                   workers: int, scheduler: str | None, registry: Any) -> list[str]:
+                   workers: int, scheduler: str | None, registry: Any, resume: bool = False) -> list[str]:
     """Train every pack (one task each: in turn, on a process pool or on dask); return every
     job's run directory, in job order."""
     members = [indices for _, indices in packs]
-    done = _dispatch(_run_pack, [[jobs[i]["config"] for i in indices] for indices in members],
+    done = _dispatch(functools.partial(_run_pack, resume=resume), [[jobs[i]["config"] for i in indices]
+                                                                   for indices in members],
                      source, out, workers, scheduler, registry, unit="pack")
     run_dirs: list[str] = [""] * len(jobs)
     for indices, dirs in zip(members, done):
@@ -208,8 +216,8 @@ def _execute_packs(jobs: list[dict[str, Any]], packs: list[tuple[Any, list[int]]
 
 
 def _execute(jobs: list[dict[str, Any]], source: str, out: str, workers: int,
-             scheduler: str | None, registry: Any) -> list[str]:
-    return _dispatch(_run_job, [job["config"] for job in jobs], source, out, workers, scheduler, registry,
+             scheduler: str | None, registry: Any, resume: bool = False) -> list[str]:
+    return _dispatch(functools.partial(_run_job, resume=resume), [job["config"] for job in jobs], source, out, workers, scheduler, registry,
                      unit="run")
 
 

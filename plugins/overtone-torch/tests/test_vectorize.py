@@ -342,3 +342,36 @@ def test_the_cli_flag(tmp_path):
         "overtone: error: --vectorize: model 'transformer' (plugin 'overtone-torch') cannot be vectorized; "
         "vectorized models: mlp; drop --vectorize to sweep it run by run"]
     assert not (tmp_path / "bad").exists()
+
+
+def test_an_interrupted_pack_resumes_bit_for_bit(tmp_path, registry, monkeypatch):
+    """Interrupted at step 15 (checkpoints every 10), resumed: the same sweep.nc and probes as
+    the pack run straight through."""
+    from overtone_torch.vectorize_optim import PackOptimizer
+
+    config = _config(tmp_path, optimizer="adam", extra="[[probes]]\nkind = 'embeddings'\nevery = 10\n")
+    kwargs = {"grid": ["optimizer.lr=0.003,0.01"], "seeds": 2, "registry": registry, "vectorize": True,
+              "overrides": ["train.steps=30", "train.checkpoint_every=10", "train.eval_every=10"]}
+    straight = run_sweep(config, out=tmp_path / "straight", **kwargs)
+    step = PackOptimizer.step
+
+    def interrupted(self, factor=1.0):
+        if self.steps == 15:
+            raise KeyboardInterrupt
+        step(self, factor)
+
+    monkeypatch.setattr(PackOptimizer, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(config, out=tmp_path / "resumed", **kwargs)
+    monkeypatch.setattr(PackOptimizer, "step", step)
+    member = tmp_path / "resumed" / "mod-sweep" / "mod-v1-s1"
+    with open_dataset(member / "metrics.nc") as partial:
+        assert int(partial["step"].max()) == 10
+    resumed = run_sweep(config, out=tmp_path / "resumed", resume=True, **kwargs)
+    with open_dataset(straight) as a, open_dataset(resumed) as b:
+        for name in ("train_batch_loss", "lr", "train_loss", "eval_loss", "eval_acc"):
+            np.testing.assert_array_equal(b[name].values, a[name].values)
+    with open_dataset(member / "probes.nc") as a, \
+            open_dataset(tmp_path / "straight" / "mod-sweep" / "mod-v1-s1" / "probes.nc") as b:
+        assert a["step"].values.tolist() == [10, 20, 30]
+        np.testing.assert_array_equal(a["embeddings"].values, b["embeddings"].values)

@@ -119,7 +119,7 @@ class PackTrainer:
         """:func:`pack_key` of ``config``."""
         return pack_key(config, self.registry)
 
-    def run(self, configs: Sequence[Mapping[str, Any]], run_dirs: Sequence[Path]) -> None:
+    def run(self, configs: Sequence[Mapping[str, Any]], run_dirs: Sequence[Path], *, resume: bool = False) -> None:
         """Train every member; write each one's ``metrics.nc`` into its run directory.
 
         Member ``i`` gets the metrics its solo run records (``train_batch_loss``, ``lr`` each
@@ -127,6 +127,10 @@ class PackTrainer:
         each evaluation; throughput is the pack's examples per second per member), and its
         ``probes.nc`` and ``analysis.nc``: at their steps the member's slice is copied into
         its own module and the engine's ProbeRecorder and Analyses run on it as in a solo run.
+
+        Every ``checkpoint_every`` steps (and at the end) each member's slice of the pack (its
+        parameters, optimizer state, data generator and metrics) goes to its
+        ``pack-checkpoint.pt``; with ``resume`` the pack continues from them bit for bit.
         """
         from overtone_torch.analyses import Analyses
         from overtone_torch.build import create_task
@@ -161,8 +165,14 @@ class PackTrainer:
         optimizer = PackOptimizer(first["optimizer"]["name"], params, [c["optimizer"] for c in configs], decays)
         generators = [torch.Generator().manual_seed(seed + 1) for seed in seeds]
         logs = [MetricsLog(_run_attrs(c, t)) for c, t in zip(configs, tasks)]
-        recorders = [ProbeRecorder(c["probes"], t, Path(d), total_steps=train["steps"], batch_size=eval_batch)
-                     for c, t, d in zip(configs, tasks, run_dirs)]
+        start = 0
+        if resume:
+            start = _restore(run_dirs, nets, params, optimizer, generators, logs)
+        stopped: dict[int, str] = {i: log.attrs["stopped"] for i, log in enumerate(logs) if "stopped" in log.attrs}
+        for i in stopped:
+            optimizer.stop(i)
+        recorders = [ProbeRecorder(c["probes"], t, Path(d), total_steps=train["steps"], keep_upto=start,
+                                   batch_size=eval_batch) for c, t, d in zip(configs, tasks, run_dirs)]
         analyses = [Analyses(c["analyzers"], self.registry, Path(d)) for c, d in zip(configs, run_dirs)]
 
         smoothing = torch.tensor([float(c["loss"].get("label_smoothing", 0.0)) for c in configs], device=device)
@@ -175,9 +185,8 @@ class PackTrainer:
         pack_loss = torch.func.vmap(member_loss)
         clock = Throughput(train["batch_size"], _tokens_per_example(tasks[0]))
         pending: list[tuple[int, torch.Tensor, float]] = []
-        stopped: dict[int, str] = {}  # member -> why it stopped (its loss became NaN or infinite)
         clip = train["grad_clip"]
-        for step in range(train["steps"]):
+        for step in range(start, train["steps"]):
             batches = [t.sample_batch("train", train["batch_size"], g) for t, g in zip(tasks, generators)]
             x = to_device(torch.stack([b[0] for b in batches]), device)
             y = to_device(torch.stack([b[1] for b in batches]), device)
@@ -195,8 +204,8 @@ class PackTrainer:
             last = done == train["steps"]
             due_eval = done % train["eval_every"] == 0 or last
             due_probe, due_analysis = recorders[0].due(done), analyses[0].due(done)
-            if not (done % train["log_every"] == 0 or due_eval or done % train["checkpoint_every"] == 0
-                    or due_probe or due_analysis):
+            due_checkpoint = done % train["checkpoint_every"] == 0 or last
+            if not (done % train["log_every"] == 0 or due_eval or due_checkpoint or due_probe or due_analysis):
                 continue
             before = len(stopped)
             _read(pending, logs, configs, stopped)
@@ -206,7 +215,7 @@ class PackTrainer:
                 optimizer.stop(i)
             if len(stopped) == len(configs):
                 break
-            if not (due_eval or due_probe or due_analysis):
+            if not (due_eval or due_probe or due_analysis or due_checkpoint):
                 continue
             clock.pause()
             rates = clock.rates()
@@ -222,9 +231,11 @@ class PackTrainer:
                     recorders[i].record(done, net)
                 if due_analysis:
                     analyses[i].run(done, recorders[i].dataset(), log.dataset())
+            if due_checkpoint:
+                _save(done, run_dirs, nets, params, optimizer, generators, logs, recorders)
             clock.resume(restart=due_eval)
         failures = []
-        for log, recorder, analysis in zip(logs, recorders, analyses):  # a pack has no checkpoint to resume
+        for log, recorder, analysis in zip(logs, recorders, analyses):
             log.write(Path(recorder.run_dir) / "metrics.nc")
             analysis.run(train["steps"], recorder.dataset(), log.dataset(), final=True)
             recorder.write()
@@ -234,6 +245,54 @@ class PackTrainer:
 
             raise AnalyzerFailed(f"training finished (every member's metrics, probes and analyses are written), "
                                  f"but {'; '.join(failures)}; rerun it with 'overtone analyze RUN_DIR --with NAME'")
+
+
+CHECKPOINT = "pack-checkpoint.pt"
+
+
+def _save(step: int, run_dirs: Sequence[Path], nets: Sequence[torch.nn.Module], params: Mapping[str, torch.Tensor],
+          optimizer: PackOptimizer, generators: Sequence[torch.Generator], logs: Sequence[Any],
+          recorders: Sequence[Any]) -> None:
+    """Each member's slice of the pack into its run directory's :data:`CHECKPOINT` (probes and
+    metrics made durable first, as a solo run's checkpoint does)."""
+    from overtone_torch import checkpoint
+
+    for i, (run_dir, net, generator, log, recorder) in enumerate(zip(run_dirs, nets, generators, logs, recorders)):
+        load_member(net, params, i)
+        log.last_checkpoint = step
+        recorder.write()
+        log.write(Path(run_dir) / "metrics.nc")
+        checkpoint.save(Path(run_dir) / CHECKPOINT, {
+            "net": net.state_dict(), "optimizer": optimizer.member_state(i), "rng": checkpoint.rng_state(generator),
+            "metrics": log.state(), "step": step})
+
+
+def _restore(run_dirs: Sequence[Path], nets: Sequence[torch.nn.Module], params: Mapping[str, torch.Tensor],
+             optimizer: PackOptimizer, generators: Sequence[torch.Generator], logs: list[Any]) -> int:
+    """Load every member's :data:`CHECKPOINT` into the pack; return the step they share (0 when
+    none has one yet). Members saved at different steps cannot form one pack: ConfigError."""
+    from overtone_torch import checkpoint
+    from overtone_torch.metrics import MetricsLog
+
+    paths = [Path(d) / CHECKPOINT for d in run_dirs]
+    if not any(p.exists() for p in paths):
+        print(f"overtone: no member of the pack of {run_dirs[0]} has a checkpoint yet; starting from step 0",
+              file=sys.stderr)
+        return 0
+    saved = [checkpoint.load(p) for p in paths]  # a missing one: ConfigError naming it
+    steps = {s["step"] for s in saved}
+    if len(steps) > 1:
+        raise ConfigError(f"cannot resume the pack of {run_dirs[0]}: its members' checkpoints are at steps "
+                          f"{sorted(steps)}; resume it without --vectorize, or start it again")
+    for i, (net, generator, state) in enumerate(zip(nets, generators, saved)):
+        net.load_state_dict(state["net"])
+        checkpoint.restore_rng(generator, state["rng"])
+        logs[i] = MetricsLog.from_state(state["metrics"])
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(torch.stack([dict(net.named_parameters())[name] for net in nets]))
+    optimizer.load_member_states([s["optimizer"] for s in saved])
+    return steps.pop()
 
 
 def _read(pending: list[tuple[int, torch.Tensor, float]], logs: Sequence[Any], configs: Sequence[Mapping[str, Any]],

@@ -101,6 +101,18 @@ class PackOptimizer:
         self.frozen[member] = True
         self.lr[member] = 0.0
 
+    def member_state(self, member: int) -> dict[str, Any]:
+        """``member``'s slice of the optimizer state (moments, buffers) and the step count."""
+        return {"steps": self.steps, "state": {name: {k: v[member].clone() for k, v in state.items()}
+                                               for name, state in self.state.items()}}
+
+    def load_member_states(self, states: Sequence[Mapping[str, Any]]) -> None:
+        """Stack the members' :meth:`member_state` slices back (a resumed pack)."""
+        self.steps = int(states[0]["steps"])
+        like = next(iter(self.params.values()))
+        self.state = {name: {k: torch.stack([s["state"][name][k] for s in states]).to(like.device)
+                             for k in saved} for name, saved in states[0]["state"].items()}
+
     def zero_grad(self) -> None:
         """Drop every gradient (``set_to_none``)."""
         for p in self.params.values():
