@@ -140,3 +140,18 @@ def test_vectorize_refuses_an_engine_without_a_pack_trainer(tmp_path):
             "drop --vectorize") in lines[0]
     assert not (tmp_path / "fit-sweep").exists()
 
+
+
+def test_sweep_resume_continues_started_runs_and_starts_the_rest(tmp_path, example_registry):
+    config = tmp_path / "fit.toml"
+    config.write_text("[run]\nengine = 'linreg'\n[train]\nsteps = 6\ncheckpoint_every = 3\n")
+    first = run_sweep(config, grid=["train.lr=0.1"], seeds=1, out=tmp_path, registry=example_registry)
+    with open_dataset(first) as ds:
+        before = ds["train_loss"].values.copy()
+    with pytest.raises(ConfigError, match="already exists; pass --resume"):
+        run_sweep(config, grid=["train.lr=0.1"], seeds=2, out=tmp_path, registry=example_registry)
+    out = run_sweep(config, grid=["train.lr=0.1"], seeds=2, out=tmp_path, registry=example_registry, resume=True)
+    with open_dataset(out) as ds:
+        assert dict(ds["train_loss"].sizes) == {"variant": 1, "seed": 2, "step": 6}
+        np.testing.assert_array_equal(ds["train_loss"].values[0, 0], before[0, 0])
+        assert np.isfinite(ds["train_loss"].values[0, 1]).all()
