@@ -236,7 +236,8 @@ class PackTrainer:
             clock.resume(restart=due_eval)
         failures = []
         for log, recorder, analysis in zip(logs, recorders, analyses):
-            log.write(Path(recorder.run_dir) / "metrics.nc")
+            if log.last_checkpoint != train["steps"]:  # else the last checkpoint wrote these metrics
+                log.write(Path(recorder.run_dir) / "metrics.nc")
             analysis.run(train["steps"], recorder.dataset(), log.dataset(), final=True)
             recorder.write()
             failures += analysis.failures.values()
