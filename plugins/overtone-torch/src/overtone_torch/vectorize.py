@@ -71,7 +71,8 @@ def pack_key(config: Mapping[str, Any], registry: Any) -> tuple[tuple[str, str],
     """What every member of a pack shares: the resolved config less its per-member values.
 
     Per member: ``[run] seed`` and ``name``, the optimizer's values in
-    :data:`~overtone_torch.vectorize_optim.PER_MEMBER`, and the keys in :data:`INIT_KEYS`.
+    :data:`~overtone_torch.vectorize_optim.PER_MEMBER`, and the keys in :data:`INIT_KEYS` and
+    :data:`LOSS_KEYS`.
     Everything else (task, shapes, schedule, steps, ...) is the key, as ``(dotted key, repr)``
     pairs. Raises ConfigError naming a component or setting a pack cannot train.
     """
@@ -111,9 +112,8 @@ def pack_key(config: Mapping[str, Any], registry: Any) -> tuple[tuple[str, str],
 class PackTrainer:
     """Trains a pack of resolved configs (same :func:`pack_key`) as one program."""
 
-    def __init__(self, registry: Any, tasks: Any = None) -> None:
+    def __init__(self, registry: Any) -> None:
         self.registry = registry
-        self.tasks = tasks  # config -> task (the engine's cached task), or None to build them
 
     def key(self, config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
         """:func:`pack_key` of ``config``."""
