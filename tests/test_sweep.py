@@ -124,3 +124,34 @@ def test_sweep_progress_bar_follows_overtone_progress(tmp_path, tiny_registry, m
     config.write_text("[run]\nengine = 'sweep-only'\n")
     run_sweep(config, seeds=2, out=tmp_path, registry=tiny_registry)
     assert ("sweep: 100%" in capsys.readouterr().err) is shown
+
+
+def test_vectorize_refuses_an_engine_without_a_pack_trainer(tmp_path):
+    """The linreg example engine has no ``vectorized()``: one line naming it, non-zero exit, nothing run."""
+    from conftest import run_cli
+
+    config = tmp_path / "fit.toml"
+    config.write_text("[run]\nengine = 'linreg'\n[train]\nsteps = 3\n")
+    done = run_cli("sweep", str(config), "--seeds", "2", "--vectorize", "--out", str(tmp_path))
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert ("--vectorize: engine 'linreg' (plugin 'overtone_example.plugin') cannot train a sweep as one program; "
+            "drop --vectorize") in lines[0]
+    assert not (tmp_path / "fit-sweep").exists()
+
+
+
+def test_sweep_resume_continues_started_runs_and_starts_the_rest(tmp_path, example_registry):
+    config = tmp_path / "fit.toml"
+    config.write_text("[run]\nengine = 'linreg'\n[train]\nsteps = 6\ncheckpoint_every = 3\n")
+    first = run_sweep(config, grid=["train.lr=0.1"], seeds=1, out=tmp_path, registry=example_registry)
+    with open_dataset(first) as ds:
+        before = ds["train_loss"].values.copy()
+    with pytest.raises(ConfigError, match="already exists; pass --resume"):
+        run_sweep(config, grid=["train.lr=0.1"], seeds=2, out=tmp_path, registry=example_registry)
+    out = run_sweep(config, grid=["train.lr=0.1"], seeds=2, out=tmp_path, registry=example_registry, resume=True)
+    with open_dataset(out) as ds:
+        assert dict(ds["train_loss"].sizes) == {"variant": 1, "seed": 2, "step": 6}
+        np.testing.assert_array_equal(ds["train_loss"].values[0, 0], before[0, 0])
+        assert np.isfinite(ds["train_loss"].values[0, 1]).all()

@@ -202,7 +202,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from overtone.sweep import run_sweep
 
     out = run_sweep(args.config, grid=args.grid, seeds=args.seeds, overrides=args.set,
-                    out=args.out, workers=args.workers, scheduler=args.scheduler)
+                    out=args.out, workers=args.workers, scheduler=args.scheduler,
+                    vectorize=args.vectorize, resume=args.resume)
     print(f"sweep finished: {out}")
     return 0
 
@@ -309,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", help="parent directory (default: runs)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
     p.add_argument("--scheduler", help="address of a dask.distributed scheduler to run on")
+    p.add_argument("--vectorize", action="store_true",
+                   help="train the members whose shapes agree as one program (stacked parameters, "
+                   "per-member seeds and optimizer values); same sweep.nc")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the runs (or packs) already started from their last checkpoints; "
+                   "start the others")
     p.set_defaults(handler=cmd_sweep)
 
     p = sub.add_parser("analyze", parents=[common], help="run analyzers on a run or a dataset",

@@ -6,6 +6,7 @@ along ``variant``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,14 +51,16 @@ def _toml(value: Any) -> str:
     return tomli_w.dumps({"v": value}).partition("=")[2].strip()
 
 
-def _run_job(config: dict[str, Any], source: str, out: str, registry: Any) -> str:
-    """Run one variant; ``registry`` is a Registry, or a :func:`_recipe` rebuilt in a worker."""
+def _run_job(config: dict[str, Any], source: str, out: str, registry: Any, resume: bool = False) -> str:
+    """Run one variant; ``registry`` is a Registry, or a :func:`_recipe` rebuilt in a worker.
+    With ``resume``, a run whose directory exists continues from its checkpoint."""
     from overtone.runs import run_config
 
     if isinstance(registry, dict):
         registry = _rebuild(registry)
+    resume = resume and (Path(out) / config["run"]["name"] / "config.toml").exists()
     return str(run_config(config, source=source, default_name=config["run"]["name"], out=out,
-                          registry=registry))
+                          registry=registry, resume=resume))
 
 
 def _recipe(registry: Any) -> dict[str, Any]:
@@ -104,8 +107,16 @@ def run_sweep(
     workers: int = 1,
     scheduler: str | None = None,
     registry: Any = None,
+    vectorize: bool = False,
+    resume: bool = False,
 ) -> Path:
-    """Validate every variant, run them all, and write ``<out>/<name>-sweep/sweep.nc``."""
+    """Validate every variant, run them all, and write ``<out>/<name>-sweep/sweep.nc``.
+
+    With ``vectorize``, the members (variant x seed) whose configs differ only in per-member
+    values are trained as one program per pack by the engine's ``vectorized()`` trainer
+    (:func:`plan_packs`); the output has the same layout. With ``resume``, every run (or pack)
+    whose directory exists continues from its last checkpoint; the others start.
+    """
     from overtone.runs import resolve_experiment
 
     config_path = Path(config_path)
@@ -118,34 +129,114 @@ def run_sweep(
 
         registry = default_registry()
     source = str(config_path)
+    resolved = []
     for job in jobs:  # fail before any work if one variant is invalid
         label = ", ".join(f"{k}={v!r}" for k, v in job["assignment"].items()) or "base"
         try:
-            resolve_experiment(job["config"], source=source, default_name=name, registry=registry)
+            resolved.append(resolve_experiment(job["config"], source=source, default_name=name,
+                                               registry=registry))
         except ConfigError as exc:
             raise ConfigError(f"sweep variant {label}: {exc}") from exc
-    run_dirs = _execute(jobs, source, str(sweep_dir), workers, scheduler, registry)
+    if vectorize:
+        packs = plan_packs(jobs, resolved, registry)
+        run_dirs = _execute_packs(jobs, packs, source, str(sweep_dir), workers, scheduler, registry, resume)
+    else:
+        run_dirs = _execute(jobs, source, str(sweep_dir), workers, scheduler, registry, resume)
     combined = combine(jobs, run_dirs)
     from overtone.io import write_dataset
 
     return write_dataset(combined, sweep_dir / "sweep.nc")
 
 
+def plan_packs(jobs: list[dict[str, Any]], resolved: list[tuple[Any, dict[str, Any]]],
+               registry: Any) -> list[tuple[Any, list[int]]]:
+    """Group the jobs into packs: ``(trainer, job indices)`` for each set of configs whose
+    engine and pack key (the engine trainer's ``key(config)``) agree, in job order.
+
+    Raises ConfigError, before any training, when an engine has no ``vectorized()`` trainer
+    or its trainer refuses a component. More than one pack is said on stderr, with the
+    config keys that split them.
+    """
+    import sys
+
+    packs: dict[Any, tuple[Any, list[int]]] = {}
+    keys: dict[Any, dict[str, str]] = {}
+    for index, (engine, config) in enumerate(resolved):
+        engine_name = config["run"]["engine"]
+        make = getattr(engine, "vectorized", None)
+        if not callable(make):
+            plugin = registry.entry("engine", engine_name).plugin
+            raise ConfigError(f"--vectorize: engine {engine_name!r} (plugin {plugin!r}) cannot train a sweep "
+                              f"as one program; drop --vectorize")
+        trainer = make()
+        key = (engine_name, trainer.key(config))
+        packs.setdefault(key, (trainer, []))[1].append(index)
+        keys[key] = dict(key[1], **{"run.engine": repr(engine_name)})
+    if len(packs) > 1:
+        names = sorted(set().union(*keys.values()))
+        split = [n for n in names if len({k.get(n) for k in keys.values()}) > 1]
+        print(f"overtone sweep --vectorize: {len(packs)} packs, split by {', '.join(split)} "
+              f"(those cannot differ inside a pack)", file=sys.stderr)
+        for number, (key, (_, members)) in enumerate(packs.items(), 1):
+            values = ", ".join(f"{n}={keys[key].get(n)}" for n in split)
+            print(f"  pack {number}: {len(members)} members ({values})", file=sys.stderr)
+    return list(packs.values())
+
+
+def _run_pack(configs: list[dict[str, Any]], source: str, out: str, registry: Any,
+              resume: bool = False) -> list[str]:
+    """Train one pack (its members' raw configs); ``registry`` as in :func:`_run_job`. Returns
+    the members' run directories."""
+    from overtone.runs import prepare_run_dir, resolve_experiment
+
+    if isinstance(registry, dict):
+        registry = _rebuild(registry)
+    members = [resolve_experiment(c, source=source, default_name=c["run"]["name"], registry=registry)
+               for c in configs]
+    resolved = [config for _, config in members]
+    exists = [(Path(out) / config["run"]["name"] / "config.toml").exists() for config in resolved]
+    dirs = [prepare_run_dir(Path(out), config, resume=resume and there) for config, there in zip(resolved, exists)]
+    members[0][0].vectorized().run(resolved, dirs, resume=resume and any(exists))
+    return [str(d) for d in dirs]
+
+
+def _execute_packs(jobs: list[dict[str, Any]], packs: list[tuple[Any, list[int]]], source: str, out: str,
+                   workers: int, scheduler: str | None, registry: Any, resume: bool = False) -> list[str]:
+    """Train every pack (one task each: in turn, on a process pool or on dask); return every
+    job's run directory, in job order."""
+    members = [indices for _, indices in packs]
+    done = _dispatch(functools.partial(_run_pack, resume=resume), [[jobs[i]["config"] for i in indices]
+                                                                   for indices in members],
+                     source, out, workers, scheduler, registry, unit="pack")
+    run_dirs: list[str] = [""] * len(jobs)
+    for indices, dirs in zip(members, done):
+        for i, run_dir in zip(indices, dirs):
+            run_dirs[i] = run_dir
+    return run_dirs
+
+
 def _execute(jobs: list[dict[str, Any]], source: str, out: str, workers: int,
-             scheduler: str | None, registry: Any) -> list[str]:
+             scheduler: str | None, registry: Any, resume: bool = False) -> list[str]:
+    return _dispatch(functools.partial(_run_job, resume=resume), [job["config"] for job in jobs], source, out, workers, scheduler, registry,
+                     unit="run")
+
+
+def _dispatch(function: Any, items: list[Any], source: str, out: str, workers: int,
+              scheduler: str | None, registry: Any, *, unit: str) -> list[Any]:
+    """``function(item, source, out, registry)`` for every item: in this process, on a process
+    pool of ``workers``, or on the dask scheduler at ``scheduler``; results in item order."""
     from tqdm import tqdm
 
     from overtone.progress import progress_enabled
 
-    configs = [job["config"] for job in jobs]
-    bar = {"desc": "sweep", "unit": "run", "disable": not progress_enabled()}
+    bar = {"desc": "sweep", "unit": unit, "disable": not progress_enabled()}
     if scheduler:
         from dask.distributed import Client
 
         recipe = _recipe(registry)
         with Client(scheduler) as client:
-            futures = client.map(_run_job, configs, [source] * len(configs), [out] * len(configs),
-                                 [recipe] * len(configs), pure=False)
+            futures = client.map(function, items, [source] * len(items), [out] * len(items),
+                                 [recipe] * len(items), pure=False)
             return client.gather(futures)
     if workers > 1:
         import multiprocessing
@@ -154,9 +245,9 @@ def _execute(jobs: list[dict[str, Any]], source: str, out: str, workers: int,
         recipe = _recipe(registry)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = [pool.submit(_run_job, c, source, out, recipe) for c in configs]
+            futures = [pool.submit(function, item, source, out, recipe) for item in items]
             return [f.result() for f in tqdm(futures, **bar)]
-    return [_run_job(c, source, out, registry) for c in tqdm(configs, **bar)]
+    return [function(item, source, out, registry) for item in tqdm(items, **bar)]
 
 
 def combine(jobs: list[dict[str, Any]], run_dirs: Sequence[str]):

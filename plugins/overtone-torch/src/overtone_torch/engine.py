@@ -201,6 +201,12 @@ class TorchEngine:
         config["analyzers"] = [a for a in config.get("analyzers", []) if a["name"] in installed]
         return config
 
+    def vectorized(self) -> Any:
+        """The pack trainer ``overtone sweep --vectorize`` uses (:mod:`overtone_torch.vectorize`)."""
+        from overtone_torch.vectorize import PackTrainer
+
+        return PackTrainer(self.registry)
+
     # -- training -----------------------------------------------------------------------
 
     def run(self, config: Mapping[str, Any], run_dir: Path, *, resume: bool = False) -> None:

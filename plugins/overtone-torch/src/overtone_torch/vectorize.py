@@ -1,0 +1,343 @@
+"""Vectorized sweeps: the members of a pack trained as one program (``overtone sweep --vectorize``).
+
+Every member is built exactly as its solo ``overtone run`` builds it (its seed, its task
+split, its initialisation, its data order); their parameters are then stacked with a
+leading member dim (``torch.func.stack_module_state``) and one forward and backward over
+all members runs through ``torch.func.vmap`` of ``torch.func.functional_call`` on a
+template of the shared architecture. :class:`~overtone_torch.vectorize_optim.PackOptimizer`
+updates the stacked parameters with per-member hyper-parameters. Evaluation copies each
+member's slice into its own module and runs the engine's own evaluation on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from overtone import ConfigError
+
+from overtone_torch.build import TrainNet, create_model_and_loss, exempt_from_decay
+from overtone_torch.vectorize_optim import PATH_KEYS, PER_MEMBER, PackOptimizer
+
+#: Components a pack can hold: their forward runs under ``vmap`` (no data-dependent shapes, such as
+#: mse's boolean-mask indexing, and no member-dependent Python control flow).
+MODELS = ("mlp",)
+LOSSES = ("cross-entropy",)
+#: Keys that only change a member's initialisation, so they may differ inside a pack.
+INIT_KEYS = {"model": ("init_scale",)}
+#: Loss keys that may differ inside a pack: the pack computes that loss by :func:`member_cross_entropy`.
+LOSS_KEYS = {"cross-entropy": ("label_smoothing",)}
+
+
+def member_cross_entropy(features: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
+                         bias: torch.Tensor | None, label_smoothing: torch.Tensor) -> torch.Tensor:
+    """The cross-entropy loss's forward with ``label_smoothing`` a tensor (one member's, under vmap).
+
+    ``-sum_j q_j log softmax(x W^T + b)_j`` with ``q = (1 - s) e_y + s / V``, i.e.
+    ``(1 - s) nll + s mean_j(-log p_j)``, averaged over targets that are not ``-100`` (as
+    ``torch.nn.functional.cross_entropy`` with ``label_smoothing = s``).
+    """
+    import torch.nn.functional as F
+
+    from overtone_torch.losses.chunked import IGNORE, accumulation_dtype
+
+    x, t = features.reshape(-1, features.shape[-1]), targets.reshape(-1)
+    scores = F.linear(x, weight, bias)
+    logp = torch.log_softmax(scores.to(accumulation_dtype(scores.dtype)), -1)
+    keep = t != IGNORE
+    nll = -logp.gather(-1, torch.where(keep, t, 0).unsqueeze(-1)).squeeze(-1)
+    per_target = (1 - label_smoothing) * nll - label_smoothing * logp.mean(-1)
+    return (per_target * keep).sum() / keep.sum().clamp_min(1)
+
+
+def _refuse(what: str, fix: str) -> ConfigError:
+    return ConfigError(f"--vectorize: {what} cannot be vectorized; {fix}")
+
+
+def _label(registry: Any, kind: str, name: str) -> str:
+    from overtone_torch.build import label
+
+    return label(registry, kind, name)
+
+
+def pack_key(config: Mapping[str, Any], registry: Any) -> tuple[tuple[str, str], ...]:
+    """What every member of a pack shares: the resolved config less its per-member values.
+
+    Per member: ``[run] seed`` and ``name``, the optimizer's values in
+    :data:`~overtone_torch.vectorize_optim.PER_MEMBER`, and the keys in :data:`INIT_KEYS` and
+    :data:`LOSS_KEYS`.
+    Everything else (task, shapes, schedule, steps, ...) is the key, as ``(dotted key, repr)``
+    pairs. Raises ConfigError naming a component or setting a pack cannot train.
+    """
+    model, loss, optimizer = (config[k]["name"] for k in ("model", "loss", "optimizer"))
+    if model not in MODELS:
+        raise _refuse(_label(registry, "model", model), f"vectorized models: {', '.join(MODELS)}; "
+                      f"drop --vectorize to sweep it run by run")
+    if loss not in LOSSES:
+        raise _refuse(_label(registry, "loss", loss), f"vectorized losses: {', '.join(LOSSES)}; "
+                      f"drop --vectorize to sweep it run by run")
+    if optimizer not in PER_MEMBER:
+        raise _refuse(_label(registry, "optimizer", optimizer), f"vectorized optimizers: "
+                      f"{', '.join(PER_MEMBER)}; drop --vectorize to sweep it run by run")
+    train = config["train"]
+    unsupported = [
+        (f"[train] accumulate = {train.get('accumulate')}", train.get("accumulate", 1) != 1),
+        ("[train] compile = true", bool(train.get("compile"))),
+        ("[optimizer] amsgrad = true", bool(config["optimizer"].get("amsgrad"))),
+        ("[loss] chunk_size", bool(config["loss"].get("chunk_size"))),
+        (f"WORLD_SIZE = {os.environ.get('WORLD_SIZE')} (torchrun)", int(os.environ.get("WORLD_SIZE", "1")) > 1),
+    ]
+    for what, present in unsupported:
+        if present:
+            raise _refuse(what, "remove it or drop --vectorize")
+    own = {"optimizer": PER_MEMBER[optimizer] + PATH_KEYS, "loss": LOSS_KEYS.get(loss, ()), **INIT_KEYS}
+    items = []
+    for section, values in config.items():
+        if section in ("run", "versions"):
+            continue
+        if not isinstance(values, Mapping):
+            items.append((section, repr(values)))
+            continue
+        items += [(f"{section}.{k}", repr(v)) for k, v in sorted(values.items()) if k not in own.get(section, ())]
+    return tuple(sorted(items))
+
+
+class PackTrainer:
+    """Trains a pack of resolved configs (same :func:`pack_key`) as one program."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+
+    def key(self, config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+        """:func:`pack_key` of ``config``."""
+        return pack_key(config, self.registry)
+
+    def run(self, configs: Sequence[Mapping[str, Any]], run_dirs: Sequence[Path], *, resume: bool = False) -> None:
+        """Train every member; write each one's ``metrics.nc`` into its run directory.
+
+        Member ``i`` gets the metrics its solo run records (``train_batch_loss``, ``lr`` each
+        step; ``train_loss``, ``train_acc``, ``eval_loss``, ``eval_acc`` and throughput at
+        each evaluation; throughput is the pack's examples per second per member), and its
+        ``probes.nc`` and ``analysis.nc``: at their steps the member's slice is copied into
+        its own module and the engine's ProbeRecorder and Analyses run on it as in a solo run.
+
+        Every ``checkpoint_every`` steps (and at the end) each member's slice of the pack (its
+        parameters, optimizer state, data generator and metrics) goes to its
+        ``pack-checkpoint.pt``; with ``resume`` the pack continues from them bit for bit.
+        """
+        from overtone_torch.analyses import Analyses
+        from overtone_torch.build import create_task
+        from overtone_torch.engine import (
+            Throughput,
+            _run_attrs,
+            _tokens_per_example,
+            evaluate_splits,
+            setup_device,
+            to_device,
+        )
+        from overtone_torch.metrics import MetricsLog
+        from overtone_torch.probes import ProbeRecorder
+        from overtone_torch.schedule import lr_factor
+
+        first = configs[0]
+        train, sched = first["train"], first["schedule"]
+        device, _ = setup_device(train)
+        eval_batch = train["eval_batch_size"] or train["batch_size"]
+        seeds = [c["run"]["seed"] for c in configs]
+        tasks = [create_task(c, self.registry, c["run"]["seed"]) for c in configs]
+        nets = []
+        for config, task, seed in zip(configs, tasks, seeds):
+            torch.manual_seed(seed)  # each member's initialisation is its solo run's
+            nets.append(TrainNet(*create_model_and_loss(config, self.registry, task)).to(device))
+        params, buffers = torch.func.stack_module_state(nets)
+        params = {n: p.detach().requires_grad_() for n, p in params.items()}
+        template = copy.deepcopy(nets[0]).to("meta")
+        exempt = exempt_from_decay(nets[0])
+        decay_all = first["optimizer"].get("decay", "matrices") == "all"
+        decays = {n: decay_all or id(p) not in exempt for n, p in nets[0].named_parameters()}
+        optimizer = PackOptimizer(first["optimizer"]["name"], params, [c["optimizer"] for c in configs], decays)
+        generators = [torch.Generator().manual_seed(seed + 1) for seed in seeds]
+        logs = [MetricsLog(_run_attrs(c, t)) for c, t in zip(configs, tasks)]
+        start = 0
+        if resume:
+            start = _restore(run_dirs, nets, params, optimizer, generators, logs)
+        stopped: dict[int, str] = {i: log.attrs["stopped"] for i, log in enumerate(logs) if "stopped" in log.attrs}
+        for i in stopped:
+            optimizer.stop(i)
+        recorders = [ProbeRecorder(c["probes"], t, Path(d), total_steps=train["steps"], keep_upto=start,
+                                   batch_size=eval_batch) for c, t, d in zip(configs, tasks, run_dirs)]
+        analyses = [Analyses(c["analyzers"], self.registry, Path(d)) for c, d in zip(configs, run_dirs)]
+
+        smoothing = torch.tensor([float(c["loss"].get("label_smoothing", 0.0)) for c in configs], device=device)
+
+        def member_loss(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor,
+                        y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+            features = torch.func.functional_call(template.model, (_under(p, "model."), _under(b, "model.")), (x,))
+            return member_cross_entropy(features, y, p["loss.weight"], p.get("loss.bias"), s)
+
+        pack_loss = torch.func.vmap(member_loss)
+        clock = Throughput(train["batch_size"], _tokens_per_example(tasks[0]))
+        pending: list[tuple[int, torch.Tensor, float]] = []
+        clip = train["grad_clip"]
+        for step in range(start, train["steps"]):
+            batches = [t.sample_batch("train", train["batch_size"], g) for t, g in zip(tasks, generators)]
+            x = to_device(torch.stack([b[0] for b in batches]), device)
+            y = to_device(torch.stack([b[1] for b in batches]), device)
+            factor = lr_factor(step, total=train["steps"], warmup_steps=sched["warmup_steps"],
+                               decay=sched["decay"], min_lr_ratio=sched["min_lr_ratio"])
+            losses = pack_loss(params, buffers, x, y, smoothing)  # (M,)
+            losses.sum().backward()  # members share no parameter: each gets its own gradient
+            if clip:
+                clip_per_member(params.values(), clip)
+            optimizer.step(factor)
+            optimizer.zero_grad()
+            done = step + 1
+            pending.append((done, losses.detach(), factor))
+            clock.step()
+            last = done == train["steps"]
+            due_eval = done % train["eval_every"] == 0 or last
+            due_probe, due_analysis = recorders[0].due(done), analyses[0].due(done)
+            due_checkpoint = done % train["checkpoint_every"] == 0 or last
+            if not (done % train["log_every"] == 0 or due_eval or due_checkpoint or due_probe or due_analysis):
+                continue
+            before = len(stopped)
+            _read(pending, logs, configs, stopped)
+            pending = []
+            for i in list(stopped)[before:]:
+                print(f"overtone: {stopped[i]}", file=sys.stderr)
+                optimizer.stop(i)
+            if len(stopped) == len(configs):
+                break
+            if not (due_eval or due_probe or due_analysis or due_checkpoint):
+                continue
+            clock.pause()
+            rates = clock.rates()
+            for i, (net, task, log) in enumerate(zip(nets, tasks, logs)):
+                if i in stopped:
+                    continue
+                load_member(net, params, i)  # the member's own module: the solo run's evaluation and probes
+                if due_eval:
+                    log.add(done, **rates)
+                    log.add(done, **evaluate_splits(net, task, eval_batch, seeds[i], device,
+                                                    contextlib.nullcontext()))
+                if due_probe:
+                    recorders[i].record(done, net)
+                if due_analysis:
+                    analyses[i].run(done, recorders[i].dataset(), log.dataset())
+            if due_checkpoint:
+                _save(done, run_dirs, nets, params, optimizer, generators, logs, recorders)
+            clock.resume(restart=due_eval)
+        failures = []
+        for log, recorder, analysis in zip(logs, recorders, analyses):
+            if log.last_checkpoint != train["steps"]:  # else the last checkpoint wrote these metrics
+                log.write(Path(recorder.run_dir) / "metrics.nc")
+            analysis.run(train["steps"], recorder.dataset(), log.dataset(), final=True)
+            recorder.write()
+            failures += analysis.failures.values()
+        if failures:
+            from overtone_torch.engine import AnalyzerFailed
+
+            raise AnalyzerFailed(f"training finished (every member's metrics, probes and analyses are written), "
+                                 f"but {'; '.join(failures)}; rerun it with 'overtone analyze RUN_DIR --with NAME'")
+
+
+CHECKPOINT = "pack-checkpoint.pt"
+
+
+def _save(step: int, run_dirs: Sequence[Path], nets: Sequence[torch.nn.Module], params: Mapping[str, torch.Tensor],
+          optimizer: PackOptimizer, generators: Sequence[torch.Generator], logs: Sequence[Any],
+          recorders: Sequence[Any]) -> None:
+    """Each member's slice of the pack into its run directory's :data:`CHECKPOINT` (probes and
+    metrics made durable first, as a solo run's checkpoint does)."""
+    from overtone_torch import checkpoint
+
+    for i, (run_dir, net, generator, log, recorder) in enumerate(zip(run_dirs, nets, generators, logs, recorders)):
+        load_member(net, params, i)
+        log.last_checkpoint = step
+        recorder.write()
+        log.write(Path(run_dir) / "metrics.nc")
+        checkpoint.save(Path(run_dir) / CHECKPOINT, {
+            "net": net.state_dict(), "optimizer": optimizer.member_state(i), "rng": checkpoint.rng_state(generator),
+            "metrics": log.state(), "step": step})
+
+
+def _restore(run_dirs: Sequence[Path], nets: Sequence[torch.nn.Module], params: Mapping[str, torch.Tensor],
+             optimizer: PackOptimizer, generators: Sequence[torch.Generator], logs: list[Any]) -> int:
+    """Load every member's :data:`CHECKPOINT` into the pack; return the step they share (0 when
+    none has one yet). Members saved at different steps cannot form one pack: ConfigError."""
+    from overtone_torch import checkpoint
+    from overtone_torch.metrics import MetricsLog
+
+    paths = [Path(d) / CHECKPOINT for d in run_dirs]
+    if not any(p.exists() for p in paths):
+        print(f"overtone: no member of the pack of {run_dirs[0]} has a checkpoint yet; starting from step 0",
+              file=sys.stderr)
+        return 0
+    saved = [checkpoint.load(p) for p in paths]  # a missing one: ConfigError naming it
+    steps = {s["step"] for s in saved}
+    if len(steps) > 1:
+        raise ConfigError(f"cannot resume the pack of {run_dirs[0]}: its members' checkpoints are at steps "
+                          f"{sorted(steps)}; resume it without --vectorize, or start it again")
+    for i, (net, generator, state) in enumerate(zip(nets, generators, saved)):
+        net.load_state_dict(state["net"])
+        checkpoint.restore_rng(generator, state["rng"])
+        logs[i] = MetricsLog.from_state(state["metrics"])
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(torch.stack([dict(net.named_parameters())[name] for net in nets]))
+    optimizer.load_member_states([s["optimizer"] for s in saved])
+    return steps.pop()
+
+
+def _read(pending: list[tuple[int, torch.Tensor, float]], logs: Sequence[Any], configs: Sequence[Mapping[str, Any]],
+          stopped: dict[int, str]) -> None:
+    """Record the pending per-member losses (one transfer) and learning rates.
+
+    A member whose loss is NaN or infinite is stopped: its reason goes into ``stopped`` (member
+    index -> one line) and its metrics' ``stopped`` attribute, and from that step on nothing more
+    is recorded for it; the other members go on.
+    """
+    if not pending:
+        return
+    values = torch.stack([loss for _, loss, _ in pending]).tolist()  # (steps, M)
+    for (step, _, factor), row in zip(pending, values):
+        for i, (log, value) in enumerate(zip(logs, row)):
+            if i in stopped:
+                continue
+            if not math.isfinite(value):
+                stopped[i] = (f"member {configs[i]['run']['name']!r} stopped: the training loss at step {step} is "
+                              f"{value}; the other members go on. Lower its [optimizer] lr (or set [train] "
+                              f"grad_clip, or add [schedule] warmup_steps)")
+                log.attrs["stopped"] = stopped[i]
+                continue
+            log.add(step, train_batch_loss=value, lr=configs[i]["optimizer"]["lr"] * factor)
+
+
+def _under(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries named ``prefix<name>``, as ``name``."""
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+@torch.no_grad()
+def clip_per_member(params: Any, max_norm: float) -> None:
+    """Scale each member's gradients by ``min(1, max_norm / (||g|| + 1e-6))``, ``||g||`` the 2-norm
+    over all of that member's gradients (``torch.nn.utils.clip_grad_norm_`` per member)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()  # (M,)
+    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.reshape(-1, *([1] * (g.ndim - 1))))
+
+
+@torch.no_grad()
+def load_member(net: torch.nn.Module, params: Mapping[str, torch.Tensor], i: int) -> None:
+    """Copy member ``i``'s slice of the stacked ``params`` into ``net``."""
+    for name, p in net.named_parameters():
+        p.copy_(params[name][i])

@@ -1,0 +1,377 @@
+"""``overtone sweep --vectorize``: each member of a pack matches its solo run; packs split and refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from overtone import ConfigError
+from overtone.io import open_dataset
+from overtone.sweep import run_sweep
+
+BASE = """
+[run]
+name = "mod"
+seed = 3
+[task]
+name = "modular-arithmetic"
+p = 23
+train_fraction = 0.5
+[model]
+name = "mlp"
+width = 48
+depth = 1
+embed_dim = 12
+[loss]
+name = "{loss}"
+[optimizer]
+name = "{optimizer}"
+[train]
+steps = 50
+batch_size = 64
+eval_every = 25
+checkpoint_every = 50
+grad_clip = {clip}
+threads = 1
+"""
+
+#: Per optimizer: the grid (per-member values, mixed with an initialisation key), seeds, loss, clip.
+CASES = {
+    "adamw": (["optimizer.lr=0.003,0.01", "optimizer.weight_decay=0.1,1.0", "model.init_scale=0.7,1.0"], 1,
+              "cross-entropy", 0.0),
+    "adam": (["optimizer.lr=0.001,0.005", "optimizer.weight_decay=0.0,0.01"], 2, "cross-entropy", 1.0),
+    "focus": (["optimizer.lr=0.003,0.01", "optimizer.gamma=0.05,0.2", "optimizer.weight_decay=0.1"], 1,
+              "cross-entropy", 0.0),
+    "signum": (["optimizer.lr=0.001,0.003", "optimizer.momentum=0.8,0.95", "optimizer.weight_decay=0.0,0.5"], 1,
+               "cross-entropy", 0.0),
+    "sgd": (["optimizer.momentum=0.0,0.9", "optimizer.lr=0.5", "optimizer.weight_decay=0.001",
+             "loss.label_smoothing=0.0,0.2"], 1, "cross-entropy", 0.0),
+}
+
+
+def _config(tmp_path, optimizer="adamw", loss="cross-entropy", clip=0.0, extra=""):
+    path = tmp_path / "mod.toml"
+    path.write_text(BASE.format(optimizer=optimizer, loss=loss, clip=clip) + extra)
+    return path
+
+
+@pytest.mark.parametrize("optimizer", list(CASES))
+def test_every_member_matches_its_solo_run(tmp_path, registry, optimizer):
+    """The plain sweep trains each member in its own ``overtone run``: the reference, side by side."""
+    if optimizer not in registry.names("optimizer"):
+        pytest.skip(f"the plugin of optimizer {optimizer!r} (overtone-focus) is not installed")
+    grid, seeds, loss, clip = CASES[optimizer]
+    config = _config(tmp_path, optimizer, loss, clip)
+    plain = run_sweep(config, grid=grid, seeds=seeds, out=tmp_path / "plain", registry=registry)
+    packed = run_sweep(config, grid=grid, seeds=seeds, out=tmp_path / "packed", registry=registry,
+                       vectorize=True)
+    with open_dataset(plain) as solo, open_dataset(packed) as pack:
+        assert dict(pack.sizes) == dict(solo.sizes)
+        assert set(pack.data_vars) == set(solo.data_vars) and set(pack.coords) == set(solo.coords)
+        for name in solo.coords:
+            np.testing.assert_array_equal(pack[name].values, solo[name].values)
+        ref, got = solo["train_batch_loss"].values[..., :50], pack["train_batch_loss"].values[..., :50]
+        np.testing.assert_allclose(got, ref, rtol=1e-4)
+        np.testing.assert_array_equal(pack["lr"].values, solo["lr"].values)
+        # the members differ from each other (per-member values and seeds took effect)
+        flat = ref.reshape(-1, ref.shape[-1])
+        assert all(not np.allclose(flat[0], row) for row in flat[1:])
+        # evaluation: float reordering may move a near-tie argmax by one example, no more
+        n_eval = 23 * 23 - round(23 * 23 * 0.5)
+        np.testing.assert_allclose(pack["eval_acc"].values[..., -1], solo["eval_acc"].values[..., -1],
+                                   atol=1.0 / n_eval + 1e-12)
+        np.testing.assert_allclose(pack["eval_loss"].values[..., -1], solo["eval_loss"].values[..., -1],
+                                   rtol=1e-3)
+    member = tmp_path / "packed" / "mod-sweep" / "mod-v0-s0"
+    assert (member / "metrics.nc").exists() and (member / "config.toml").exists()
+
+
+def test_eval_accuracy_after_learning_matches_the_solo_runs(tmp_path, registry):
+    """400 steps, where the training set is fitted and eval accuracy is well above chance (1/23)."""
+    overrides = ["task.train_fraction=0.8", "train.steps=400", "train.eval_every=200", "train.checkpoint_every=400",
+                 "optimizer.lr=0.01", "optimizer.weight_decay=1.0", "train.batch_size=128"]
+    config = _config(tmp_path)
+    plain = run_sweep(config, seeds=2, overrides=overrides, out=tmp_path / "plain", registry=registry)
+    packed = run_sweep(config, seeds=2, overrides=overrides, out=tmp_path / "packed", registry=registry,
+                       vectorize=True)
+    with open_dataset(plain) as solo, open_dataset(packed) as pack:
+        assert (solo["train_acc"].values[..., -1] == 1.0).all()
+        assert (solo["eval_acc"].values[..., -1] > 0.2).all()
+        n_eval = 23 * 23 - round(0.8 * 23 * 23)
+        np.testing.assert_allclose(pack["eval_acc"].values[..., -1], solo["eval_acc"].values[..., -1],
+                                   atol=1.0 / n_eval + 1e-12)
+        np.testing.assert_allclose(pack["train_batch_loss"].values[..., :50], solo["train_batch_loss"].values[..., :50],
+                                   rtol=1e-4)
+
+
+def test_a_key_that_changes_the_task_forms_separate_packs(tmp_path, registry, capsys):
+    config = _config(tmp_path, extra="")
+    out = run_sweep(config, grid=["task.p=23,29", "optimizer.lr=0.001,0.003"], seeds=1,
+                    overrides=["train.steps=4", "train.eval_every=4", "train.checkpoint_every=4"],
+                    out=tmp_path, registry=registry, vectorize=True)
+    err = capsys.readouterr().err
+    assert "overtone sweep --vectorize: 2 packs, split by task.p (those cannot differ inside a pack)" in err
+    assert "pack 1: 2 members (task.p=23)" in err and "pack 2: 2 members (task.p=29)" in err
+    with open_dataset(out) as ds:
+        assert dict(ds["train_batch_loss"].sizes) == {"variant": 4, "seed": 1, "step": 4}
+        assert ds["task.p"].values.tolist() == [23, 23, 29, 29]
+        assert np.isfinite(ds["eval_acc"].values[..., -1]).all()
+
+
+def test_one_pack_says_nothing(tmp_path, registry, capsys):
+    run_sweep(_config(tmp_path), seeds=2, overrides=["train.steps=2", "train.eval_every=2"],
+              out=tmp_path, registry=registry, vectorize=True)
+    assert "packs" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model={name='transformer', n_layer=1, d_model=16, n_head=2}"], "--vectorize: model 'transformer' (plugin 'overtone-torch') cannot be "
+                                   "vectorized; vectorized models: mlp; drop --vectorize"),
+    (["loss.name='mse'"], "--vectorize: loss 'mse' (plugin 'overtone-torch') cannot be vectorized; "
+                          "vectorized losses: cross-entropy; drop --vectorize"),
+    (["train.accumulate=2"], "--vectorize: [train] accumulate = 2 cannot be vectorized; remove it"),
+])
+def test_what_cannot_be_vectorized_is_refused_before_training(tmp_path, registry, overrides, message):
+    with pytest.raises(ConfigError) as info:
+        run_sweep(_config(tmp_path), grid=["optimizer.lr=0.001,0.003"], overrides=overrides,
+                  out=tmp_path, registry=registry, vectorize=True)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "mod-sweep").exists()
+
+
+def test_a_third_party_optimizer_is_refused(tmp_path):
+    """An optimizer of another plugin (torch's RMSprop behind a plugin module) cannot join a pack."""
+    import types
+
+    import torch
+    from overtone import Component, hookimpl
+    from overtone.testing import registry_for
+
+    plugin = types.ModuleType("rmsprop_plugin")
+    plugin.overtone_optimizers = hookimpl(lambda: [Component(
+        "optimizer", "rmsprop", lambda params, lr=0.01: torch.optim.RMSprop(params, lr=lr), "RMSprop",
+        params={"lr": 0.01})])
+    registry = registry_for("overtone_torch.plugin", plugin)
+    with pytest.raises(ConfigError) as info:
+        run_sweep(_config(tmp_path, optimizer="rmsprop"), seeds=2, out=tmp_path, registry=registry,
+                  vectorize=True)
+    assert str(info.value) == ("--vectorize: optimizer 'rmsprop' (plugin 'rmsprop_plugin') cannot be vectorized; "
+                               "vectorized optimizers: adamw, adam, sgd, focus, signum; drop --vectorize to sweep "
+                               "it run by run")
+    assert not (tmp_path / "mod-sweep").exists()
+
+
+def test_each_member_has_the_probes_and_analyses_of_its_solo_run(tmp_path, registry):
+    if "pca-structure" not in registry.names("analyzer"):
+        pytest.skip("overtone-dynamics (analyzer pca-structure) is not installed")
+    extra = ("[[probes]]\nkind = 'embeddings'\nevery = 25\n"
+             "[[probes]]\nkind = 'weights'\nnames = ['loss.weight']\nevery = 50\n"
+             "[[analyzers]]\nname = 'pca-structure'\nvariable = 'embeddings'\n")
+    config = _config(tmp_path, extra=extra)
+    grid = ["optimizer.lr=0.003,0.01"]
+    run_sweep(config, grid=grid, out=tmp_path / "plain", registry=registry)
+    run_sweep(config, grid=grid, out=tmp_path / "packed", registry=registry, vectorize=True)
+    import xarray as xr
+
+    for member in ("mod-v0-s0", "mod-v1-s0"):
+        solo, pack = (tmp_path / kind / "mod-sweep" / member for kind in ("plain", "packed"))
+        with open_dataset(solo / "probes.nc") as a, open_dataset(pack / "probes.nc") as b:
+            assert set(a.data_vars) == set(b.data_vars) and a["step"].values.tolist() == [25, 50]
+            for name in a.data_vars:
+                np.testing.assert_allclose(b[name].values, a[name].values, rtol=1e-4, atol=1e-5)
+        groups = xr.open_datatree(solo / "analysis.nc", engine="h5netcdf")
+        packed_groups = xr.open_datatree(pack / "analysis.nc", engine="h5netcdf")
+        assert set(groups.children) == set(packed_groups.children) == {"pca-structure"}
+        a, b = groups["pca-structure"].to_dataset(), packed_groups["pca-structure"].to_dataset()
+        for name in a.data_vars:
+            if np.issubdtype(a[name].dtype, np.number):
+                np.testing.assert_allclose(b[name].values, a[name].values, rtol=1e-3, atol=1e-5)
+
+
+def test_per_member_clipping_matches_torch(registry):
+    """clip_per_member against torch.nn.utils.clip_grad_norm_ on each member's own gradients."""
+    import torch
+    from overtone_torch.vectorize import clip_per_member
+
+    torch.manual_seed(0)
+    grads = [torch.randn(3, 4, 5) * torch.tensor([0.01, 1.0, 10.0]).reshape(3, 1, 1), torch.randn(3, 7)]
+    params = [torch.zeros_like(g, requires_grad=True) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    clip_per_member(params, 1.0)
+    for m in range(3):
+        solo = [torch.zeros_like(g[m], requires_grad=True) for g in grads]
+        for p, g in zip(solo, grads):
+            p.grad = g[m].clone()
+        torch.nn.utils.clip_grad_norm_(solo, 1.0)
+        for p, s in zip(params, solo):
+            torch.testing.assert_close(p.grad[m], s.grad, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(("name", "hparams"), [
+    ("adamw", [{"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.5},
+               {"lr": 3e-3, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.0}]),
+    ("adam", [{"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1},
+              {"lr": 3e-3, "betas": (0.5, 0.9), "eps": 1e-5, "weight_decay": 0.0}]),
+    ("sgd", [{"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01},
+             {"lr": 0.3, "momentum": 0.0, "dampening": 0.5, "weight_decay": 0.0}]),
+])
+def test_pack_optimizer_matches_torch_per_member(name, hparams):
+    _check_pack_optimizer(name, hparams)
+
+
+@pytest.mark.parametrize(("name", "hparams"), [
+    ("focus", [{"lr": 1e-2, "betas": (0.9, 0.999), "gamma": 0.1, "weight_decay": 0.5},
+               {"lr": 3e-3, "betas": (0.8, 0.99), "gamma": 0.3, "weight_decay": 0.0}]),
+    ("focus", [{"lr": 1e-2, "betas": (0.9, 0.999), "gamma": 0.1, "weight_decay": 0.5, "decay_order": "reference"},
+               {"lr": 3e-3, "betas": (0.8, 0.99), "gamma": 0.0, "weight_decay": 0.1, "decay_order": "reference"}]),
+    ("signum", [{"lr": 1e-2, "momentum": 0.9, "weight_decay": 0.5},
+                {"lr": 3e-3, "momentum": 0.5, "weight_decay": 0.0}]),
+])
+def test_pack_optimizer_matches_overtone_focus_per_member(name, hparams):
+    pytest.importorskip("overtone_focus")
+    _check_pack_optimizer(name, hparams)
+
+
+def _check_pack_optimizer(name, hparams):
+    """Stacked parameters stepped with per-member values against torch's optimizer on each member,
+    including an undecayed parameter (the engine's decay groups) and a scheduled rate."""
+    import torch
+    from overtone_torch.vectorize_optim import PackOptimizer
+
+    torch.manual_seed(1)
+    stacked = {"w": torch.randn(2, 4, 3, requires_grad=True), "b": torch.randn(2, 3, requires_grad=True)}
+    solo = [{k: v[m].detach().clone().requires_grad_() for k, v in stacked.items()} for m in range(2)]
+    pack = PackOptimizer(name, stacked, hparams, {"w": True, "b": False})
+    if name in ("focus", "signum"):
+        from overtone_focus.focus import FOCUS
+        from overtone_focus.signum import Signum
+
+        cls = {"focus": FOCUS, "signum": Signum}[name]
+    else:
+        cls = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}[name]
+    refs = [cls([{"params": [s["w"]]}, {"params": [s["b"]], "weight_decay": 0.0}], **h)
+            for s, h in zip(solo, hparams)]
+    for step in range(6):
+        grads = {k: torch.randn_like(v) for k, v in stacked.items()}
+        factor = 1.0 - 0.1 * step
+        for k, v in stacked.items():
+            v.grad = grads[k].clone()
+        pack.step(factor)
+        for m, (s, ref) in enumerate(zip(solo, refs)):
+            for k, v in s.items():
+                v.grad = grads[k][m].clone()
+            for group in ref.param_groups:
+                group["lr"] = hparams[m]["lr"] * factor
+            ref.step()
+    for m, s in enumerate(solo):
+        for k, v in s.items():
+            torch.testing.assert_close(stacked[k][m], v, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
+def test_member_cross_entropy_matches_torch(smoothing):
+    """Against torch.nn.functional.cross_entropy (float64), with ignored targets."""
+    import torch
+    import torch.nn.functional as F
+    from overtone_torch.vectorize import member_cross_entropy
+
+    torch.manual_seed(2)
+    x, w, b = torch.randn(12, 5, dtype=torch.float64), torch.randn(7, 5, dtype=torch.float64), torch.randn(7)
+    t = torch.randint(0, 7, (12,))
+    t[[1, 4]] = -100
+    got = member_cross_entropy(x, t, w, b.double(), torch.tensor(smoothing, dtype=torch.float64))
+    ref = F.cross_entropy(F.linear(x, w, b.double()), t, ignore_index=-100, label_smoothing=smoothing)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_a_diverging_member_stops_alone(tmp_path, registry, capsys):
+    """SGD at lr 1e4 diverges; its pack mate (lr 0.5) trains on and still matches its solo run."""
+    config = _config(tmp_path, optimizer="sgd")
+    out = run_sweep(config, grid=["optimizer.lr=0.5,1e4"], overrides=["train.log_every=5"], seeds=1,
+                    out=tmp_path / "packed", registry=registry, vectorize=True)
+    err = capsys.readouterr().err
+    stopped = [line for line in err.splitlines() if "stopped" in line]
+    assert len(stopped) == 1, err
+    assert stopped[0].startswith("overtone: member 'mod-v1-s0' stopped: the training loss at step ")
+    assert "the other members go on" in stopped[0]
+    solo = run_sweep(config, grid=["optimizer.lr=0.5"], seeds=1, out=tmp_path / "solo", registry=registry)
+    with open_dataset(out) as pack, open_dataset(solo) as ref:
+        loss = pack["train_batch_loss"].values[:, 0]
+        np.testing.assert_allclose(loss[0], ref["train_batch_loss"].values[0, 0], rtol=1e-4)
+        assert np.isnan(loss[1, -1]) and np.isnan(pack["eval_acc"].values[1, 0, -1])
+        assert np.isfinite(loss[1, 0])  # recorded up to the step before it diverged
+    with open_dataset(tmp_path / "packed" / "mod-sweep" / "mod-v1-s0" / "metrics.nc") as member:
+        assert member.attrs["stopped"] == stopped[0].removeprefix("overtone: ")
+
+
+def test_packs_run_as_dask_tasks(tmp_path, registry):
+    """With a scheduler each pack is one dask task; the result equals the packs run here."""
+    from dask.distributed import LocalCluster
+
+    config = _config(tmp_path)
+    kwargs = {"grid": ["task.p=23,29"], "seeds": 2, "registry": registry, "vectorize": True,
+              "overrides": ["train.steps=6", "train.eval_every=3", "train.checkpoint_every=6"]}
+    # one thread per worker: members are initialised from torch's global generator
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        remote = run_sweep(config, out=tmp_path / "dask", scheduler=cluster.scheduler_address, **kwargs)
+    local = run_sweep(config, out=tmp_path / "local", **kwargs)
+    with open_dataset(remote) as a, open_dataset(local) as b:
+        assert dict(a["train_batch_loss"].sizes) == {"variant": 2, "seed": 2, "step": 6}
+        np.testing.assert_array_equal(a["train_batch_loss"].values, b["train_batch_loss"].values)
+        np.testing.assert_array_equal(a["eval_acc"].values, b["eval_acc"].values)
+    assert (tmp_path / "dask" / "mod-sweep" / "mod-v1-s1" / "metrics.nc").exists()
+
+
+def test_the_cli_flag(tmp_path):
+    """``overtone sweep ... --vectorize``: exit 0 and sweep.nc; a refused model: exit 2, one line, nothing run."""
+    import os
+    import subprocess
+    import sys
+
+    config = _config(tmp_path)
+    env = {**os.environ, "OVERTONE_PROGRESS": "0"}
+    base = [sys.executable, "-m", "overtone", "sweep", str(config), "--seeds", "2", "--vectorize",
+            "--set", "train.steps=3", "--set", "train.eval_every=3", "--out"]
+    done = subprocess.run([*base, str(tmp_path / "ok")], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "ok" / "mod-sweep" / "sweep.nc").exists()
+    bad = subprocess.run([*base, str(tmp_path / "bad"), "--set", "model={name='transformer', n_layer=1, "
+                          "d_model=16, n_head=2}"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "overtone: error: --vectorize: model 'transformer' (plugin 'overtone-torch') cannot be vectorized; "
+        "vectorized models: mlp; drop --vectorize to sweep it run by run"]
+    assert not (tmp_path / "bad").exists()
+
+
+def test_an_interrupted_pack_resumes_bit_for_bit(tmp_path, registry, monkeypatch):
+    """Interrupted at step 15 (checkpoints every 10), resumed: the same sweep.nc and probes as
+    the pack run straight through."""
+    from overtone_torch.vectorize_optim import PackOptimizer
+
+    config = _config(tmp_path, optimizer="adam", extra="[[probes]]\nkind = 'embeddings'\nevery = 10\n")
+    kwargs = {"grid": ["optimizer.lr=0.003,0.01"], "seeds": 2, "registry": registry, "vectorize": True,
+              "overrides": ["train.steps=30", "train.checkpoint_every=10", "train.eval_every=10"]}
+    straight = run_sweep(config, out=tmp_path / "straight", **kwargs)
+    step = PackOptimizer.step
+
+    def interrupted(self, factor=1.0):
+        if self.steps == 15:
+            raise KeyboardInterrupt
+        step(self, factor)
+
+    monkeypatch.setattr(PackOptimizer, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(config, out=tmp_path / "resumed", **kwargs)
+    monkeypatch.setattr(PackOptimizer, "step", step)
+    member = tmp_path / "resumed" / "mod-sweep" / "mod-v1-s1"
+    with open_dataset(member / "metrics.nc") as partial:
+        assert int(partial["step"].max()) == 10
+    resumed = run_sweep(config, out=tmp_path / "resumed", resume=True, **kwargs)
+    with open_dataset(straight) as a, open_dataset(resumed) as b:
+        for name in ("train_batch_loss", "lr", "train_loss", "eval_loss", "eval_acc"):
+            np.testing.assert_array_equal(b[name].values, a[name].values)
+    with open_dataset(member / "probes.nc") as a, \
+            open_dataset(tmp_path / "straight" / "mod-sweep" / "mod-v1-s1" / "probes.nc") as b:
+        assert a["step"].values.tolist() == [10, 20, 30]
+        np.testing.assert_array_equal(a["embeddings"].values, b["embeddings"].values)
