@@ -83,20 +83,13 @@ def test_groups_add_and_replace(tmp_path):
 def test_reader_plugin_claims_suffix_before_netcdf(tmp_path):
     from conftest import make_plugin
     from overtone import Component
-    from overtone.plugins import load_plugins
-    from overtone.registry import Registry
+    from overtone.testing import registry_for
 
     def read(path, chunks=None):
         return sample(7.0)
 
     plugin = make_plugin("r", overtone_readers=[Component("reader", "special", read, suffixes=(".special.h5",))])
-    loaded = load_plugins(use_entry_points=False, modules=[])
-    from overtone.plugins import PluginRecord, _register
-
-    record = PluginRecord("r", "test")
-    loaded.plugins.append(record)
-    _register(loaded, record, plugin)
-    reg = Registry(loaded)
+    reg = registry_for(plugin)
     (tmp_path / "x.special.h5").write_bytes(b"not hdf5")
     assert float(open_dataset(tmp_path / "x.special.h5", registry=reg)["loss"][0]) == 7.0
     plain = write_dataset(sample(2.0), tmp_path / "y.h5")
@@ -107,18 +100,13 @@ def test_reader_plugin_claims_suffix_before_netcdf(tmp_path):
 def test_reader_params_are_validated_and_passed(tmp_path):
     from conftest import make_plugin
     from overtone import Component, ConfigError, Param
-    from overtone.plugins import PluginRecord, _register, load_plugins
-    from overtone.registry import Registry
+    from overtone.testing import registry_for
 
     def read(path, chunks=None, scale=1.0):
         return sample(scale)
 
     plugin = make_plugin("r", overtone_readers=[Component("reader", "csv", read, params={"scale": Param(1.0)}, suffixes=(".csv",))])
-    loaded = load_plugins(use_entry_points=False, modules=[])
-    record = PluginRecord("r", "test")
-    loaded.plugins.append(record)
-    _register(loaded, record, plugin)
-    reg = Registry(loaded)
+    reg = registry_for(plugin)
     (tmp_path / "a.csv").write_text("x")
     assert float(open_dataset(tmp_path / "a.csv", registry=reg, reader_params={"scale": 4})["loss"][0]) == 4.0
     with pytest.raises(ConfigError, match=r"reader 'csv' \(--read\): unknown key 'scal'"):
