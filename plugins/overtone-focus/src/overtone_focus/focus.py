@@ -31,8 +31,8 @@ from overtone_focus.checks import check_betas, check_choice, check_lr, check_non
 from overtone_focus.fused import (
     apply,
     check_options,
-    compiler_problem,
     device_hp,
+    fused_ready,
     load_keeping_paths,
 )
 
@@ -136,14 +136,7 @@ class FOCUS(Optimizer):
 
     def _fused_ready(self, device_type: str) -> bool:
         """Whether the fused path runs on ``device_type``; says once (a warning) why not."""
-        if device_type not in self._fused_off:
-            problem = compiler_problem(device_type)
-            if problem is None:
-                return True
-            self._fused_off[device_type] = problem
-            warnings.warn(f"FOCUS(fused=True): no compiler for {device_type} here ({problem}); running the "
-                          "foreach path", RuntimeWarning, stacklevel=3)
-        return False
+        return fused_ready("FOCUS", self._fused_off, device_type)
 
 
 def _focus_hp(step: int | torch.Tensor, like: torch.Tensor, *, lr, beta1, beta2, gamma, weight_decay,

@@ -104,6 +104,21 @@ def compiled(name: str) -> Callable:
     return _compiled[name]
 
 
+def fused_ready(optimizer: str, off: dict[str, str], device_type: str) -> bool:
+    """Whether ``optimizer``'s fused path runs on ``device_type``; ``off`` caches the reasons it
+    does not, so the one-line warning (foreach runs instead) is given once per device type."""
+    import warnings
+
+    if device_type not in off:
+        problem = compiler_problem(device_type)
+        if problem is None:
+            return True
+        off[device_type] = problem
+        warnings.warn(f"{optimizer}(fused=True): no compiler for {device_type} here ({problem}); "
+                      "running the foreach path", RuntimeWarning, stacklevel=4)
+    return False
+
+
 def compiler_problem(device_type: str) -> str | None:
     """Why ``torch.compile`` cannot build a kernel for ``device_type`` here, or None if it can.
 

@@ -22,8 +22,8 @@ from overtone_focus.checks import check_beta, check_lr, check_nonnegative
 from overtone_focus.fused import (
     apply,
     check_options,
-    compiler_problem,
     device_hp,
+    fused_ready,
     load_keeping_paths,
 )
 
@@ -115,11 +115,4 @@ class Signum(Optimizer):
 
     def _fused_ready(self, device_type: str) -> bool:
         """Whether the fused path runs on ``device_type``; says once (a warning) why not."""
-        if device_type not in self._fused_off:
-            problem = compiler_problem(device_type)
-            if problem is None:
-                return True
-            self._fused_off[device_type] = problem
-            warnings.warn(f"Signum(fused=True): no compiler for {device_type} here ({problem}); running the "
-                          "foreach path", RuntimeWarning, stacklevel=3)
-        return False
+        return fused_ready("Signum", self._fused_off, device_type)
