@@ -34,10 +34,22 @@ def create_task(config: Mapping[str, Any], registry: Any, seed: int) -> Any:
     if not isinstance(spec, Mapping) or spec.get("kind") not in ("tokens", "vector"):
         raise product_error(registry, "task", name, task, "an input_spec dict with kind = 'tokens' or 'vector'",
                             got=f"input_spec = {spec!r}")
-    if isinstance(task.n_classes, bool) or not isinstance(task.n_classes, int) or task.n_classes < 1:
-        raise product_error(registry, "task", name, task, "a positive int n_classes",
+    width = head_width(task)
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise product_error(registry, "task", name, task, "a positive int n_classes (or, for a task "
+                            "with target = 'regression', a positive int n_outputs)",
                             got=f"n_classes = {task.n_classes!r}")
     return task
+
+
+def is_regression(task: Any) -> bool:
+    """Whether ``task`` has float targets (``target = "regression"``) instead of classes."""
+    return getattr(task, "target", "classes") == "regression"
+
+
+def head_width(task: Any) -> Any:
+    """The width of the loss head: ``n_classes``, or ``n_outputs`` for a regression task."""
+    return getattr(task, "n_outputs", None) if is_regression(task) else task.n_classes
 
 
 def label(registry: Any, kind: str, name: str) -> str:
@@ -96,7 +108,12 @@ def create_model_and_loss(config: Mapping[str, Any], registry: Any, task: Any) -
     if requested and width != requested:
         raise product_error(registry, "model", model_name, model, f"d_features = {requested} "
                             f"([train] features)", got=f"a module with d_features = {width}")
-    loss = registry.get("loss", loss_name).create(d_in=width, n_classes=task.n_classes, **params_of(config["loss"]))
+    loss_component = registry.get("loss", loss_name)
+    if is_regression(task) and not getattr(loss_component.load(), "regression", False):
+        raise ConfigError(f"[loss] name = {loss_name!r} cannot train task {config['task']['name']!r}, "
+                          f"whose targets are real numbers (target = 'regression'); use name = 'mse' "
+                          f"(a loss for real targets says so with a class attribute regression = True)")
+    loss = loss_component.create(d_in=width, n_classes=head_width(task), **params_of(config["loss"]))
     if not isinstance(loss, nn.Module) or not callable(getattr(loss, "scores", None)):
         raise product_error(registry, "loss", loss_name, loss, "a torch.nn.Module with forward(features, "
                             "targets) -> scalar and scores(features) -> (..., n_classes)")
@@ -143,7 +160,7 @@ def check_forward(net: TrainNet, task: Any, registry: Any, config: Mapping[str, 
                 raise product_error(registry, "loss", loss_name, extras, "a dict of name -> float or 0-dim tensor",
                                     got=f"{describe(extras)} from extra_metrics()")
         scores = _call(registry, "loss", loss_name, net.loss.scores, features)
-        expected = (*lead, task.n_classes)
+        expected = (*lead, head_width(task))
         if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != expected:
             raise product_error(registry, "loss", loss_name, scores, f"scores of shape {expected} (n_classes last)",
                                 got=f"{describe(scores)} from scores")

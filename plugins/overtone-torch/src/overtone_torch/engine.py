@@ -253,6 +253,9 @@ class TorchEngine:
         scheduled = bool(config["schedule"]["warmup_steps"]) or config["schedule"]["decay"] != "constant"
         losses = LossReadback()
         reports_extras = callable(getattr(net.loss, "extra_metrics", None))
+        # a model that changes its parameters' shapes as it trains (a KAN refining its grid)
+        # returns the parameters it replaced: their optimizer state starts afresh
+        model_on_step = getattr(net.model, "on_step", None)
         clock = Throughput(step_batch, _tokens_per_example(task))
         bar = _progress(train["steps"], start, disabled=not world.main)
 
@@ -280,6 +283,9 @@ class TorchEngine:
                 if scheduled:  # a constant rate needs no scheduler step (19 us saved)
                     scheduler.step()
                 done = step + 1
+                if callable(model_on_step):
+                    for param in model_on_step(done) or ():
+                        optimizer.state.pop(param, None)
                 losses.add(done, loss, lr, extras)
                 clock.step()
                 bar.update(1)

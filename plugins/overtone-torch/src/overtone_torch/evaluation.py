@@ -15,7 +15,8 @@ TRAIN_SAMPLE = 4096
 @torch.no_grad()
 def evaluate(net: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
              device: torch.device) -> tuple[float, float]:
-    """Mean loss per target and accuracy ``argmax(scores) == target`` over ``batches``.
+    """Mean loss per target and accuracy ``argmax(scores) == target`` over ``batches`` (NaN
+    for real-valued targets, where accuracy has no meaning).
 
     Each batch's mean loss is weighted by its number of kept targets, so the result is
     the mean over every target of the split (not a mean of batch means).
@@ -26,6 +27,11 @@ def evaluate(net: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.T
     for x, y in batches:
         x, y = x.to(device), y.to(device)
         features = net.model(x)
+        if y.is_floating_point():  # real targets (regression): no accuracy
+            n = len(y)
+            total_loss += net.loss(features, y).double() * n
+            count, correct = count + n, None
+            continue
         keep = y != IGNORE
         n = int(keep.sum())
         if n == 0:
@@ -33,7 +39,8 @@ def evaluate(net: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.T
         total_loss += net.loss(features, y).double() * n
         correct += ((net.loss.scores(features).argmax(-1) == y) & keep).sum()
         count += n
-    return total_loss.item() / max(count, 1), correct.item() / max(count, 1)
+    accuracy = float("nan") if correct is None else correct.item() / max(count, 1)
+    return total_loss.item() / max(count, 1), accuracy
 
 
 @torch.no_grad()

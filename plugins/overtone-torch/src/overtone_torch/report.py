@@ -34,14 +34,21 @@ def metric_figure(metrics):
             if series.size:
                 ax_loss.plot(series.step, series, style, label=name, alpha=0.5 if "batch" in name else 1)
     ax_loss.set(xlabel="step", ylabel="loss (nat)", yscale="log", title="loss")
+    accuracy = False
     for name in ("train_acc", "eval_acc"):
         if name in metrics:
             series = metrics[name].dropna("step")
-            ax_acc.plot(series.step, series, label=name)
+            if series.size:
+                ax_acc.plot(series.step, series, label=name)
+                accuracy = True
     ax_acc.set(xlabel="step", ylabel="accuracy", ylim=(-0.02, 1.02), title="accuracy")
+    if not accuracy:  # real-valued targets: a regression task has no accuracy
+        ax_acc.text(0.5, 0.5, "no accuracy (real-valued targets)", ha="center",
+                    transform=ax_acc.transAxes)
     if metrics.sizes.get("step", 0) and metrics.step.max() > 10 * max(1, int(metrics.step.min())):
-        ax_acc.set_xscale("log")
         ax_loss.set_xscale("log")
+        if accuracy:
+            ax_acc.set_xscale("log")
     for ax in (ax_loss, ax_acc):
         if ax.get_legend_handles_labels()[0]:
             ax.legend()

@@ -38,8 +38,10 @@ class Task(Protocol):
 
     #: Passed to the model factory (see :class:`InputSpec`).
     input_spec: InputSpec
-    #: Number of output classes (the vocabulary size for language modelling).
-    n_classes: int
+    #: Number of output classes (the vocabulary size for language modelling); ``None`` for a
+    #: regression task, which sets ``target = "regression"`` and an int ``n_outputs`` instead and
+    #: gives float targets ``(B,)`` or ``(B, n_outputs)`` (optional attributes, read with getattr).
+    n_classes: int | None
     #: Number of training examples; ``None`` for sampled windows (no fixed set).
     train_size: int | None
 

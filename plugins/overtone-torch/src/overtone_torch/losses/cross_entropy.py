@@ -10,10 +10,13 @@ from torch import nn
 from overtone_torch.losses.chunked import IGNORE, accumulation_dtype, chunked_linear_cross_entropy
 
 
-def linear_head(d_in: int, n_classes: int, bias: bool) -> tuple[nn.Parameter, nn.Parameter | None]:
-    """A head ``W ~ N(0, 1/d_in)`` of shape ``(n_classes, d_in)`` and a zero bias (or None)."""
-    if d_in < 1 or n_classes < 2:
-        raise ConfigError(f"[loss] the head needs d_in >= 1 and n_classes >= 2 (got {d_in}, {n_classes})")
+def linear_head(d_in: int, n_classes: int, bias: bool, *,
+                minimum: int = 2) -> tuple[nn.Parameter, nn.Parameter | None]:
+    """A head ``W ~ N(0, 1/d_in)`` of shape ``(n_classes, d_in)`` and a zero bias (or None);
+    ``minimum`` is the fewest outputs the head may have (2 classes; 1 output for regression)."""
+    if d_in < 1 or n_classes < minimum:
+        raise ConfigError(f"[loss] the head needs d_in >= 1 and n_classes >= {minimum} "
+                          f"(got {d_in}, {n_classes})")
     weight = nn.Parameter(torch.randn(n_classes, d_in) * d_in**-0.5)
     return weight, (nn.Parameter(torch.zeros(n_classes)) if bias else None)
 
