@@ -1,4 +1,4 @@
-"""Speed of overtone-kan's KAN layer against pykan's ``KANLayer``, forward + backward, same shapes.
+"""Speed of overtone-torch's KAN layer (``overtone_torch.kan``) against pykan's ``KANLayer``, forward + backward, same shapes.
 
 Both layers hold the same grid, coefficients and scales (their outputs are checked equal
 first); each case times ``layer(x)`` then ``backward`` of a fixed weighted sum, the median of
@@ -21,7 +21,7 @@ import time
 
 import torch
 from kan.KANLayer import KANLayer as PykanLayer
-from overtone_kan.layer import KANLayer
+from overtone_torch.kan.layer import KANLayer
 
 CASES = [  # (batch, d_in, d_out, G)
     (1024, 1, 16, 5),

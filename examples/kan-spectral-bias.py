@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
-from overtone_kan.fourier import FourierRegression
-from overtone_kan.model import KAN
+from overtone_torch.kan.fourier import FourierRegression
+from overtone_torch.kan.model import KAN
 from overtone_torch.models.mlp import MLP
 
 CYCLES = list(range(5, 55, 5))

@@ -2,6 +2,8 @@
 
 from overtone import Component, Param, hookimpl
 
+from overtone_torch.kan import components as kan
+
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 
 
@@ -42,7 +44,7 @@ def overtone_tasks():
                           "context": Param(128, help="characters per training window (sequence length)"),
                           "eval_fraction": Param(0.1, help="tail of the text held out for evaluation"),
                           "eval_windows": Param(64, help="evenly spaced windows in the evaluation set")}),
-    ]
+    ] + kan.tasks()
 
 
 @hookimpl
@@ -67,7 +69,7 @@ def overtone_models():
                           "tie_weights": Param(False, help="the loss head's weight is the token embedding"),
                           "preset": Param("", choices=("", "gpt2-small"),
                                           help="a named shape; sets n_layer, n_head, d_model, context")}),
-    ]
+    ] + kan.models()
 
 
 @hookimpl

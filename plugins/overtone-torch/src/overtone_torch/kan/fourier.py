@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from overtone import ConfigError
+
 from overtone_torch.tasks.base import TensorTask, check_positive
 
 SAMPLING = ("random", "grid")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from overtone_kan.layer import KANLayer
+from overtone_torch.kan.layer import KANLayer
 
 pykan_layer = pytest.importorskip("kan.KANLayer", reason="pykan is the reference: pip install pykan")
 from kan.spline import coef2curve  # noqa: E402

@@ -1,12 +1,14 @@
-"""Registrations of overtone-kan. Imports only overtone: listing never imports torch."""
+"""The KAN model and the fourier-regression task as components (overtone-torch registers them).
 
-from overtone import Component, Param, hookimpl
+Imports only overtone: listing never imports torch."""
+
+from overtone import Component, Param
 
 
-@hookimpl
-def overtone_models():
+def models() -> list[Component]:
+    """The ``kan`` model."""
     return [
-        Component("model", "kan", "overtone_kan.model:KAN",
+        Component("model", "kan", "overtone_torch.kan.model:KAN",
                   "Kolmogorov-Arnold network (pykan-style B-spline or Chebyshev edges, grid extension)",
                   params={"width": Param(16, help="units per hidden KAN layer (the feature width when d_out is unset)"),
                           "depth": Param(1, help="hidden KAN layers (0: one layer to the features)"),
@@ -25,10 +27,10 @@ def overtone_models():
     ]
 
 
-@hookimpl
-def overtone_tasks():
+def tasks() -> list[Component]:
+    """The ``fourier-regression`` task."""
     return [
-        Component("task", "fourier-regression", "overtone_kan.fourier:FourierRegression",
+        Component("task", "fourier-regression", "overtone_torch.kan.fourier:FourierRegression",
                   "regression onto sum_i A_i sin(2 pi k_i . x + phi_i) (spectral bias, 1-D or n-D)",
                   params={"dim": Param(1, help="input dimension"),
                           "frequencies": Param([5, 10, 15, 20, 25, 30, 35, 40, 45, 50],

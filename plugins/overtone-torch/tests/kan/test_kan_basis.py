@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from overtone_kan.basis import (
+from overtone_torch.kan.basis import (
     bspline_basis,
     chebyshev_basis,
     curve,

@@ -1,4 +1,4 @@
-"""overtone-kan: Kolmogorov-Arnold networks and a sum-of-sinusoids regression task (torch).
+"""Kolmogorov-Arnold networks and a sum-of-sinusoids regression task (torch).
 
 The model ``kan`` stacks KAN layers (Liu et al. 2024, arXiv 2404.19756) with B-spline or
 Chebyshev bases and extends its grid during training; the task ``fourier-regression`` fits
@@ -6,4 +6,3 @@ sums of sinusoids, the setting of the spectral-bias studies (F-principle, arXiv 
 KAN vs MLP, arXiv 2410.01803).
 """
 
-__version__ = "0.1.0"

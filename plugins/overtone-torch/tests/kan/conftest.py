@@ -3,18 +3,15 @@ import os
 import pytest
 
 os.environ.setdefault("OVERTONE_PROGRESS", "0")
-_modules = [m for m in os.environ.get("OVERTONE_PLUGINS", "").split(",") if m]
-if "overtone_kan.plugin" not in _modules:  # also loaded when not installed (PYTHONPATH only)
-    os.environ["OVERTONE_PLUGINS"] = ",".join([*_modules, "overtone_kan.plugin"])
 
 
 @pytest.fixture(scope="session")
 def registry():
-    """The registry of installed plugins plus overtone-kan."""
+    """The registry of installed plugins (overtone-torch registers kan)."""
     from overtone.registry import registry as build
 
     reg = build(refresh=True)
-    assert "kan" in reg.names("model"), "put plugins/overtone-kan/src on PYTHONPATH or pip install -e it"
+    assert "kan" in reg.names("model"), "pip install -e plugins/overtone-torch"
     return reg
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from overtone.config import load_config, resolve_component
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[4] / "examples"
 
 
 @pytest.mark.parametrize("name", ["kan-fourier.toml", "mlp-fourier.toml"])

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from overtone import ConfigError
 from torch import nn
 
-from overtone_kan.basis import (
+from overtone_torch.kan.basis import (
     chebyshev_basis,
     curve,
     fit_coefficients,
@@ -26,7 +26,7 @@ class KANLayer(nn.Module):
     ``basis = "bspline"``: ``b_m`` are the ``G + k`` B-splines of order ``k = order`` on a uniform
     grid of ``G = grid_size`` intervals on ``grid_range`` extended by ``k`` knots each side
     (Liu et al. 2024, eq. 2.10-2.11), evaluated by the local recursion of
-    :func:`~overtone_kan.basis.uniform_bspline_basis` (the grid is always uniform). ``basis = "chebyshev"``: ``b_m = T_m(tanh(s(x)))`` for
+    :func:`~overtone_torch.kan.basis.uniform_bspline_basis` (the grid is always uniform). ``basis = "chebyshev"``: ``b_m = T_m(tanh(s(x)))`` for
     ``m = 0 .. G`` with ``s`` mapping ``grid_range`` affinely onto ``[-1, 1]`` (ChebyKAN's tanh
     squashing; ``order`` is unused and ``G`` is the polynomial degree).
 

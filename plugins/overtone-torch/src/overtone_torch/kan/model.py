@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 from overtone import ConfigError
-from overtone_torch.models.spec import check_input_spec
 from torch import nn
 
-from overtone_kan.layer import BASES, KANLayer
+from overtone_torch.kan.layer import BASES, KANLayer
+from overtone_torch.models.spec import check_input_spec
 
 
 def check_schedule(grid_schedule: Sequence[Sequence[int]], grid_size: int) -> list[tuple[int, int]]:
