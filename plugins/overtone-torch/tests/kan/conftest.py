@@ -1,18 +1,6 @@
-import os
+"""Fixtures of the KAN tests; ``registry`` comes from the torch suite's conftest."""
 
 import pytest
-
-os.environ.setdefault("OVERTONE_PROGRESS", "0")
-
-
-@pytest.fixture(scope="session")
-def registry():
-    """The registry of installed plugins (overtone-torch registers kan)."""
-    from overtone.registry import registry as build
-
-    reg = build(refresh=True)
-    assert "kan" in reg.names("model"), "pip install -e plugins/overtone-torch"
-    return reg
 
 
 @pytest.fixture
