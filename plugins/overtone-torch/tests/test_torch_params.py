@@ -166,6 +166,15 @@ def test_classes_used_directly_keep_their_guards():
         ModularArithmetic(seed=0, p=1)
 
 
+def test_optimizer_factories_used_directly_turn_torchs_checks_into_config_errors():
+    from overtone_torch.optimizers import adamw, sgd
+
+    with pytest.raises(ConfigError, match=r"^\[optimizer\] AdamW: Invalid learning rate: -1.0$"):
+        adamw([torch.nn.Parameter(torch.ones(2))], lr=-1.0)
+    with pytest.raises(ConfigError, match=r"^\[optimizer\] SGD: Invalid momentum value: -0.5$"):
+        sgd([torch.nn.Parameter(torch.ones(2))], momentum=-0.5)
+
+
 def test_strict_bounds_stay_with_the_factory_and_name_the_component():
     # Param bounds are inclusive: 1.0 passes the declaration, the factory refuses it
     loss = COMPONENTS["cross-entropy"]
