@@ -44,7 +44,8 @@ BAD_PRODUCTS = [
      f"task 'test-broken-task' {PLUGIN} returned a BrokenTask; expected an object with sample_batch, "
      f"eval_batches, probe_batch, input_grid, token_labels, describe (the members of "
      f"overtone_torch.task_api.Task)"),
-    ({"optimizer": {"name": "sgd", "lr": -1.0}}, "[optimizer] SGD: Invalid learning rate: -1.0"),
+    ({"optimizer": {"name": "sgd", "lr": -1.0}},
+     "[optimizer] (optimizer 'sgd'): lr = -1.0 is below the minimum 0.0; allowed: 0.0 <= lr"),
 ]
 
 

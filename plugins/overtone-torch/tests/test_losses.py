@@ -227,7 +227,7 @@ def test_mse_matches_numpy():
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"chunk_size": 0}, "chunk_size = 0 must be at least 1"),
+    ({"chunk_size": 0}, "chunk_size = 0 is below the minimum 1; allowed: 1 <= chunk_size"),
     ({"label_smoothing": 1.0}, "label_smoothing = 1.0 must be in [0, 1)"),
     ({"n_classes": 1}, "n_classes >= 2"),
 ])

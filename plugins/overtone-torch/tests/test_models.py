@@ -134,7 +134,7 @@ def test_dropout_only_in_training():
     ("mlp", {"input_spec": SEQUENCE, "d_out": 4}, "use name = 'transformer'"),
     ("mlp", {"input_spec": {"kind": "image"}, "d_out": 4}, "cannot take inputs of kind 'image'"),
     ("mlp", {"input_spec": VECTOR, "d_out": 4, "activation": "elu"}, "activation = 'elu'"),
-    ("mlp", {"input_spec": VECTOR, "d_out": 4, "depth": -1}, "depth >= 0"),
+    ("mlp", {"input_spec": VECTOR, "d_out": 4, "depth": -1}, "depth = -1 is below the minimum 0; allowed: 0 <= depth"),
     ("mlp", {"input_spec": {"kind": "vector"}, "d_out": 4}, "lacks positive integer dim"),
     ("transformer", {"input_spec": VECTOR, "d_out": 128}, "use name = 'mlp'"),
     ("transformer", {"input_spec": SEQUENCE, "d_out": 30, "d_model": 30, "n_head": 4}, "must be divisible"),

@@ -81,13 +81,17 @@ def test_paths_param_groups_and_state_dict(name):
 
 
 @pytest.mark.parametrize(("name", "hparams", "message"), [
-    ("adamw", {"lr": -1.0}, "Invalid learning rate"),
-    ("adam", {"betas": [0.9, 0.99, 0.999]}, "betas = [0.9, 0.99, 0.999] must be two numbers"),
-    ("adamw", {"betas": [0.9, 1.5]}, "must be two numbers in [0, 1)"),
+    ("adamw", {"lr": -1.0}, "lr = -1.0 is below the minimum 0.0; allowed: 0.0 <= lr"),
+    ("adam", {"betas": [0.9, 0.99, 0.999]}, "betas = [0.9, 0.99, 0.999] has 3 element(s); expected 2"),
+    ("adam", {"betas": 0.9}, "betas = 0.9 is a single float; expected a list of 2 float"),
+    ("adam", {"betas": [0.9, -0.1]}, "betas[1] = -0.1 is below the minimum 0.0"),
+    ("adamw", {"betas": [0.9, 1.5]}, "betas = [0.9, 1.5]: each rate must be below 1"),
+    ("adamw", {"betas": [0.9, 1]}, "betas = [0.9, 1.0]: each rate must be below 1"),
     ("sgd", {"nesterov": True}, "nesterov = true needs momentum > 0"),
-    ("sgd", {"momentum": -0.5}, "Invalid momentum"),
+    ("sgd", {"momentum": -0.5}, "momentum = -0.5 is below the minimum 0.0; allowed: 0.0 <= momentum"),
 ])
 def test_bad_hyperparameters(name, hparams, message):
     with pytest.raises(ConfigError) as info:
         make(name, [torch.nn.Parameter(torch.ones(2))], **hparams)
-    assert message in str(info.value) and "[optimizer]" in str(info.value)
+    assert message in str(info.value) and str(info.value).startswith(f"optimizer {name!r}: ")
+    assert "\n" not in str(info.value)

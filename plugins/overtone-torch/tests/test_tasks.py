@@ -120,12 +120,13 @@ def test_bundled_corpus():
 
 @pytest.mark.parametrize(("name", "params", "message"), [
     ("modular-arithmetic", {"p": 12}, "p = 12 must be a prime"),
-    ("modular-arithmetic", {"p": 1}, "p = 1 must be a prime"),
+    ("modular-arithmetic", {"p": 1}, "p = 1 is below the minimum 2; allowed: 2 <= p"),
     ("modular-arithmetic", {"op": "%"}, "op = '%'"),
     ("modular-arithmetic", {"train_fraction": 1.0}, "train_fraction = 1.0 must be strictly between 0 and 1"),
     ("modular-arithmetic", {"p": 2, "op": "/", "train_fraction": 0.1}, "no training or no evaluation examples"),
     ("digits", {"train_fraction": 0.0}, "train_fraction = 0.0"),
-    ("gaussian-mixture", {"n_classes": 1}, "n_classes = 1 must be an integer >= 2"),
+    ("gaussian-mixture", {"n_classes": 1}, "n_classes = 1 is below the minimum 2; allowed: 2 <= n_classes"),
+    ("gaussian-mixture", {"n_classes": 3, "n_samples": 5}, "n_samples = 5 must be an integer >= 6"),
     ("gaussian-mixture", {"separation": -1.0}, "separation = -1.0"),
     ("char-text", {"path": "/no/such.txt"}, "not found"),
     ("char-text", {"context": 0}, "context = 0"),

@@ -22,13 +22,14 @@ def _grid_error_params() -> dict:
 def _dse_params() -> dict:
     return {
         "variable": _VARIABLE,
-        "sigma": Param(10.0, help="Gaussian kernel bandwidth (reference default 10)"),
-        "t": Param(1.0, help="diffusion time: eigenvalues are raised to t (reference default 1)"),
-        "max_samples": Param(10000, type=int, help="use a seeded random subset beyond this many samples"),
+        "sigma": Param(10.0, help="Gaussian kernel bandwidth, > 0 (reference default 10)"),
+        "t": Param(1.0, help="diffusion time, > 0: eigenvalues are raised to t (reference default 1)"),
+        "max_samples": Param(10000, type=int, min=2,
+                             help="use a seeded random subset beyond this many samples"),
         "seed": _SEED,
         "method": Param("exact", choices=("exact", "lanczos"),
                         help="all eigenvalues (exact) or stochastic Lanczos quadrature (fast, approximate)"),
-        "base": Param(2.0, help="logarithm base of the entropy (2: bits, as the reference)"),
+        "base": Param(2.0, help="logarithm base of the entropy, > 1 (2: bits, as the reference)"),
     }
 
 
@@ -40,9 +41,9 @@ def overtone_analyzers():
             "Fourier power of embeddings over the token index; key frequencies (Nanda et al. 2023)",
             params={
                 "variable": _VARIABLE,
-                "p": Param(None, type=int, help="modulus: the first p tokens are the numbers "
+                "p": Param(None, type=int, min=3, help="modulus: the first p tokens are the numbers "
                            "(default: attrs['p'] or every token)"),
-                "n_keys": Param(5, help="how many key frequencies to report"),
+                "n_keys": Param(5, min=1, help="how many key frequencies to report"),
                 "exclude_dc": Param(True, help="leave frequency 0 (the mean embedding) out"),
             },
         ),
@@ -64,10 +65,12 @@ def overtone_analyzers():
                 "variable": _VARIABLE,
                 "output": Param("auto", choices=("auto", "scores", "probabilities"),
                                 help="what the outputs hold (auto: attrs['output']); scores are exact"),
-                "n_keys": Param(5, help="how many key frequencies"),
+                "n_keys": Param(5, min=1, help="how many key frequencies"),
                 "key_source": Param("logits", choices=("logits", "embeddings"),
                                     help="rank frequencies by the logits' or the embeddings' spectrum"),
-                "key_frequencies": Param(None, type=list, help="fixed key frequencies (overrides key_source)"),
+                "key_frequencies": Param(None, items=int, min=1,
+                                         help="fixed key frequencies, distinct, at most (p - 1) / 2 "
+                                              "(overrides key_source)"),
                 "key_step": Param(None, type=int, help="step whose spectrum picks the keys (default: last)"),
                 "embedding_variable": Param("embeddings", help="embedding probe, for embedding_gini"),
                 "train_variable": Param("train_pair", help="(a, b) mask of training pairs"),
@@ -84,11 +87,13 @@ def overtone_analyzers():
                 "input_variable": Param("inputs", help="evaluation inputs (sample[, input_dim]), variable or coord"),
                 "direction": Param("pca", type=(str, list),
                                    help="vector inputs: 'pca' (first principal direction) or a list of numbers"),
-                "frequencies": Param(None, type=list, help="angular frequencies k (default: n_frequencies in [0, k_max])"),
+                "frequencies": Param(None, items=float,
+                                     help="angular frequencies k (default: n_frequencies in [0, k_max])"),
                 "n_frequencies": Param(1000, min=1, help="evenly spaced frequencies (arXiv 2405.17479: 1,000)"),
-                "k_max": Param(6.283185307179586, help="largest angular frequency [rad per input unit] (2 pi)"),
-                "floor": Param(1e-3, min=0.0, max=1.0,
-                               help="relative error is NaN where |F[y]| < floor * max |F[y]|"),
+                "k_max": Param(6.283185307179586,
+                               help="largest angular frequency [rad per input unit], > 0 (2 pi)"),
+                "floor": Param(1e-3, min=0.0, help="relative error is NaN where |F[y]| < floor * max |F[y]| "
+                                                     "(below 1)"),
             },
         ),
         Component(
@@ -96,8 +101,8 @@ def overtone_analyzers():
             "explained variance of the top principal components of representations",
             params={
                 "variable": _VARIABLE,
-                "n_components": Param(10, help="components to report"),
-                "top": Param(2, help="report the variance share of this many leading components"),
+                "n_components": Param(10, min=1, help="components to report"),
+                "top": Param(2, min=1, help="report the variance share of this many leading components"),
             },
         ),
         Component(
@@ -118,8 +123,8 @@ def overtone_analyzers():
             params={
                 **_dse_params(),
                 "labels": Param("labels", help="variable with one label (or scalar) per sample"),
-                "repetitions": Param(5, help="random subsets averaged per class (reference default 5)"),
-                "n_bins": Param(10, help="bins for a continuous scalar reference (reference default 10)"),
+                "repetitions": Param(5, min=1, help="random subsets averaged per class (reference default 5)"),
+                "n_bins": Param(10, min=2, help="bins for a continuous scalar reference (reference default 10)"),
                 "reference": Param("auto", choices=("auto", "discrete", "continuous"),
                                    help="treat labels as classes or bin them (auto: integers are classes)"),
             },
@@ -135,10 +140,10 @@ def overtone_analyzers():
                 "d": Param(None, type=str, help="variable of data sizes (chinchilla)"),
                 "loss": Param("loss", help="variable of losses"),
                 "objective": Param("huber", choices=("huber", "mse"), help="residual loss on log L"),
-                "delta": Param(1e-3, help="Huber delta (Hoffmann et al.: 1e-3)"),
-                "n_starts": Param(10, help="L-BFGS runs from the best grid points"),
-                "n_bootstrap": Param(200, help="bootstrap resamples (0: no intervals)"),
-                "confidence": Param(0.95, help="confidence level of the intervals"),
+                "delta": Param(1e-3, help="Huber delta, > 0 (Hoffmann et al.: 1e-3)"),
+                "n_starts": Param(10, min=1, help="L-BFGS runs from the best grid points"),
+                "n_bootstrap": Param(200, min=0, help="bootstrap resamples (0: no intervals)"),
+                "confidence": Param(0.95, help="confidence level of the intervals, strictly between 0 and 1"),
                 "seed": _SEED,
                 "dropna": Param(False, help="drop points with NaN instead of failing"),
             },
@@ -148,7 +153,7 @@ def overtone_analyzers():
             "cosine-similarity structure of neurons' input weights",
             params={
                 "variable": Param(None, type=str, help="weight variable (out, in) (default: first weight_*)"),
-                "threshold": Param(0.9, help="|cos| at or above which two neurons count as aligned"),
+                "threshold": Param(0.9, max=1.0, help="|cos| (> 0) at or above which two neurons count as aligned"),
             },
         ),
         Component(

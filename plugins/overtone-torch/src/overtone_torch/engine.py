@@ -36,15 +36,15 @@ from overtone_torch.build import (
 
 #: The engine's own keys in ``[train]`` and in component sections (beside ``schema``'s).
 TRAIN_KEYS = {
-    "accumulate": Param(1, help="micro-batches of batch_size per optimizer step (gradient accumulation): "
-                                "a step sees batch_size * accumulate examples, its loss their mean"),
+    "accumulate": Param(1, min=1, help="micro-batches of batch_size per optimizer step (gradient "
+                                       "accumulation): a step sees batch_size * accumulate "
+                                       "examples, its loss their mean"),
 }
 ENGINE_KEYS = {
     "optimizer": {"decay": Param("matrices", choices=("matrices", "all"),
                                  help="which parameters weight_decay applies to: weight matrices only "
                                       "(biases, norms, embeddings, loss-head centres exempt) or all")},
 }
-MINIMUM = {"accumulate": 1}
 
 
 class TrainingDiverged(OvertoneError):
@@ -100,19 +100,10 @@ class TorchEngine:
             if not isinstance(section, Mapping):
                 raise ConfigError(f"{source}: '{name}' must be a section [{name}], not a value")
             resolved[name] = resolve_params(section, spec, f"{source} [{name}]")
-            for key, value in resolved[name].items():
-                minimum = {**schema.MINIMUM, **MINIMUM}.get(key)
-                if minimum is not None and value < minimum:
-                    raise ConfigError(f"{source} [{name}]: {key} = {value} must be at least {minimum}")
-        if not 0.0 <= resolved["schedule"]["min_lr_ratio"] <= 1.0:
-            raise ConfigError(f"{source} [schedule]: min_lr_ratio = {resolved['schedule']['min_lr_ratio']} "
-                              f"must be between 0 and 1")
         resolved["probes"] = []
         for i, entry in enumerate(_table_list(config, "probes", source)):
             where = f"{source} [[probes]] #{i + 1}"
             probe = resolve_params(entry, schema.PROBE, where)
-            if probe["every"] < 1 or probe["samples"] < 1:
-                raise ConfigError(f"{where}: every and samples must be at least 1")
             if probe["kind"] == "weights" and not probe["names"]:
                 raise ConfigError(f"{where}: kind = 'weights' needs names = ['model.<parameter>', ...]")
             resolved["probes"].append(probe)
@@ -121,8 +112,6 @@ class TorchEngine:
             where = f"{source} [[analyzers]] #{i + 1}"
             engine_keys = resolve_params({k: v for k, v in entry.items() if k in schema.ANALYZER_KEYS},
                                          schema.ANALYZER_KEYS, where)
-            if engine_keys["every"] < 0:
-                raise ConfigError(f"{where}: every = {engine_keys['every']} must be 0 (only at the end) or more")
             _, params = resolve_component(registry, "analyzer",
                                           {k: v for k, v in entry.items() if k not in schema.ANALYZER_KEYS}, where)
             if engine_keys["input"] == "probes" and not resolved["probes"]:

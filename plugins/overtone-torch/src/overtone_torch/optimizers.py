@@ -15,9 +15,16 @@ from overtone import ConfigError
 
 
 def _betas(betas: Sequence[float]) -> tuple[float, float]:
-    if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas):
-        raise ConfigError(f"[optimizer] betas = {list(betas)} must be two numbers in [0, 1), e.g. [0.9, 0.999]")
-    return float(betas[0]), float(betas[1])
+    """``betas`` as a float pair, refusing a rate of 1 or more (a moment that never decays).
+
+    Count, element type and ``>= 0`` are the declared ``Param``'s (``items=float, length=2,
+    min=0.0``, checked before the factory runs); its bounds are inclusive, so the strict upper
+    one is checked here.
+    """
+    if not all(b < 1.0 for b in betas):
+        raise ConfigError(f"[optimizer] betas = {list(betas)}: each rate must be below 1, e.g. [0.9, 0.999]")
+    beta1, beta2 = betas
+    return float(beta1), float(beta2)
 
 
 def _tensors(params: Iterable[Any]) -> tuple[list[Any], list[torch.Tensor]]:

@@ -64,7 +64,7 @@ def test_noise_only_on_training_targets(registry):
     ({"sampling": "sobol"}, "sampling = 'sobol' is not allowed; allowed values: 'random', 'grid'"),
     ({"domain": [1, 0]}, "low < high"),
     ({"dim": 3, "eval_points": 512}, "lower eval_points"),
-    ({"noise": -1.0}, "noise = -1.0 must be >= 0"),
+    ({"noise": -1.0}, "noise = -1.0 is below the minimum 0.0; allowed: 0.0 <= noise"),
 ])
 def test_bad_parameters_are_refused_in_one_line(registry, params, message):
     with pytest.raises(ConfigError, match=message) as info:

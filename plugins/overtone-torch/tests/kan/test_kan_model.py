@@ -40,9 +40,9 @@ def test_chebyshev_model_runs_and_trains_its_coefficients(registry):
     ({"basis": "fourier"}, "basis = 'fourier' is not allowed; allowed values: 'bspline', 'chebyshev'"),
     ({"grid_schedule": [[10, 4]]}, "grid sizes > grid_size = 5"),
     ({"grid_schedule": [[10, 10], [5, 20]]}, "strictly increasing"),
-    ({"grid_schedule": [10, 20]}, "must be \\[step, grid_size\\]"),
+    ({"grid_schedule": [10, 20]}, "grid_schedule\\[0\\] = 10 is a single int; expected a list of 2 int"),
     ({"grid_range": [1.0, -1.0]}, "low < high"),
-    ({"width": 0}, "width, embed_dim, d_out >= 1"),
+    ({"width": 0}, "width = 0 is below the minimum 1; allowed: 1 <= width"),
 ])
 def test_bad_parameters_are_refused_in_one_line(registry, params, message):
     with pytest.raises(ConfigError, match=message) as info:
