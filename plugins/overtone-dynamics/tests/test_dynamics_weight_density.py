@@ -198,3 +198,13 @@ def test_bad_input_is_one_clear_error():
     other = ds.assign(weight_model_v=ds["weight_model_w"].where(ds.step % 2 == 0))
     with pytest.raises(DatasetError, match="other steps"):
         WeightDensity()(other)
+
+
+def test_per_interval_bins_with_too_few_transitions_take_the_pooled_coefficients():
+    ds = ou_probes(n=1000, steps=20)  # 1,000 entries: most bins of one interval hold < 100
+    per_interval = WeightDensity(coefficients="per-interval", min_count=100, bins=20)(ds)
+    assert np.isfinite(per_interval["w1"].values).all()
+    sparse = WeightDensity(coefficients="per-interval", min_count=5000, bins=20)(ou_probes(n=5000, steps=20))
+    pooled = WeightDensity(min_count=5000, bins=20)(ou_probes(n=5000, steps=20))
+    # no bin of any single interval has 5,000 transitions: every one falls back to the pooled value
+    np.testing.assert_allclose(sparse["predicted"].values, pooled["predicted"].values, rtol=1e-12)

@@ -31,22 +31,20 @@ def histogram_density(samples: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return counts / (values.size * np.diff(edges))
 
 
-def kramers_moyal(start: np.ndarray, end: np.ndarray, dt: np.ndarray, edges: np.ndarray,
-                  min_count: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Drift ``D1`` and diffusion ``D2`` per cell from transitions ``start -> end`` over ``dt``.
+def conditional_moments(start: np.ndarray, end: np.ndarray, dt: np.ndarray, edges: np.ndarray,
+                        min_count: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drift ``D1`` and diffusion ``D2`` per cell from transitions ``start -> end`` over ``dt``,
+    NaN in the cells with fewer than ``min_count`` transitions.
 
     ``start``, ``end``: values at the start and end of each transition (any shape, equal);
-    ``dt``: the duration of each (same shape, or broadcastable). Transitions are binned by their
-    start value. Per cell, with increments ``x_k = end_k - start_k``::
+    ``dt``: the duration of each (broadcastable to them). Transitions are binned by their start
+    value. Per cell, with increments ``x_k = end_k - start_k``::
 
         D1 = sum_k x_k / sum_k dt_k                       (E[dw | w] per unit time)
         D2 = sum_k (x_k - D1 dt_k)^2 / (2 sum_k dt_k)     (Var[dw | w] / (2 dt))
 
     The conditional variance (not the raw second moment) removes the drift's ``O(dt^2)`` share
-    of ``E[dw^2]``. Cells with fewer than ``min_count`` transitions take values interpolated
-    linearly from the nearest cells that have enough (held constant beyond the outermost).
-    Returns ``(D1, D2, counts)``; raises :class:`TooFewTransitions` when no cell has
-    ``min_count`` transitions.
+    of ``E[dw^2]``. Returns ``(D1, D2, counts)``.
     """
     start, end, dt = (np.ravel(a) for a in np.broadcast_arrays(start, end, np.asarray(dt, dtype=np.float64)))
     n = len(edges) - 1
@@ -56,13 +54,23 @@ def kramers_moyal(start: np.ndarray, end: np.ndarray, dt: np.ndarray, edges: np.
     time = np.bincount(cell, weights=dt, minlength=n)
     moved = np.bincount(cell, weights=increment, minlength=n)
     enough = counts >= max(int(min_count), 2)
-    if not enough.any():
-        raise TooFewTransitions(f"no grid cell has {min_count} transitions (most: {int(counts.max())}); "
-                         "use fewer bins or a smaller min_count")
     drift = np.where(enough, moved / np.where(time > 0, time, 1.0), np.nan)
     residual = increment - np.nan_to_num(drift)[cell] * dt
     spread = np.bincount(cell, weights=residual**2, minlength=n)
     diffusion = np.where(enough, spread / (2 * np.where(time > 0, time, 1.0)), np.nan)
+    return drift, diffusion, counts
+
+
+def kramers_moyal(start: np.ndarray, end: np.ndarray, dt: np.ndarray, edges: np.ndarray,
+                  min_count: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`conditional_moments` with the cells that have fewer than ``min_count`` transitions
+    filled: interpolated linearly from the nearest cells that have enough, held constant beyond
+    the outermost. Raises :class:`TooFewTransitions` when no cell has ``min_count``."""
+    drift, diffusion, counts = conditional_moments(start, end, dt, edges, min_count)
+    enough = np.isfinite(drift)
+    if not enough.any():
+        raise TooFewTransitions(f"no grid cell has {min_count} transitions (most: {int(counts.max())}); "
+                                "use fewer bins or a smaller min_count")
     centres = 0.5 * (edges[:-1] + edges[1:])
     return _fill(centres, drift, enough), _fill(centres, diffusion, enough), counts
 

@@ -161,7 +161,8 @@ def overtone_analyzers():
                 "min_count": Param(20, min=2, help="transitions a bin needs for its own D1, D2 "
                                                    "(else interpolated)"),
                 "coefficients": Param("constant", choices=("constant", "per-interval"),
-                                      help="one D1(w), D2(w) for all steps, or one per probe interval"),
+                                      help="one D1(w), D2(w) for all steps, or one per probe interval "
+                                           "(pooled in its sparse bins)"),
             },
         ),
         Component(

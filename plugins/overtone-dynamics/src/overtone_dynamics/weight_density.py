@@ -40,7 +40,8 @@ class WeightDensity:
       empirical density at ``start_step`` (default: the first recorded step) with those
       coefficients (``coefficients = "constant"``), or with coefficients estimated afresh on
       each interval ``[t_k, t_k+1]`` (``"per-interval"``: tests the one-point Markov closure
-      given each interval's moments); NaN before ``start_step``;
+      given each interval's moments; a bin with fewer than ``min_count`` transitions in the
+      interval takes the pooled value); NaN before ``start_step``;
     - ``w1``, ``kl (matrix, step)``: W1(empirical, predicted) and KL(empirical || predicted);
       ``w1_static``: W1(empirical, the density at ``start_step``), the baseline of no dynamics;
     - ``mean_*``, ``std_*``: moments of the empirical and predicted densities.
@@ -152,13 +153,11 @@ class WeightDensity:
         constant = fp.fokker_planck_matrix(drift, diffusion, h)
         for k in range(start, len(steps) - 1):
             rates = constant
-            if self.coefficients == "per-interval":
-                try:
-                    d1, d2, _ = fp.kramers_moyal(values[k], values[k + 1], steps[k + 1] - steps[k], edges,
-                                                 self.min_count)
-                except fp.TooFewTransitions as exc:
-                    raise DatasetError(f"{self.name}: {name!r} at step {steps[k]:g}: {exc}") from None
-                rates = fp.fokker_planck_matrix(d1, d2, h)
+            if self.coefficients == "per-interval":  # this interval's moments; pooled where it has too few
+                d1, d2, _ = fp.conditional_moments(values[k], values[k + 1], steps[k + 1] - steps[k], edges,
+                                                   self.min_count)
+                rates = fp.fokker_planck_matrix(np.where(np.isfinite(d1), d1, drift),
+                                                np.where(np.isfinite(d2), d2, diffusion), h)
             predicted[k + 1] = fp.integrate(predicted[k], rates, steps[k + 1] - steps[k])
         w1 = np.full(len(steps), np.nan)
         kl, static = w1.copy(), w1.copy()
