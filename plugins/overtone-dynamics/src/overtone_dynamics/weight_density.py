@@ -241,7 +241,8 @@ class WeightDensity:
 
     def plot(self, result: xr.Dataset):
         """Per matrix: the empirical density (step x w, heat map), the prediction against the
-        empirical density at three steps, and W1 over steps (prediction and no-dynamics baseline)."""
+        empirical density at three steps, and W1 over steps (prediction and no-dynamics baseline;
+        a dashed line where the transitions that estimate D1, D2 end, if before the last step)."""
         from matplotlib.figure import Figure
 
         n = result.sizes["matrix"]
@@ -269,6 +270,8 @@ class WeightDensity:
             compare.set_title("predicted (dashed) vs empirical", fontsize=9)
             distance.plot(steps, part["w1"].values, marker=".", label="Fokker-Planck")
             distance.plot(steps, part["w1_static"].values, marker=".", ls=":", label="no dynamics")
+            if float(part["fit_last_step"]) < steps[-1]:
+                distance.axvline(float(part["fit_last_step"]), color="grey", lw=0.8, ls="--", label="end of fit")
             distance.set_xlabel("step")
             distance.set_ylabel("W1 to the empirical density")
             distance.legend(fontsize=8)
