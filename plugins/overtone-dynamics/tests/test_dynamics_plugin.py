@@ -17,7 +17,7 @@ def test_contract_check_passes():
     names = {c.name for c in check_plugin(plugin)}
     assert names == {"embedding-fourier", "grokking-frequency", "pca-structure", "effective-rank",
                      "dse", "dsmi", "scaling-law", "condensation", "neural-collapse",
-                     "progress-measures", "grid-error-spectrum", "frequency-error"}
+                     "progress-measures", "grid-error-spectrum", "frequency-error", "weight-density"}
 
 
 @pytest.mark.filterwarnings("ignore:analyzer 'grokking-frequency' is renamed:FutureWarning")

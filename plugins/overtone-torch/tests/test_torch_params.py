@@ -40,9 +40,11 @@ ENGINE_BOUNDED = {
      ("probes", "samples"), ("analyzers", "every")}
 
 TOKENS = {"kind": "tokens", "vocab_size": 5, "seq_len": 2, "output": "pooled"}
+VECTOR = {"kind": "vector", "dim": 6, "output": "pooled"}
+VECTOR_ONLY = {"bottleneck-autoencoder"}  # models that refuse token inputs
 #: Other parameters a value at the bound needs (d_model = 1 needs n_head = 1), or a value at
 #: the bound that the factory's cross-parameter checks allow (a grid size above grid_size).
-COMPANIONS = {("transformer", "d_model"): {"n_head": 1}}
+COMPANIONS = {("transformer", "d_model"): {"n_head": 1}, ("bottleneck-autoencoder", "width"): {"bottleneck": 1}}
 EDGES = {("kan", "grid_schedule"): [[1, 6]]}
 
 
@@ -112,7 +114,8 @@ def _host_arguments(component):
     """The arguments the host itself passes to a factory of this kind."""
     if component.kind == "optimizer":
         return ([torch.nn.Parameter(torch.ones(3))],), {}
-    return (), {"task": {"seed": 0}, "model": {"input_spec": TOKENS, "d_out": None},
+    spec = VECTOR if component.name in VECTOR_ONLY else TOKENS
+    return (), {"task": {"seed": 0}, "model": {"input_spec": spec, "d_out": None},
                 "loss": {"d_in": 4, "n_classes": 3}}[component.kind]
 
 

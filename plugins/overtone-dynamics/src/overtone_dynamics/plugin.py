@@ -149,6 +149,28 @@ def overtone_analyzers():
             },
         ),
         Component(
+            "analyzer", "weight-density", "overtone_dynamics.weight_density:WeightDensity",
+            "density of a weight matrix's entries over training, Kramers-Moyal drift/diffusion and "
+            "a Fokker-Planck prediction (W1, KL) (arXiv 2501.09659)",
+            params={
+                "variables": Param(None, type=list, items=str,
+                                   help="weight probes to analyze (default: every weight_* variable)"),
+                "bins": Param(80, min=4, help="equal bins of the density grid"),
+                "range": Param(None, type=list, items=float, length=2,
+                               help="[low, high] of the grid (default: the entries' range over all steps, padded)"),
+                "pad": Param(0.1, min=0.0, help="default grid: widen the entries' range by pad * span per side"),
+                "start_step": Param(None, type=int, help="recorded step the prediction starts from "
+                                                         "(default: the first)"),
+                "fit_until": Param(None, type=int, help="last step of the transitions that estimate D1, D2 "
+                                                        "(default: the last)"),
+                "min_count": Param(20, min=2, help="transitions a bin needs for its own D1, D2 "
+                                                   "(else interpolated)"),
+                "coefficients": Param("constant", choices=("constant", "per-interval"),
+                                      help="one D1(w), D2(w) for all steps, or one per probe interval "
+                                           "(pooled in its sparse bins)"),
+            },
+        ),
+        Component(
             "analyzer", "condensation", "overtone_dynamics.geometry:Condensation",
             "cosine-similarity structure of neurons' input weights",
             params={

@@ -32,7 +32,10 @@ def overtone_tasks():
         Component("task", "digits", "overtone_torch.tasks.tabular:Digits",
                   "scikit-learn's bundled 8x8 handwritten digits (real data, no download)",
                   params={"train_fraction": Param(0.8, help="fraction of the 1,797 images used for training, "
-                                                             "strictly between 0 and 1")}),
+                                                             "strictly between 0 and 1"),
+                          "target": Param("classes", choices=("classes", "reconstruction"),
+                                          help="classes: the digit; reconstruction: the 64 pixels themselves "
+                                               "(real targets, an auto-encoder's task; needs loss mse)")}),
         Component("task", "gaussian-mixture", "overtone_torch.tasks.tabular:GaussianMixture",
                   "synthetic classification: one Gaussian blob N(mu_k, I) per class",
                   params={"n_classes": Param(4, min=2, help="number of classes"),
@@ -72,6 +75,13 @@ def overtone_models():
                           "tie_weights": Param(False, help="the loss head's weight is the token embedding"),
                           "preset": Param("", choices=("", "gpt2-small"),
                                           help="a named shape; sets n_layer, n_head, d_model, context")}),
+        Component("model", "bottleneck-autoencoder", "overtone_torch.models.autoencoder:BottleneckAutoencoder",
+                  "encoder-decoder MLP with two bottleneck layers (arXiv 2501.09659's setting)",
+                  params={"width": Param(64, min=1, help="units of the encoder and decoder layers (the features)"),
+                          "bottleneck": Param(8, min=1, help="units of each of the two bottleneck layers "
+                                                             "(<= width)"),
+                          "activation": Param("tanh", choices=ACTIVATIONS, help="nonlinearity after every layer"),
+                          "init_scale": Param(1.0, min=1e-6, help="weights ~ N(0, init_scale^2 / fan_in)")}),
     ] + kan.models()
 
 

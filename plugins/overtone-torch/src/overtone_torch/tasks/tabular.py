@@ -15,26 +15,44 @@ def random_split(x: torch.Tensor, y: torch.Tensor, seed: int, train_fraction: fl
     return x[order[:n_train]], y[order[:n_train]], x[order[n_train:]], y[order[n_train:]]
 
 
+#: What the ``digits`` task's targets are.
+DIGITS_TARGETS = ("classes", "reconstruction")
+
+
 class Digits(TensorTask):
     """scikit-learn's bundled 8x8 handwritten digits (UCI; 1,797 images, 10 classes).
 
     Pixels (0-16) are scaled to ``[0, 1]`` and flattened to 64-vectors; the split is random
     under ``seed``. The data ship inside scikit-learn: nothing is downloaded.
+
+    ``target = "classes"``: the digit 0-9 is the target (``n_classes = 10``).
+    ``target = "reconstruction"``: the image itself is the target, an auto-encoder's task
+    (``target = "regression"`` for the engine, ``n_outputs = 64``, ``n_classes = None``; the
+    loss must take real targets, e.g. ``mse``). The split is the same under one seed either way.
     """
 
-    def __init__(self, *, seed: int, train_fraction: float = 0.8) -> None:
+    def __init__(self, *, seed: int, train_fraction: float = 0.8, target: str = "classes") -> None:
         from sklearn.datasets import load_digits
 
         check_fraction("train_fraction", train_fraction)
+        if target not in DIGITS_TARGETS:
+            raise ConfigError(f"[task] target = {target!r}; allowed: {', '.join(DIGITS_TARGETS)}")
         data = load_digits()
         x = torch.tensor(data.data, dtype=torch.float32) / 16.0
         y = torch.tensor(data.target, dtype=torch.long)
-        super().__init__(*random_split(x, y, seed, train_fraction))
+        x_train, y_train, x_eval, y_eval = random_split(x, y, seed, train_fraction)
+        self.reconstruction = target == "reconstruction"
+        if self.reconstruction:
+            super().__init__(x_train, x_train.clone(), x_eval, x_eval.clone())
+            self.target, self.n_outputs, self.n_classes = "regression", 64, None
+        else:
+            super().__init__(x_train, y_train, x_eval, y_eval)
+            self.n_classes = 10
         self.input_spec = {"kind": "vector", "dim": 64, "output": "pooled"}
-        self.n_classes = 10
 
     def describe(self) -> dict[str, object]:
-        return {"source": "sklearn.datasets.load_digits", "examples": len(self.y["train"]) + len(self.y["eval"])}
+        return {"source": "sklearn.datasets.load_digits", "examples": len(self.y["train"]) + len(self.y["eval"]),
+                "target": "reconstruction" if self.reconstruction else "classes"}
 
 
 class GaussianMixture(TensorTask):
