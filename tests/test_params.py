@@ -14,6 +14,11 @@ SPEC = {
     "ranges": Param([[1.0, 2.0]], items=Param(type=list, items=float, length=2)),
     "names": Param(["a"], items=str),
     "cap": Param(None, type=int, min=0),
+    "sigma": Param(1.0, min=0.0, exclusive_min=True),
+    "dropout": Param(0.0, min=0.0, max=1.0, exclusive_max=True),
+    "betas": Param([0.9, 0.999], items=float, min=0.0, max=1.0, exclusive_max=True, length=2),
+    "bands": Param([[1.0, 2.0]], items=Param(type=list, items=float, length=2, min=0.0, exclusive_min=True)),
+    "steps": Param(10, min=0, max=100, exclusive_min=True, exclusive_max=True),
 }
 
 
@@ -39,6 +44,17 @@ def check(given):
                             "written in brackets like the default [[1.0, 2.0]]"),
         ({"names": ["a", 3]}, "names[1] = 3 has type int; expected str"),
         ({"cap": -1}, "cap = -1 is below the minimum 0; allowed: 0 <= cap"),
+        ({"sigma": 0}, "sigma = 0.0 must be above 0.0; allowed: 0.0 < sigma"),
+        ({"sigma": -2.5}, "sigma = -2.5 must be above 0.0; allowed: 0.0 < sigma"),
+        ({"sigma": "x"}, "sigma = 'x' has type str; expected float"),
+        ({"dropout": 1}, "dropout = 1.0 must be below 1.0; allowed: 0.0 <= dropout < 1.0"),
+        ({"dropout": -0.5}, "dropout = -0.5 is below the minimum 0.0; allowed: 0.0 <= dropout < 1.0"),
+        ({"betas": [0.9, 1.0]}, "betas[1] = 1.0 must be below 1.0; allowed: 0.0 <= betas[1] < 1.0"),
+        ({"betas": [-0.1, 0.5]}, "betas[0] = -0.1 is below the minimum 0.0; allowed: 0.0 <= betas[0] < 1.0"),
+        ({"bands": [[1.0, 2.0], [0.0, 1.0]]}, "bands[1][0] = 0.0 must be above 0.0; allowed: 0.0 < bands[1][0]"),
+        ({"steps": 0}, "steps = 0 must be above 0; allowed: 0 < steps < 100"),
+        ({"steps": 100}, "steps = 100 must be below 100; allowed: 0 < steps < 100"),
+        ({"steps": float("nan")}, "steps = nan has type float; expected int"),
     ],
 )
 def test_bounds_and_list_elements(given, message):
@@ -49,11 +65,22 @@ def test_bounds_and_list_elements(given, message):
 
 def test_good_values_pass_and_are_widened():
     resolved = check({"width": 1, "rate": 1, "window": [0, 3], "ranges": [[0, 1], (2, 3.5)], "cap": 0})
+    defaults = {key: SPEC[key].default for key in ("sigma", "dropout", "betas", "bands", "steps")}
     assert resolved == {"width": 1, "rate": 1.0, "window": [0.0, 3.0], "ranges": [[0.0, 1.0], (2.0, 3.5)],
-                        "names": ["a"], "cap": 0}
+                        "names": ["a"], "cap": 0, **defaults}
     assert all(isinstance(v, float) for v in resolved["window"])
     # None stays "not set" for a None default, whatever the type
     assert check_value("cap", None, SPEC["cap"], "x") is None
+
+
+def test_exclusive_bounds_accept_what_is_strictly_inside_and_inclusive_sides_their_bound():
+    resolved = check({"sigma": 1e-300, "dropout": 0, "betas": [0, 0.999999], "bands": [[5e-324, 1.0]],
+                      "steps": 1})
+    assert resolved["sigma"] == 1e-300 and resolved["dropout"] == 0.0 and resolved["betas"] == [0.0, 0.999999]
+    assert resolved["bands"] == [[5e-324, 1.0]] and resolved["steps"] == 1
+    assert check({"steps": 99})["steps"] == 99
+    with pytest.raises(ConfigError, match=r"sigma = nan must be above 0.0"):
+        check({"sigma": float("nan")})
 
 
 def test_bad_declarations_are_refused():
@@ -61,6 +88,13 @@ def test_bad_declarations_are_refused():
         Param(1, min=2, max=1)
     with pytest.raises(ValueError, match="put min/max on the element Param"):
         Param([[1, 2]], items=Param(type=list), min=0)
+    with pytest.raises(ValueError, match="exclusive_min=True needs min="):
+        Param(1.0, exclusive_min=True)
+    with pytest.raises(ValueError, match="exclusive_max=True needs max="):
+        Param(1.0, min=0.0, exclusive_max=True)
+    with pytest.raises(ValueError, match="an exclusive bound at min = max = 1 allows no value"):
+        Param(1, min=1, max=1, exclusive_max=True)
+    assert Param(1, min=1, max=1).max == 1  # inclusive on both sides: one value, allowed
 
 
 def test_describe_params_shows_bounds():
@@ -70,27 +104,39 @@ def test_describe_params_shows_bounds():
                                    "length": 2, "range": "0.0 <= each element of window"}
     assert described["ranges"]["type"] == "list of list of 2 float"
     assert format_param("width", described["width"]) == "width = 64  range: 1 <= width  hidden width"
+    assert described["sigma"] == {"default": 1.0, "min": 0.0, "exclusive_min": True, "range": "0.0 < sigma"}
+    assert described["dropout"] == {"default": 0.0, "min": 0.0, "max": 1.0, "exclusive_max": True,
+                                    "range": "0.0 <= dropout < 1.0"}
+    assert described["betas"]["range"] == "0.0 <= each element of betas < 1.0"
+    assert described["betas"]["exclusive_max"] is True and "exclusive_min" not in described["betas"]
+    assert described["steps"]["range"] == "0 < steps < 100"
+    assert format_param("dropout", described["dropout"]) == "dropout = 0.0  range: 0.0 <= dropout < 1.0"
 
 
-def make_width(*, input_spec=None, d_out=1, width=64, act="relu"):
+def make_width(*, input_spec=None, d_out=1, width=64, act="relu", dropout=0.0):
     if act == "tanh" and width > 100:
         raise ConfigError("act = 'tanh' needs width <= 100")
-    return {"input_spec": input_spec, "d_out": d_out, "width": width, "act": act}
+    return {"input_spec": input_spec, "d_out": d_out, "width": width, "act": act, "dropout": dropout}
 
 
 MODEL = Component("model", "mlp", make_width, params={
-    "width": Param(64, min=1), "act": Param("relu", choices=("relu", "tanh"))})
+    "width": Param(64, min=1), "act": Param("relu", choices=("relu", "tanh")),
+    "dropout": Param(0.0, min=0.0, max=1.0, exclusive_max=True)})
 
 
 def test_create_validates_like_a_config():
     assert MODEL.create(input_spec={"kind": "vector"}, d_out=3) == {
-        "input_spec": {"kind": "vector"}, "d_out": 3, "width": 64, "act": "relu"}
+        "input_spec": {"kind": "vector"}, "d_out": 3, "width": 64, "act": "relu", "dropout": 0.0}
     with pytest.raises(ConfigError) as info:
         MODEL.create(input_spec={}, d_out=3, width=0)
     assert str(info.value) == "model 'mlp': width = 0 is below the minimum 1; allowed: 1 <= width"
     with pytest.raises(ConfigError) as info:
         MODEL.create(d_out=3, widht=3)
-    assert str(info.value) == "model 'mlp': unknown key 'widht'; allowed keys: act, width (did you mean 'width'?)"
+    assert str(info.value) == "model 'mlp': unknown key 'widht'; allowed keys: act, dropout, width (did you mean 'width'?)"
+    with pytest.raises(ConfigError) as info:
+        MODEL.create(dropout=1)
+    assert str(info.value) == "model 'mlp': dropout = 1.0 must be below 1.0; allowed: 0.0 <= dropout < 1.0"
+    assert MODEL.create(dropout=0)["dropout"] == 0.0  # the inclusive side takes its bound
 
 
 def test_factory_config_errors_get_the_host_prefix():
@@ -119,6 +165,21 @@ def test_bound_violated_from_a_config_and_from_param():
         build_steps(_registry_with(smooth), "signal_processor", ["smooth"], ["width=1"])
     assert str(info.value) == ("--param for 'smooth': width = 1 is below the minimum 3; "
                                "allowed: 3 <= width")
+
+
+def test_exclusive_bound_violated_from_a_config_and_from_param():
+    from overtone.config import resolve_component
+    from overtone.pipeline import build_steps
+
+    with pytest.raises(ConfigError) as info:
+        resolve_component(_registry_with(MODEL), "model", {"name": "mlp", "dropout": 1.0}, "exp.toml [model]")
+    assert str(info.value) == ("exp.toml [model] (model 'mlp'): dropout = 1.0 must be below 1.0; "
+                               "allowed: 0.0 <= dropout < 1.0")
+    smooth = Component("signal_processor", "smooth", lambda sigma=1.0: None,
+                       params={"sigma": Param(1.0, min=0.0, exclusive_min=True, help="kernel width")})
+    with pytest.raises(ConfigError) as info:
+        build_steps(_registry_with(smooth), "signal_processor", ["smooth"], ["sigma=0"])
+    assert str(info.value) == "--param for 'smooth': sigma = 0.0 must be above 0.0; allowed: 0.0 < sigma"
 
 
 def _registry_with(*components):
@@ -161,6 +222,10 @@ def test_check_plugin_compares_params_with_the_factory_signature():
     with pytest.raises(PluginError, match="default of parameter 'variable' fails its own check: analyzer 'b': "
                                           "variable = -1 is below the minimum 0"):
         check_plugin(_plugin(bad_bound))
+    at_strict = Component("analyzer", "c", analyzer, params={"variable": Param(0.0, min=0.0, exclusive_min=True)})
+    with pytest.raises(PluginError, match="default of parameter 'variable' fails its own check: analyzer 'c': "
+                                          "variable = 0.0 must be above 0.0"):
+        check_plugin(_plugin(at_strict))
 
 
 def test_ints_widened_only_where_int_is_not_declared():

@@ -20,15 +20,16 @@ _ListTypes = (list, tuple)
 
 @dataclass(frozen=True)
 class Param:
-    """A documented parameter: default, type, inclusive bounds, allowed values, help text.
+    """A documented parameter: default, type, bounds, allowed values, help text.
 
     A plain value in ``Component.params`` means ``Param(default=value)``. The type is taken
     from the default unless given; ``default=None`` with no type accepts any value, and a
     ``None`` default is always accepted as "not set". ``required=True`` means the user must
     give it.
 
-    ``min`` / ``max`` are inclusive bounds (``min <= value <= max``); on a list parameter they
-    bound each element. ``items`` makes the parameter a list and gives its element type
+    ``min`` / ``max`` are inclusive bounds (``min <= value <= max``) unless ``exclusive_min`` /
+    ``exclusive_max`` make that side strict (``min < value``, ``value < max``); on a list
+    parameter they bound each element. ``items`` makes the parameter a list and gives its element type
     (``items=float``) or, for nested lists, the element's own ``Param``
     (``items=Param(type=list, items=float, length=2)`` is a list of ``[lo, hi]`` pairs).
     ``length`` fixes the number of elements of a list.
@@ -43,12 +44,21 @@ class Param:
     max: float | None = None
     items: type | tuple[type, ...] | Param | None = None
     length: int | None = None
+    exclusive_min: bool = False
+    exclusive_max: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.items, Param) and (self.min is not None or self.max is not None):
             raise ValueError("Param: put min/max on the element Param given as items=, not on the list")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"Param: min {self.min!r} is greater than max {self.max!r}")
+        for side, bound, exclusive in (("min", self.min, self.exclusive_min),
+                                       ("max", self.max, self.exclusive_max)):
+            if exclusive and bound is None:
+                raise ValueError(f"Param: exclusive_{side}=True needs {side}=")
+        if self.min is not None and self.max is not None:
+            if self.min > self.max:
+                raise ValueError(f"Param: min {self.min!r} is greater than max {self.max!r}")
+            if self.min == self.max and (self.exclusive_min or self.exclusive_max):
+                raise ValueError(f"Param: an exclusive bound at min = max = {self.min!r} allows no value")
 
     @property
     def is_list(self) -> bool:
@@ -75,13 +85,15 @@ class Param:
         """The Param each element of a list parameter is checked against."""
         if isinstance(self.items, Param):
             return self.items
+        bounds = {"min": self.min, "max": self.max,
+                  "exclusive_min": self.exclusive_min, "exclusive_max": self.exclusive_max}
         if self.items is not None:
-            return Param(type=self.items, min=self.min, max=self.max)
+            return Param(type=self.items, **bounds)
         if isinstance(self.default, _ListTypes) and self.default:
             first = self.default[0]
             if not isinstance(first, _ListTypes):
-                return Param(type=_types_of(first), min=self.min, max=self.max)
-        return Param(min=self.min, max=self.max)
+                return Param(type=_types_of(first), **bounds)
+        return Param(**bounds)
 
     def describe_type(self) -> str:
         """The expected type in words: ``int``, ``float``, ``list of float``, ``list of 2 ...``."""
@@ -93,13 +105,13 @@ class Param:
         return "any" if types is None else _type_names(types)
 
     def describe_range(self, key: str = "value") -> str | None:
-        """The bounds as text (``0 <= lr``, ``1 <= width <= 64``), or ``None`` when unbounded."""
+        """The bounds as text (``0 <= lr``, ``0 < sigma``, ``0 <= dropout < 1``), or ``None``."""
         param = self.element() if self.is_list else self
         if param.min is None and param.max is None:
             return None
         name = f"each element of {key}" if self.is_list else key
-        low = f"{param.min!r} <= " if param.min is not None else ""
-        high = f" <= {param.max!r}" if param.max is not None else ""
+        low = f"{param.min!r} {'<' if param.exclusive_min else '<='} " if param.min is not None else ""
+        high = f" {'<' if param.exclusive_max else '<='} {param.max!r}" if param.max is not None else ""
         return f"{low}{name}{high}"
 
 
@@ -184,13 +196,17 @@ def _check_bounds(key: str, value: Any, param: Param, where: str) -> None:
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise ConfigError(f"{where}: {key} = {value!r} is not a number; expected "
                           f"{param.describe_range(key)}")
-    too_low = param.min is not None and not value >= param.min
-    too_high = param.max is not None and not value <= param.max
-    if too_low or too_high:
-        side = "below the minimum" if too_low else "above the maximum"
-        bound = param.min if too_low else param.max
-        raise ConfigError(f"{where}: {key} = {value!r} is {side} {bound!r}; allowed: "
-                          f"{param.describe_range(key)}")
+    too_low = param.min is not None and not (
+        value > param.min if param.exclusive_min else value >= param.min)
+    too_high = param.max is not None and not (
+        value < param.max if param.exclusive_max else value <= param.max)
+    if too_low:
+        problem = f"must be above {param.min!r}" if param.exclusive_min else f"is below the minimum {param.min!r}"
+    elif too_high:
+        problem = f"must be below {param.max!r}" if param.exclusive_max else f"is above the maximum {param.max!r}"
+    else:
+        return
+    raise ConfigError(f"{where}: {key} = {value!r} {problem}; allowed: {param.describe_range(key)}")
 
 
 def resolve_params(
@@ -232,8 +248,8 @@ def describe_params(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """A JSON-friendly description of a parameter spec (used by ``overtone plugins``).
 
     Each entry has ``default`` and, where declared, ``required``, ``choices``, ``type``
-    (``"list of float"``), ``min``, ``max``, ``length``, ``range`` (the bounds as text) and
-    ``help``.
+    (``"list of float"``), ``min``, ``max``, ``exclusive_min`` / ``exclusive_max`` (when true),
+    ``length``, ``range`` (the bounds as text) and ``help``.
     """
     described = {}
     for key, raw_spec in spec.items():
@@ -250,6 +266,10 @@ def describe_params(spec: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             item["min"] = bounded.min
         if bounded.max is not None:
             item["max"] = bounded.max
+        if bounded.exclusive_min:
+            item["exclusive_min"] = True
+        if bounded.exclusive_max:
+            item["exclusive_max"] = True
         if param.length is not None:
             item["length"] = param.length
         bounds = param.describe_range(key)

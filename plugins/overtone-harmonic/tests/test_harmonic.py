@@ -214,7 +214,7 @@ def test_exponent_conventions_and_default():
     assert make(d_in=16, n_classes=3).n == pytest.approx(2 * math.sqrt(16))
     assert make(d_in=16, n_classes=3, n=28, convention="squared").n == 56
     assert make(d_in=16, n_classes=3, n=28).n == 28
-    with pytest.raises(ConfigError, match="n = -1 must be a positive number"):
+    with pytest.raises(ConfigError, match=r"n = -1 must be above 0.0; allowed: 0.0 < n$"):
         make(d_in=4, n_classes=3, n=-1)
     with pytest.raises(ConfigError, match="convention"):
         make(d_in=4, n_classes=3, convention="paper")

@@ -46,8 +46,8 @@ def test_geometry_run_is_deterministic_under_its_seed(tmp_path, registry):
 
 @pytest.mark.parametrize("section, key, value, message", [
     ("model", "name", "tensor", "name = 'tensor'"),
-    ("task", "n_skills", 0, "n_skills = 0 must be >= 1"),
-    ("train", "lr", -1.0, "lr = -1.0 must be > 0"),
+    ("task", "n_skills", 0, "n_skills = 0 is below the minimum 1"),
+    ("train", "lr", -1.0, "lr = -1.0 must be above 0.0"),
     ("model", "n_params", 3, "need n_params >= 10"),
     ("model", "bogus", 1, "bogus"),
 ])

@@ -228,7 +228,7 @@ def test_mse_matches_numpy():
 
 @pytest.mark.parametrize(("params", "message"), [
     ({"chunk_size": 0}, "chunk_size = 0 is below the minimum 1; allowed: 1 <= chunk_size"),
-    ({"label_smoothing": 1.0}, "label_smoothing = 1.0 must be in [0, 1)"),
+    ({"label_smoothing": 1.0}, "label_smoothing = 1.0 must be below 1.0; allowed: 0.0 <= label_smoothing < 1.0"),
     ({"n_classes": 1}, "n_classes >= 2"),
 ])
 def test_bad_loss_params(params, message):

@@ -85,8 +85,8 @@ def test_paths_param_groups_and_state_dict(name):
     ("adam", {"betas": [0.9, 0.99, 0.999]}, "betas = [0.9, 0.99, 0.999] has 3 element(s); expected 2"),
     ("adam", {"betas": 0.9}, "betas = 0.9 is a single float; expected a list of 2 float"),
     ("adam", {"betas": [0.9, -0.1]}, "betas[1] = -0.1 is below the minimum 0.0"),
-    ("adamw", {"betas": [0.9, 1.5]}, "betas = [0.9, 1.5]: each rate must be below 1"),
-    ("adamw", {"betas": [0.9, 1]}, "betas = [0.9, 1.0]: each rate must be below 1"),
+    ("adamw", {"betas": [0.9, 1.5]}, "betas[1] = 1.5 must be below 1.0; allowed: 0.0 <= betas[1] < 1.0"),
+    ("adamw", {"betas": [0.9, 1]}, "betas[1] = 1.0 must be below 1.0; allowed: 0.0 <= betas[1] < 1.0"),
     ("sgd", {"nesterov": True}, "nesterov = true needs momentum > 0"),
     ("sgd", {"momentum": -0.5}, "momentum = -0.5 is below the minimum 0.0; allowed: 0.0 <= momentum"),
 ])

@@ -22,14 +22,17 @@ def _grid_error_params() -> dict:
 def _dse_params() -> dict:
     return {
         "variable": _VARIABLE,
-        "sigma": Param(10.0, help="Gaussian kernel bandwidth, > 0 (reference default 10)"),
-        "t": Param(1.0, help="diffusion time, > 0: eigenvalues are raised to t (reference default 1)"),
+        "sigma": Param(10.0, min=0.0, exclusive_min=True,
+                       help="Gaussian kernel bandwidth (reference default 10)"),
+        "t": Param(1.0, min=0.0, exclusive_min=True,
+                   help="diffusion time: eigenvalues are raised to t (reference default 1)"),
         "max_samples": Param(10000, type=int, min=2,
                              help="use a seeded random subset beyond this many samples"),
         "seed": _SEED,
         "method": Param("exact", choices=("exact", "lanczos"),
                         help="all eigenvalues (exact) or stochastic Lanczos quadrature (fast, approximate)"),
-        "base": Param(2.0, help="logarithm base of the entropy, > 1 (2: bits, as the reference)"),
+        "base": Param(2.0, min=1.0, exclusive_min=True,
+                      help="logarithm base of the entropy (2: bits, as the reference)"),
     }
 
 
@@ -90,10 +93,10 @@ def overtone_analyzers():
                 "frequencies": Param(None, items=float,
                                      help="angular frequencies k (default: n_frequencies in [0, k_max])"),
                 "n_frequencies": Param(1000, min=1, help="evenly spaced frequencies (arXiv 2405.17479: 1,000)"),
-                "k_max": Param(6.283185307179586,
-                               help="largest angular frequency [rad per input unit], > 0 (2 pi)"),
-                "floor": Param(1e-3, min=0.0, help="relative error is NaN where |F[y]| < floor * max |F[y]| "
-                                                     "(below 1)"),
+                "k_max": Param(6.283185307179586, min=0.0, exclusive_min=True,
+                               help="largest angular frequency [rad per input unit] (2 pi)"),
+                "floor": Param(1e-3, min=0.0, max=1.0, exclusive_max=True,
+                               help="relative error is NaN where |F[y]| < floor * max |F[y]|"),
             },
         ),
         Component(
@@ -140,10 +143,11 @@ def overtone_analyzers():
                 "d": Param(None, type=str, help="variable of data sizes (chinchilla)"),
                 "loss": Param("loss", help="variable of losses"),
                 "objective": Param("huber", choices=("huber", "mse"), help="residual loss on log L"),
-                "delta": Param(1e-3, help="Huber delta, > 0 (Hoffmann et al.: 1e-3)"),
+                "delta": Param(1e-3, min=0.0, exclusive_min=True, help="Huber delta (Hoffmann et al.: 1e-3)"),
                 "n_starts": Param(10, min=1, help="L-BFGS runs from the best grid points"),
                 "n_bootstrap": Param(200, min=0, help="bootstrap resamples (0: no intervals)"),
-                "confidence": Param(0.95, help="confidence level of the intervals, strictly between 0 and 1"),
+                "confidence": Param(0.95, min=0.0, max=1.0, exclusive_min=True, exclusive_max=True,
+                                    help="confidence level of the intervals"),
                 "seed": _SEED,
                 "dropna": Param(False, help="drop points with NaN instead of failing"),
             },
@@ -175,7 +179,8 @@ def overtone_analyzers():
             "cosine-similarity structure of neurons' input weights",
             params={
                 "variable": Param(None, type=str, help="weight variable (out, in) (default: first weight_*)"),
-                "threshold": Param(0.9, max=1.0, help="|cos| (> 0) at or above which two neurons count as aligned"),
+                "threshold": Param(0.9, min=0.0, max=1.0, exclusive_min=True,
+                                   help="|cos| at or above which two neurons count as aligned"),
             },
         ),
         Component(

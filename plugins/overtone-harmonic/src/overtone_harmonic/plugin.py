@@ -13,13 +13,13 @@ def overtone_losses():
             "overtone_harmonic.loss:HarmonicLoss",
             "harmonic loss (arXiv 2502.01628): p_i ~ ||x - w_i||^-n, distance-based head",
             params={
-                "n": Param(None, type=(float, int),
+                "n": Param(None, type=(float, int), min=0.0, exclusive_min=True,
                            help="harmonic exponent; default 2 sqrt(d_in) on the distance "
                                 "(= sqrt(d_in) on d^2, the reference code's convention)"),
                 "convention": Param("distance", choices=("distance", "squared"),
                                     help="n applies to d (the paper) or to d^2 (the reference code: "
                                          "its n is half the paper's)"),
-                "chunk_size": Param(None, type=int,
+                "chunk_size": Param(None, type=int, min=1,
                                     help="rows per chunk: never materialises the (tokens, classes) "
                                          "logits, forward or backward (default: no chunking)"),
                 "eps": Param(1e-12, type=(float, int), help="floor of d^2, so x = w_i gives a finite loss and no NaN"),

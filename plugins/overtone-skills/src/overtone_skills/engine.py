@@ -37,27 +37,28 @@ MODEL = {
     "name": Param("geometry", choices=("geometry", "resource", "domino"),
                   help="which toy model of skill learning"),
     "loss": Param("mse", choices=("mse", "ce"), help="skill loss: (1 - s)^2 or -log s"),
-    "n_params": Param(1000, type=int, help="N: dimension of theta (geometry) or its size in "
+    "n_params": Param(1000, type=int, min=1, help="N: dimension of theta (geometry) or its size in "
                       "eta_eff = 2 lr sqrt(N) (resource, domino)"),
     "orthogonal": Param(True, help="geometry: orthonormal task vectors (else random unit vectors)"),
     "optimizer": Param("sign", choices=("sign", "sgd"),
                        help="geometry: Adam with betas (0, 0), i.e. sign descent, or plain GD"),
     "eps": Param(1e-8, help="geometry: epsilon of the sign-descent denominator |g| + eps"),
     "noise": Param(0.0, help="geometry: scale of Gaussian noise added to each gradient component"),
-    "wasted": Param(0.003, help="resource: N0, the resource wasted on no skill"),
+    "wasted": Param(0.003, min=0.0, exclusive_min=True, help="resource: N0, the resource wasted on no skill"),
     "schedule": Param("domino", choices=("domino", "parallel"),
                       help="domino: sequential ramps, or the parallel contrast 1 - exp(-t/(tau i))"),
-    "t0": Param(None, type=float, help="domino: steps per skill (default 1 / eta_eff)"),
-    "tau": Param(30.0, help="domino, parallel schedule: time constant per skill index"),
+    "t0": Param(None, type=float, min=0.0, exclusive_min=True,
+                help="domino: steps per skill (default 1 / eta_eff)"),
+    "tau": Param(30.0, min=0.0, exclusive_min=True, help="domino, parallel schedule: time constant per skill index"),
 }
 TASK = {
-    "n_skills": Param(10, type=int, help="number of skills (tasks)"),
+    "n_skills": Param(10, type=int, min=1, help="number of skills (tasks)"),
     "alpha": Param(2.0, help="task frequencies p_k ~ k^-alpha (Zipf exponent)"),
 }
 TRAIN = {
-    "steps": Param(1000, type=int, help="updates to simulate"),
-    "lr": Param(3e-4, help="learning rate"),
-    "batch_size": Param(0, type=int, help="geometry: tasks sampled per step (0: use p exactly)"),
+    "steps": Param(1000, type=int, min=1, help="updates to simulate"),
+    "lr": Param(3e-4, min=0.0, exclusive_min=True, help="learning rate"),
+    "batch_size": Param(0, type=int, min=0, help="geometry: tasks sampled per step (0: use p exactly)"),
 }
 
 
@@ -65,7 +66,7 @@ class SkillModelsEngine:
     """Runs the Geometry, Resource or Domino model (arXiv 2501.12391) as an overtone run."""
 
     def resolve(self, config: Mapping[str, Any], *, source: str, registry: Any) -> dict[str, Any]:
-        """Validate ``[model] [task] [train]`` and fill in every default."""
+        """Validate ``[model] [task] [train]`` (types and bounds are the ``Param``s') and fill in every default."""
         check_sections(config, {"run": "run", "model": "model", "task": "task",
                                 "train": "training"}, source)
         resolved = {
@@ -73,21 +74,10 @@ class SkillModelsEngine:
             "task": resolve_params(config.get("task", {}), TASK, f"{source} [task]"),
             "train": resolve_params(config.get("train", {}), TRAIN, f"{source} [train]"),
         }
-        for section, key, low in (("task", "n_skills", 1), ("train", "steps", 1),
-                                  ("model", "n_params", 1), ("train", "batch_size", 0)):
-            if resolved[section][key] < low:
-                raise ConfigError(f"{source} [{section}]: {key} = {resolved[section][key]} "
-                                  f"must be >= {low}")
-        for section, key in (("train", "lr"), ("model", "wasted"), ("model", "tau")):
-            if not resolved[section][key] > 0:
-                raise ConfigError(f"{source} [{section}]: {key} = {resolved[section][key]} "
-                                  f"must be > 0")
         model, n = resolved["model"], resolved["task"]["n_skills"]
         if model["name"] == "geometry" and model["orthogonal"] and model["n_params"] < n:
             raise ConfigError(f"{source} [model]: {n} orthogonal task vectors need n_params >= {n}; "
                               f"raise n_params or set orthogonal = false")
-        if model["t0"] is not None and model["t0"] <= 0:
-            raise ConfigError(f"{source} [model]: t0 = {model['t0']} must be > 0")
         return resolved
 
     def demo_config(self) -> dict[str, Any]:

@@ -21,11 +21,11 @@ def overtone_tasks():
             "parity skills behind one-hot task bits, task k drawn with p_k ~ k^-alpha "
             "(needs torch); per-skill eval losses",
             params={
-                "n_tasks": Param(10, type=int, help="number of parity tasks (skills)"),
-                "n_bits": Param(32, type=int, help="data bits per example"),
-                "k_bits": Param(3, type=int, help="data bits each task's parity reads"),
+                "n_tasks": Param(10, type=int, min=1, help="number of parity tasks (skills)"),
+                "n_bits": Param(32, type=int, min=1, help="data bits per example"),
+                "k_bits": Param(3, type=int, min=1, help="data bits each task's parity reads (at most n_bits)"),
                 "alpha": Param(2.0, help="task frequencies p_k ~ k^-alpha"),
-                "eval_per_task": Param(256, type=int, help="evaluation examples of each task"),
+                "eval_per_task": Param(256, type=int, min=1, help="evaluation examples of each task"),
             },
         )
     ]
@@ -40,10 +40,12 @@ def overtone_analyzers():
             "skills (the Domino signature)",
             params={
                 "variable": Param("skill_loss", help="(step, skill) losses to analyze"),
-                "start": Param(0.1, help="onset: first step with this fraction of the loss drop"),
-                "end": Param(0.9, help="finish: first step with this fraction of the loss drop"),
+                "start": Param(0.1, min=0.0, max=1.0,
+                               help="onset: first step with this fraction of the loss drop (below end)"),
+                "end": Param(0.9, min=0.0, max=1.0,
+                             help="finish: first step with this fraction of the loss drop"),
                 "min_drop": Param(1e-6, help="a skill whose loss falls less is 'not learned'"),
-                "window": Param(None, type=int, help="steps after a finish over which the next "
+                "window": Param(None, type=int, min=1, help="steps after a finish over which the next "
                                 "skill's rate is measured (default: 2% of the steps)"),
             },
         )

@@ -15,14 +15,11 @@ from overtone import ConfigError
 
 
 def _betas(betas: Sequence[float]) -> tuple[float, float]:
-    """``betas`` as a float pair, refusing a rate of 1 or more (a moment that never decays).
+    """``betas`` as a float pair (torch wants a tuple).
 
-    Count, element type and ``>= 0`` are the declared ``Param``'s (``items=float, length=2,
-    min=0.0``, checked before the factory runs); its bounds are inclusive, so the strict upper
-    one is checked here.
+    Count, element type and ``0 <= beta < 1`` are the declared ``Param``'s, checked before the
+    factory runs; called directly, torch's own check refuses a rate outside ``[0, 1)``.
     """
-    if not all(b < 1.0 for b in betas):
-        raise ConfigError(f"[optimizer] betas = {list(betas)}: each rate must be below 1, e.g. [0.9, 0.999]")
     beta1, beta2 = betas
     return float(beta1), float(beta2)
 

@@ -27,12 +27,12 @@ def overtone_tasks():
                   params={"p": Param(97, min=2, help="prime modulus: tokens and classes are 0..p-1"),
                           "op": Param("+", choices=("+", "-", "*", "/"),
                                       help="operation; '/' multiplies by the modular inverse (b != 0)"),
-                          "train_fraction": Param(0.3, help="fraction of all pairs used for training, "
-                                                                "strictly between 0 and 1")}),
+                          "train_fraction": Param(0.3, min=0.0, max=1.0, exclusive_min=True, exclusive_max=True,
+                                                  help="fraction of all pairs used for training")}),
         Component("task", "digits", "overtone_torch.tasks.tabular:Digits",
                   "scikit-learn's bundled 8x8 handwritten digits (real data, no download)",
-                  params={"train_fraction": Param(0.8, help="fraction of the 1,797 images used for training, "
-                                                             "strictly between 0 and 1"),
+                  params={"train_fraction": Param(0.8, min=0.0, max=1.0, exclusive_min=True, exclusive_max=True,
+                                                  help="fraction of the 1,797 images used for training"),
                           "target": Param("classes", choices=("classes", "reconstruction"),
                                           help="classes: the digit; reconstruction: the 64 pixels themselves "
                                                "(real targets, an auto-encoder's task; needs loss mse)")}),
@@ -42,13 +42,14 @@ def overtone_tasks():
                           "dim": Param(16, min=1, help="input dimension"),
                           "n_samples": Param(2000, help="examples in total (train + eval), at least 2 * n_classes"),
                           "separation": Param(3.0, min=0.0, help="typical norm of the class means (noise std is 1)"),
-                          "train_fraction": Param(0.8, help="fraction used for training, strictly between 0 and 1")}),
+                          "train_fraction": Param(0.8, min=0.0, max=1.0, exclusive_min=True, exclusive_max=True,
+                                                  help="fraction used for training")}),
         Component("task", "char-text", "overtone_torch.tasks.text:CharText",
                   "character-level language modelling on a text file (bundled: KJV corpus, 1.27 MB)",
                   params={"path": Param("", help="UTF-8 text file (empty: the bundled corpus, overtone_torch/data/corpus.txt)"),
                           "context": Param(128, min=1, help="characters per training window (sequence length)"),
-                          "eval_fraction": Param(0.1, help="tail of the text held out for evaluation, strictly "
-                                                                  "between 0 and 1"),
+                          "eval_fraction": Param(0.1, min=0.0, max=1.0, exclusive_min=True, exclusive_max=True,
+                                                 help="tail of the text held out for evaluation"),
                           "eval_windows": Param(64, min=1, help="evenly spaced windows in the evaluation set")}),
     ] + kan.tasks()
 
@@ -61,8 +62,9 @@ def overtone_models():
                   params={"width": Param(256, min=1, help="units per hidden layer"),
                           "depth": Param(1, min=0, help="hidden layers (0: one linear map to the features)"),
                           "activation": Param("relu", choices=ACTIVATIONS, help="hidden-layer nonlinearity"),
-                          "init_scale": Param(1.0, help="> 0: weights ~ N(0, init_scale^2 / fan_in), "
-                                                        "embeddings ~ N(0, init_scale^2)"),
+                          "init_scale": Param(1.0, min=0.0, exclusive_min=True,
+                                              help="weights ~ N(0, init_scale^2 / fan_in), "
+                                                   "embeddings ~ N(0, init_scale^2)"),
                           "embed_dim": Param(128, min=1, help="embedding width per token (token inputs)")}),
         Component("model", "transformer", "overtone_torch.models.transformer:Transformer",
                   "GPT-2-style pre-LN decoder (preset 'gpt2-small': 124M parameters)",
@@ -70,7 +72,8 @@ def overtone_models():
                           "n_head": Param(4, min=1, help="attention heads (must divide d_model)"),
                           "d_model": Param(128, min=1, help="residual width = feature width"),
                           "context": Param(0, min=0, help="learned positions (0: the task's sequence length)"),
-                          "dropout": Param(0.0, min=0.0, help="dropout on embeddings, attention and residuals (below 1)"),
+                          "dropout": Param(0.0, min=0.0, max=1.0, exclusive_max=True,
+                                           help="dropout on embeddings, attention and residuals"),
                           "bias": Param(True, help="biases in linear layers and LayerNorms"),
                           "tie_weights": Param(False, help="the loss head's weight is the token embedding"),
                           "preset": Param("", choices=("", "gpt2-small"),
@@ -81,7 +84,8 @@ def overtone_models():
                           "bottleneck": Param(8, min=1, help="units of each of the two bottleneck layers "
                                                              "(<= width)"),
                           "activation": Param("tanh", choices=ACTIVATIONS, help="nonlinearity after every layer"),
-                          "init_scale": Param(1.0, min=1e-6, help="weights ~ N(0, init_scale^2 / fan_in)")}),
+                          "init_scale": Param(1.0, min=0.0, exclusive_min=True,
+                                              help="weights ~ N(0, init_scale^2 / fan_in)")}),
     ] + kan.models()
 
 
@@ -94,8 +98,8 @@ def overtone_losses():
                           "chunk_size": Param(None, type=int, min=1,
                                               help="rows per chunk: the (tokens x classes) logits are never "
                                                    "materialised, forward or backward (default: off)"),
-                          "label_smoothing": Param(0.0, min=0.0,
-                                                   help="target (1 - s) one-hot + s / n_classes (s below 1)")}),
+                          "label_smoothing": Param(0.0, min=0.0, max=1.0, exclusive_max=True,
+                                                   help="target (1 - s) one-hot + s / n_classes")}),
         Component("loss", "mse", "overtone_torch.losses.mse:MSELoss",
                   "linear head regressed onto one-hot targets (mean squared error)",
                   params={"bias": Param(True, help="a bias in the linear head")}),
@@ -108,8 +112,8 @@ def overtone_optimizers():
              "fused": Param(None, type=bool, help="torch's fused kernel (default: on when every "
                                                   "parameter is on CUDA)")}
     adam_like = {"lr": Param(1e-3, min=0.0, help="learning rate"),
-                 "betas": Param([0.9, 0.999], items=float, length=2, min=0.0,
-                                help="[beta1, beta2]: moment decay rates, each below 1"),
+                 "betas": Param([0.9, 0.999], items=float, length=2, min=0.0, max=1.0, exclusive_max=True,
+                                help="[beta1, beta2]: moment decay rates"),
                  "eps": Param(1e-8, min=0.0, help="added to sqrt(v)"),
                  "amsgrad": Param(False, help="use the running maximum of v (AMSGrad)")}
     return [
