@@ -49,6 +49,8 @@ MODEL = {
                       help="domino: sequential ramps, or the parallel contrast 1 - exp(-t/(tau i))"),
     "t0": Param(None, type=float, help="domino: steps per skill (default 1 / eta_eff)"),
     "tau": Param(30.0, help="domino, parallel schedule: time constant per skill index"),
+    "modules": Param(1, type=int, min=1, help="domino, geometry: independent modules of N / modules "
+                     "parameters, skill i in module (i - 1) mod modules (1: non-modular)"),
 }
 TASK = {
     "n_skills": Param(10, type=int, help="number of skills (tasks)"),
@@ -86,6 +88,18 @@ class SkillModelsEngine:
         if model["name"] == "geometry" and model["orthogonal"] and model["n_params"] < n:
             raise ConfigError(f"{source} [model]: {n} orthogonal task vectors need n_params >= {n}; "
                               f"raise n_params or set orthogonal = false")
+        if model["modules"] > n:
+            raise ConfigError(f"{source} [model]: modules = {model['modules']} exceeds n_skills = {n}; "
+                              f"use at most one module per skill")
+        if model["modules"] > 1 and model["name"] == "resource":
+            raise ConfigError(f"{source} [model]: modules applies to the domino and geometry models; "
+                              f"remove it for the resource model")
+        per_module = -(-n // model["modules"])
+        if (model["name"] == "geometry" and model["orthogonal"]
+                and model["n_params"] // model["modules"] < per_module):
+            raise ConfigError(f"{source} [model]: {per_module} orthogonal task vectors per module need "
+                              f"n_params >= {per_module * model['modules']}; raise n_params or lower "
+                              f"modules")
         if model["t0"] is not None and model["t0"] <= 0:
             raise ConfigError(f"{source} [model]: t0 = {model['t0']} must be > 0")
         return resolved
@@ -115,8 +129,9 @@ def simulate(config: Mapping[str, Any]) -> toy_models.Trajectory:
     eta_eff = 2.0 * train["lr"] * np.sqrt(model["n_params"])
     if model["name"] == "geometry":
         rng = np.random.default_rng(config["run"]["seed"])
-        vectors = toy_models.task_vectors(task["n_skills"], model["n_params"], rng,
-                                          orthogonal=model["orthogonal"])
+        vectors = toy_models.modular_task_vectors(task["n_skills"], model["n_params"],
+                                                  model["modules"], rng,
+                                                  orthogonal=model["orthogonal"])
         return toy_models.geometry(p=p, vectors=vectors, steps=train["steps"], lr=train["lr"],
                                    loss=model["loss"], optimizer=model["optimizer"],
                                    eps=model["eps"], batch_size=train["batch_size"], rng=rng,
@@ -127,7 +142,8 @@ def simulate(config: Mapping[str, Any]) -> toy_models.Trajectory:
                                    loss=model["loss"])
     t0 = model["t0"] if model["t0"] is not None else 1.0 / eta_eff
     return toy_models.domino(n_skills=task["n_skills"], steps=train["steps"], t0=t0,
-                             schedule=model["schedule"], tau=model["tau"], p=p)
+                             schedule=model["schedule"], tau=model["tau"], p=p,
+                             modules=model["modules"])
 
 
 def metrics_dataset(trajectory: toy_models.Trajectory, config: Mapping[str, Any]):
@@ -151,6 +167,7 @@ def metrics_dataset(trajectory: toy_models.Trajectory, config: Mapping[str, Any]
         attrs={"engine": "skill-models", "model": config["model"]["name"],
                "loss": config["model"]["loss"], "alpha": config["task"]["alpha"],
                "lr": config["train"]["lr"], "n_params": config["model"]["n_params"],
+               "modules": config["model"]["modules"],
                "reference": "Liu et al., Physics of skill learning, arXiv 2501.12391"},
     )
 
