@@ -32,6 +32,27 @@ def overtone_tasks():
 
 
 @hookimpl
+def overtone_models():
+    return [
+        Component(
+            "model", "modular-mlp", "overtone_skills.modular_mlp:ModularMLP",
+            "one MLP per task, gated by the task bits (the modular network of arXiv 2501.12391; "
+            "needs torch)",
+            params={
+                "modules": Param(2, type=int, min=1, help="modules; the first `modules` inputs "
+                                 "gate them (multitask-sparse-parity: set to n_tasks)"),
+                "width": Param(64, type=int, min=1, help="hidden units per module "
+                               "(features: modules x width)"),
+                "depth": Param(2, type=int, min=1, help="hidden layers per module"),
+                "activation": Param("relu", choices=("relu", "gelu", "silu", "tanh"),
+                                    help="hidden-layer nonlinearity"),
+                "init_scale": Param(1.0, help="weights ~ N(0, init_scale^2 / fan_in)"),
+            },
+        )
+    ]
+
+
+@hookimpl
 def overtone_analyzers():
     return [
         Component(
