@@ -167,7 +167,7 @@ def metrics_dataset(trajectory: toy_models.Trajectory, config: Mapping[str, Any]
         attrs={"engine": "skill-models", "model": config["model"]["name"],
                "loss": config["model"]["loss"], "alpha": config["task"]["alpha"],
                "lr": config["train"]["lr"], "n_params": config["model"]["n_params"],
-               "modules": config["model"]["modules"],
+               "modules": config["model"].get("modules", 1),
                "reference": "Liu et al., Physics of skill learning, arXiv 2501.12391"},
     )
 
