@@ -53,6 +53,22 @@ def overtone_models():
 
 
 @hookimpl
+def overtone_losses():
+    return [
+        Component(
+            "loss", "loss-weighted-cross-entropy",
+            "overtone_skills.reweighted_loss:LossWeightedCrossEntropy",
+            "cross-entropy with each example weighted by l^gamma / mean l^gamma (stop-gradient): "
+            "the loss re-weighting of arXiv 2501.12391's reference code; plain in eval mode",
+            params={
+                "gamma": Param(1.0, min=0.0, help="weight exponent (0: plain cross-entropy)"),
+                "bias": Param(True, help="a bias in the linear head"),
+            },
+        )
+    ]
+
+
+@hookimpl
 def overtone_analyzers():
     return [
         Component(
