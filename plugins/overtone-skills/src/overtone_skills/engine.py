@@ -6,6 +6,7 @@ Config::
     engine = "skill-models"
     [model]
     name = "geometry"        # geometry | resource | domino
+    modules = 1              # domino, geometry: independent modules (1: non-modular)
     [task]
     n_skills = 10
     alpha = 2.0              # task frequencies p_k ~ k^-alpha
