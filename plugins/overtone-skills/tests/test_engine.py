@@ -50,6 +50,8 @@ def test_geometry_run_is_deterministic_under_its_seed(tmp_path, registry):
     ("train", "lr", -1.0, "lr = -1.0 must be above 0.0"),
     ("model", "n_params", 3, "need n_params >= 10"),
     ("model", "bogus", 1, "bogus"),
+    ("model", "modules", 11, "modules = 11 exceeds n_skills = 10"),
+    ("model", "modules", 0, "modules"),
 ])
 def test_bad_config_is_one_line_and_leaves_no_run(tmp_path, registry, section, key, value,
                                                    message):
@@ -58,3 +60,28 @@ def test_bad_config_is_one_line_and_leaves_no_run(tmp_path, registry, section, k
         run_config(config, source="bad.toml", default_name="bad", out=tmp_path, registry=registry)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "bad").exists()
+
+
+def test_modular_domino_run_matches_its_closed_form(tmp_path, registry):
+    config = {"run": {"engine": "skill-models", "name": "modular"},
+              "model": {"name": "domino", "modules": 4, "t0": 20.0},
+              "task": {"n_skills": 8}, "train": {"steps": 120}}
+    run_dir = run_config(config, source="t", default_name="m", out=tmp_path, registry=registry)
+    metrics = open_dataset(run_dir / "metrics.nc")
+    assert metrics.attrs["modules"] == 4
+    level = metrics["skill_level"].values
+    t0_m = 40.0  # sqrt(4) * 20 steps per skill inside a module
+    np.testing.assert_allclose(level[30], [30 / t0_m] * 4 + [0.0] * 4, rtol=1e-12)
+    np.testing.assert_allclose(level[60], [1.0] * 4 + [(60 - t0_m) / t0_m] * 4, rtol=1e-12)
+
+
+@pytest.mark.parametrize("model, extra, message", [
+    ("resource", {"modules": 2}, "modules applies to the domino and geometry models"),
+    ("geometry", {"modules": 5, "n_params": 8}, "need n_params >= 10"),
+    ("geometry", {"modules": 4, "n_params": 11}, "3 orthogonal task vectors per module need "
+                                                 "n_params >= 12"),
+])
+def test_modules_outside_their_models_is_refused(tmp_path, registry, model, extra, message):
+    config = {"run": {"engine": "skill-models", "name": "bad"}, "model": {"name": model, **extra}}
+    with pytest.raises(ConfigError, match=message):
+        run_config(config, source="bad.toml", default_name="bad", out=tmp_path, registry=registry)

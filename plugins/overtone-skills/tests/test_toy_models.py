@@ -108,3 +108,61 @@ def test_domino_closed_form_and_parallel_contrast():
     np.testing.assert_allclose(out.skill_level[30], [1.0, 1.0, 1.0])
     parallel = tm.domino(n_skills=2, steps=5, t0=10.0, schedule="parallel", tau=2.0)
     np.testing.assert_allclose(parallel.skill_level[4], 1 - np.exp(-4 / np.array([2.0, 4.0])))
+
+
+def test_modular_domino_closed_form():
+    # 4 skills in 2 modules: skills 1, 3 in module 0 and 2, 4 in module 1; t0_m = sqrt(2) t0
+    t0, t0_m = 10.0, 10.0 * np.sqrt(2.0)
+    out = tm.domino(n_skills=4, steps=40, t0=t0, modules=2)
+    np.testing.assert_allclose(out.skill_level[7], [7 / t0_m, 7 / t0_m, 0.0, 0.0], rtol=1e-12)
+    late = (20 - t0_m) / t0_m
+    np.testing.assert_allclose(out.skill_level[20], [1.0, 1.0, late, late], rtol=1e-12)
+    # one module per skill: every skill rises together over sqrt(n) t0
+    parallel = tm.domino(n_skills=9, steps=40, t0=t0, modules=9)
+    np.testing.assert_allclose(parallel.skill_level[12], np.full(9, 12 / 30.0), rtol=1e-12)
+    # modules = 1 is the non-modular Domino
+    np.testing.assert_array_equal(tm.domino(n_skills=5, steps=60, t0=t0, modules=1).skill_level,
+                                  tm.domino(n_skills=5, steps=60, t0=t0).skill_level)
+
+
+@pytest.mark.parametrize("n, m", [(8, 1), (8, 2), (8, 8), (9, 4), (16, 16)])
+def test_domino_time_to_learn_matches_the_trajectory(n, m):
+    t0 = 7.3
+    closed = tm.domino_time_to_learn(n, t0, modules=m, level=0.9)
+    np.testing.assert_allclose(closed, (np.ceil(n / m) - 1 + 0.9) * np.sqrt(m) * t0, rtol=1e-12)
+    levels = tm.domino(n_skills=n, steps=int(closed) + 5, t0=t0, modules=m).skill_level
+    first = int(np.argmax((levels >= 0.9 - 1e-12).all(axis=1)))
+    assert first == int(np.ceil(closed - 1e-9)), (first, closed)
+    # the fully modular speed-up at level 1 is exactly sqrt(n)
+    ratio = tm.domino_time_to_learn(n, t0) / tm.domino_time_to_learn(n, t0, modules=n)
+    np.testing.assert_allclose(ratio, np.sqrt(n), rtol=1e-12)
+
+
+def test_modular_task_vectors_live_on_their_block():
+    rng = np.random.default_rng(4)
+    same = tm.modular_task_vectors(5, 40, 1, np.random.default_rng(4))
+    np.testing.assert_array_equal(same, tm.task_vectors(5, 40, rng))
+    vectors = tm.modular_task_vectors(6, 30, 3, np.random.default_rng(0))
+    np.testing.assert_allclose(vectors @ vectors.T, np.eye(6), atol=1e-12)
+    group, position = tm.module_of(6, 3)
+    np.testing.assert_array_equal(group, [0, 1, 2, 0, 1, 2])
+    np.testing.assert_array_equal(position, [1, 1, 1, 2, 2, 2])
+    for k in range(6):
+        support = np.flatnonzero(vectors[k])
+        assert support.min() >= 10 * group[k] and support.max() < 10 * (group[k] + 1)
+    with pytest.raises(ValueError, match="modules = 7 must lie in 1..n_skills = 6"):
+        tm.module_of(6, 7)
+    with pytest.raises(ValueError, match="raise n_params"):
+        tm.modular_task_vectors(6, 5, 3, np.random.default_rng(0))
+
+
+def test_modular_geometry_learns_every_skill_at_its_own_frequency_free_rate():
+    # one module per skill, sign descent: each coordinate's gradient comes from one skill only,
+    # so s_k(t) = t lr |t_k|_1 exactly (eps -> 0) until it reaches 1, whatever p_k is
+    p = tm.task_frequencies(4, 2.0)
+    vectors = tm.modular_task_vectors(4, 400, 4, np.random.default_rng(1))
+    lr = 1e-3
+    out = tm.geometry(p=p, vectors=vectors, steps=30, lr=lr, eps=0.0)
+    rate = lr * np.abs(vectors).sum(axis=1)
+    np.testing.assert_allclose(out.skill_level, np.arange(30)[:, None] * rate[None, :],
+                               rtol=1e-12, atol=1e-15)

@@ -6,6 +6,7 @@ Config::
     engine = "skill-models"
     [model]
     name = "geometry"        # geometry | resource | domino
+    modules = 1              # domino, geometry: independent modules (1: non-modular)
     [task]
     n_skills = 10
     alpha = 2.0              # task frequencies p_k ~ k^-alpha
@@ -50,6 +51,8 @@ MODEL = {
     "t0": Param(None, type=float, min=0.0, exclusive_min=True,
                 help="domino: steps per skill (default 1 / eta_eff)"),
     "tau": Param(30.0, min=0.0, exclusive_min=True, help="domino, parallel schedule: time constant per skill index"),
+    "modules": Param(1, type=int, min=1, help="domino, geometry: independent modules of N / modules "
+                     "parameters, skill i in module (i - 1) mod modules (1: non-modular)"),
 }
 TASK = {
     "n_skills": Param(10, type=int, min=1, help="number of skills (tasks)"),
@@ -78,6 +81,18 @@ class SkillModelsEngine:
         if model["name"] == "geometry" and model["orthogonal"] and model["n_params"] < n:
             raise ConfigError(f"{source} [model]: {n} orthogonal task vectors need n_params >= {n}; "
                               f"raise n_params or set orthogonal = false")
+        if model["modules"] > n:
+            raise ConfigError(f"{source} [model]: modules = {model['modules']} exceeds n_skills = {n}; "
+                              f"use at most one module per skill")
+        if model["modules"] > 1 and model["name"] == "resource":
+            raise ConfigError(f"{source} [model]: modules applies to the domino and geometry models; "
+                              f"remove it for the resource model")
+        per_module = -(-n // model["modules"])
+        if (model["name"] == "geometry" and model["orthogonal"]
+                and model["n_params"] // model["modules"] < per_module):
+            raise ConfigError(f"{source} [model]: {per_module} orthogonal task vectors per module need "
+                              f"n_params >= {per_module * model['modules']}; raise n_params or lower "
+                              f"modules")
         return resolved
 
     def demo_config(self) -> dict[str, Any]:
@@ -105,8 +120,9 @@ def simulate(config: Mapping[str, Any]) -> toy_models.Trajectory:
     eta_eff = 2.0 * train["lr"] * np.sqrt(model["n_params"])
     if model["name"] == "geometry":
         rng = np.random.default_rng(config["run"]["seed"])
-        vectors = toy_models.task_vectors(task["n_skills"], model["n_params"], rng,
-                                          orthogonal=model["orthogonal"])
+        vectors = toy_models.modular_task_vectors(task["n_skills"], model["n_params"],
+                                                  model["modules"], rng,
+                                                  orthogonal=model["orthogonal"])
         return toy_models.geometry(p=p, vectors=vectors, steps=train["steps"], lr=train["lr"],
                                    loss=model["loss"], optimizer=model["optimizer"],
                                    eps=model["eps"], batch_size=train["batch_size"], rng=rng,
@@ -117,7 +133,8 @@ def simulate(config: Mapping[str, Any]) -> toy_models.Trajectory:
                                    loss=model["loss"])
     t0 = model["t0"] if model["t0"] is not None else 1.0 / eta_eff
     return toy_models.domino(n_skills=task["n_skills"], steps=train["steps"], t0=t0,
-                             schedule=model["schedule"], tau=model["tau"], p=p)
+                             schedule=model["schedule"], tau=model["tau"], p=p,
+                             modules=model["modules"])
 
 
 def metrics_dataset(trajectory: toy_models.Trajectory, config: Mapping[str, Any]):
@@ -141,6 +158,7 @@ def metrics_dataset(trajectory: toy_models.Trajectory, config: Mapping[str, Any]
         attrs={"engine": "skill-models", "model": config["model"]["name"],
                "loss": config["model"]["loss"], "alpha": config["task"]["alpha"],
                "lr": config["train"]["lr"], "n_params": config["model"]["n_params"],
+               "modules": config["model"].get("modules", 1),
                "reference": "Liu et al., Physics of skill learning, arXiv 2501.12391"},
     )
 

@@ -32,6 +32,43 @@ def overtone_tasks():
 
 
 @hookimpl
+def overtone_models():
+    return [
+        Component(
+            "model", "modular-mlp", "overtone_skills.modular_mlp:ModularMLP",
+            "one MLP per task, gated by the task bits (the modular network of arXiv 2501.12391; "
+            "needs torch)",
+            params={
+                "modules": Param(2, type=int, min=1, help="modules; the first `modules` inputs "
+                                 "gate them (multitask-sparse-parity: set to n_tasks)"),
+                "width": Param(64, type=int, min=1, help="hidden units per module "
+                               "(features: modules x width)"),
+                "depth": Param(2, type=int, min=1, help="hidden layers per module"),
+                "activation": Param("relu", choices=("relu", "gelu", "silu", "tanh"),
+                                    help="hidden-layer nonlinearity"),
+                "init_scale": Param(1.0, help="weights ~ N(0, init_scale^2 / fan_in)"),
+            },
+        )
+    ]
+
+
+@hookimpl
+def overtone_losses():
+    return [
+        Component(
+            "loss", "loss-weighted-cross-entropy",
+            "overtone_skills.reweighted_loss:LossWeightedCrossEntropy",
+            "cross-entropy with each example weighted by l^gamma / mean l^gamma (stop-gradient): "
+            "the loss re-weighting of arXiv 2501.12391's reference code; plain in eval mode",
+            params={
+                "gamma": Param(1.0, min=0.0, help="weight exponent (0: plain cross-entropy)"),
+                "bias": Param(True, help="a bias in the linear head"),
+            },
+        )
+    ]
+
+
+@hookimpl
 def overtone_analyzers():
     return [
         Component(
