@@ -85,6 +85,67 @@ def test_every_member_matches_its_solo_run(tmp_path, registry, optimizer):
     assert (member / "metrics.nc").exists() and (member / "config.toml").exists()
 
 
+FOURIER = """
+[run]
+name = "mod"
+seed = 1
+[task]
+name = "fourier-regression"
+frequencies = [1.0, 3.0]
+n_train = 64
+eval_points = 64
+[model]
+name = "mlp"
+width = 24
+depth = 2
+[loss]
+name = "mse"
+[optimizer]
+name = "adam"
+[train]
+steps = 50
+batch_size = 32
+eval_every = 25
+checkpoint_every = 50
+threads = 1
+features = 1
+"""
+
+#: The other model and losses: (config text or None for BASE, extra overrides, grid, seeds, plugin needed).
+KINDS = {
+    "transformer": (None, ["model={name='transformer', n_layer=1, d_model=16, n_head=2}", "task.p=13",
+                                    "train.batch_size=32"],
+                    ["optimizer.lr=0.003,0.01", "optimizer.weight_decay=0.0,1.0"], 1, None),
+    "mse-classes": (None, ["loss.name='mse'"], ["optimizer.lr=0.003,0.01"], 2, None),
+    "mse-regression": (FOURIER, [], ["optimizer.lr=0.003,0.01", "model.init_scale=0.5,1.0"], 1, None),
+    "harmonic": (None, ["loss.name='harmonic'"], ["loss.n=2.0,8.0", "optimizer.lr=0.003,0.01",
+                                                   "loss.init_scale=0.5,1.0"], 1, "harmonic"),
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_member_of_the_other_kinds_matches_its_solo_run(tmp_path, registry, kind):
+    """Transformer, mse (one-hot and real targets) and harmonic packs: each member's train loss
+    within 1e-4 relative of its solo run over 50 steps (float32, CPU); per-member loss values
+    (harmonic n, init scales) took effect."""
+    text, overrides, grid, seeds, loss = KINDS[kind]
+    if loss and loss not in registry.names("loss"):
+        pytest.skip(f"loss {loss!r} (overtone-{loss}) is not installed")
+    config = tmp_path / "mod.toml"
+    config.write_text(text or BASE.format(optimizer="adamw", loss="cross-entropy", clip=0.0))
+    kwargs = {"grid": grid, "seeds": seeds, "overrides": overrides, "registry": registry}
+    plain = run_sweep(config, out=tmp_path / "plain", **kwargs)
+    packed = run_sweep(config, out=tmp_path / "packed", vectorize=True, **kwargs)
+    with open_dataset(plain) as solo, open_dataset(packed) as pack:
+        assert dict(pack.sizes) == dict(solo.sizes) and set(pack.data_vars) == set(solo.data_vars)
+        ref, got = solo["train_batch_loss"].values[..., :50], pack["train_batch_loss"].values[..., :50]
+        assert ref.shape[-1] == 50 and np.isfinite(ref).all()
+        np.testing.assert_allclose(got, ref, rtol=1e-4)
+        flat = ref.reshape(-1, ref.shape[-1])
+        assert all(not np.allclose(flat[0], row) for row in flat[1:])
+        np.testing.assert_allclose(pack["eval_loss"].values[..., -1], solo["eval_loss"].values[..., -1], rtol=1e-3)
+
+
 def test_eval_accuracy_after_learning_matches_the_solo_runs(tmp_path, registry):
     """400 steps, where the training set is fitted and eval accuracy is well above chance (1/23)."""
     overrides = ["task.train_fraction=0.8", "train.steps=400", "train.eval_every=200", "train.checkpoint_every=400",
@@ -124,17 +185,59 @@ def test_one_pack_says_nothing(tmp_path, registry, capsys):
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["model={name='transformer', n_layer=1, d_model=16, n_head=2}"], "--vectorize: model 'transformer' (plugin 'overtone-torch') cannot be "
-                                   "vectorized; vectorized models: mlp; drop --vectorize"),
-    (["loss.name='mse'"], "--vectorize: loss 'mse' (plugin 'overtone-torch') cannot be vectorized; "
-                          "vectorized losses: cross-entropy; drop --vectorize"),
+    (["model={name='transformer', n_layer=1, d_model=16, n_head=2, dropout=0.1}"],
+     "--vectorize: [model] dropout = 0.1 cannot be vectorized; remove it or drop --vectorize"),
     (["train.accumulate=2"], "--vectorize: [train] accumulate = 2 cannot be vectorized; remove it"),
+    (["loss.chunk_size=16"], "--vectorize: [loss] chunk_size cannot be vectorized; remove it"),
 ])
 def test_what_cannot_be_vectorized_is_refused_before_training(tmp_path, registry, overrides, message):
     with pytest.raises(ConfigError) as info:
         run_sweep(_config(tmp_path), grid=["optimizer.lr=0.001,0.003"], overrides=overrides,
                   out=tmp_path, registry=registry, vectorize=True)
     assert message in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "mod-sweep").exists()
+
+
+def test_a_model_that_cannot_be_vectorized_is_refused(tmp_path, registry):
+    """KAN refines its grid between steps (Python control flow per member): refused in one line."""
+    config = tmp_path / "mod.toml"
+    config.write_text(FOURIER)
+    with pytest.raises(ConfigError) as info:
+        run_sweep(config, seeds=2, overrides=["model={name='kan', width=4, depth=1}", "train.features=0"],
+                  out=tmp_path, registry=registry, vectorize=True)
+    assert str(info.value) == ("--vectorize: model 'kan' (plugin 'overtone-torch') cannot be vectorized; "
+                               "vectorized models: mlp, transformer; drop --vectorize to sweep it run by run")
+    assert not (tmp_path / "mod-sweep").exists()
+
+
+def test_a_third_party_loss_is_refused(tmp_path):
+    """A loss without member_forward (torch's L1 on a linear head behind a plugin module): one line."""
+    import types
+
+    import torch
+    from overtone import Component, hookimpl
+    from overtone.testing import registry_for
+
+    class L1Head(torch.nn.Module):
+        def __init__(self, *, d_in, n_classes):
+            super().__init__()
+            self.head = torch.nn.Linear(d_in, n_classes)
+
+        def scores(self, features):
+            return self.head(features)
+
+        def forward(self, features, targets):
+            onehot = torch.nn.functional.one_hot(targets, self.head.out_features).float()
+            return (self.scores(features) - onehot).abs().mean()
+
+    plugin = types.ModuleType("l1_plugin")
+    plugin.overtone_losses = hookimpl(lambda: [Component("loss", "l1", L1Head, "L1 on one-hot targets")])
+    registry = registry_for("overtone_torch.plugin", plugin)
+    with pytest.raises(ConfigError) as info:
+        run_sweep(_config(tmp_path, loss="l1"), seeds=2, out=tmp_path, registry=registry, vectorize=True)
+    assert str(info.value) == ("--vectorize: loss 'l1' (plugin 'l1_plugin') cannot be vectorized; vectorized "
+                               "losses: cross-entropy, mse (a loss joins a pack when it defines member_forward, "
+                               "member_values and pack_keys); drop --vectorize to sweep it run by run")
     assert not (tmp_path / "mod-sweep").exists()
 
 
@@ -323,7 +426,7 @@ def test_packs_run_as_dask_tasks(tmp_path, registry):
 
 
 def test_the_cli_flag(tmp_path):
-    """``overtone sweep ... --vectorize``: exit 0 and sweep.nc; a refused model: exit 2, one line, nothing run."""
+    """``overtone sweep ... --vectorize``: exit 0 and sweep.nc; a refused setting: exit 2, one line, nothing run."""
     import os
     import subprocess
     import sys
@@ -335,12 +438,11 @@ def test_the_cli_flag(tmp_path):
     done = subprocess.run([*base, str(tmp_path / "ok")], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "ok" / "mod-sweep" / "sweep.nc").exists()
-    bad = subprocess.run([*base, str(tmp_path / "bad"), "--set", "model={name='transformer', n_layer=1, "
-                          "d_model=16, n_head=2}"], capture_output=True, text=True, env=env)
+    bad = subprocess.run([*base, str(tmp_path / "bad"), "--set", "train.accumulate=2"],
+                         capture_output=True, text=True, env=env)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
-        "overtone: error: --vectorize: model 'transformer' (plugin 'overtone-torch') cannot be vectorized; "
-        "vectorized models: mlp; drop --vectorize to sweep it run by run"]
+        "overtone: error: --vectorize: [train] accumulate = 2 cannot be vectorized; remove it or drop --vectorize"]
     assert not (tmp_path / "bad").exists()
 
 
@@ -375,3 +477,24 @@ def test_an_interrupted_pack_resumes_bit_for_bit(tmp_path, registry, monkeypatch
             open_dataset(tmp_path / "straight" / "mod-sweep" / "mod-v1-s1" / "probes.nc") as b:
         assert a["step"].values.tolist() == [10, 20, 30]
         np.testing.assert_array_equal(a["embeddings"].values, b["embeddings"].values)
+
+
+@pytest.mark.parametrize("targets", ["classes", "real"])
+def test_mse_member_forward_matches_its_forward(targets):
+    """MSELoss.member_forward (masking, under vmap) against MSELoss.forward (indexing), float64,
+    with ignored targets: two members with their own heads."""
+    import torch
+    from overtone_torch.losses.mse import MSELoss
+
+    torch.manual_seed(3)
+    losses = [MSELoss(d_in=5, n_classes=4).double() for _ in range(2)]
+    x = torch.randn(2, 10, 5, dtype=torch.float64)
+    if targets == "classes":
+        y = torch.randint(0, 4, (2, 10))
+        y[0, [2, 7]] = -100
+    else:
+        y = torch.randn(2, 10, 4, dtype=torch.float64)
+    params = {k: torch.stack([dict(m.named_parameters())[k] for m in losses]) for k in ("weight", "bias")}
+    got = torch.func.vmap(lambda p, a, b: losses[0].member_forward(p, a, b, {}))(params, x, y)
+    ref = torch.stack([m(a, b) for m, a, b in zip(losses, x, y)])
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
