@@ -498,3 +498,67 @@ def test_mse_member_forward_matches_its_forward(targets):
     got = torch.func.vmap(lambda p, a, b: losses[0].member_forward(p, a, b, {}))(params, x, y)
     ref = torch.stack([m(a, b) for m, a, b in zip(losses, x, y)])
     torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_a_pack_larger_than_its_memory_budget_is_cut(tmp_path, registry, capsys):
+    """A budget of 2.5 members' estimate cuts 6 members into packs of 2, 2, 2; every member's
+    results equal those of the single pack (members never interact)."""
+    from overtone.sweep import format_bytes
+    from overtone_torch.vectorize import PackTrainer
+
+    config = _config(tmp_path)
+    kwargs = {"grid": ["optimizer.lr=0.003,0.01,0.03"], "seeds": 2, "registry": registry, "vectorize": True,
+              "overrides": ["train.steps=8", "train.eval_every=4", "train.checkpoint_every=8"]}
+    whole = run_sweep(config, out=tmp_path / "whole", pack_memory="1TB", **kwargs)
+    assert "cut" not in capsys.readouterr().err
+    from overtone.config import load_config
+    from overtone.runs import resolve_experiment
+
+    _, resolved = resolve_experiment(load_config(config), source=str(config), default_name="mod", registry=registry)
+    each = PackTrainer(registry).member_bytes(resolved)
+    cut = run_sweep(config, out=tmp_path / "cut", pack_memory=int(2.5 * each), **kwargs)
+    err = capsys.readouterr().err
+    assert (f"the pack of mod-v0-s0 (6 members, about {format_bytes(each)} each) is cut into 3 packs of at "
+            f"most 2 to fit the pack memory {format_bytes(int(2.5 * each))} (--pack-memory)") in err
+    with open_dataset(whole) as a, open_dataset(cut) as b:
+        assert dict(b.sizes) == dict(a.sizes)
+        for name in ("train_batch_loss", "eval_loss", "eval_acc", "train_loss"):
+            np.testing.assert_allclose(b[name].values, a[name].values, rtol=1e-6, atol=0)
+
+
+def test_the_member_estimate_counts_parameters_states_and_activations(registry):
+    """member_bytes = P s (3 + k) + A + X against a count by hand: the MLP's parameters, AdamW's two
+    moments, the activations a CPU forward saves (measured independently, storage by storage) and
+    the batch."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    from overtone.config import load_config
+    from overtone.runs import resolve_experiment
+    from overtone_torch.build import TrainNet, create_model_and_loss, create_task
+    from overtone_torch.vectorize_memory import member_bytes
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mod.toml"
+        path.write_text(BASE.format(optimizer="adamw", loss="cross-entropy", clip=0.0))
+        _, config = resolve_experiment(load_config(path), source=str(path), default_name="mod", registry=registry)
+    task = create_task(config, registry, 3)
+    net = TrainNet(*create_model_and_loss(config, registry, task))
+    params = sum(p.numel() for p in net.parameters())
+    # mlp: embedding 23 tokens x 12, hidden (2 x 12) -> 48 (+ bias), head 48 -> 23 classes (+ bias)
+    assert params == 23 * 12 + (2 * 12 * 48 + 48) + (48 * 23 + 23)
+    x, y = task.sample_batch("train", 64, torch.Generator().manual_seed(0))
+    storages = {}
+    own = {p.untyped_storage().data_ptr() for p in net.parameters()}
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in own:
+            storages[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        net(x, y)
+    by_hand = params * 4 * (3 + 2) + sum(storages.values()) + 4 + x.numel() * 8 + y.numel() * 8
+    assert member_bytes(config, registry) == by_hand

@@ -115,6 +115,13 @@ class PackTrainer:
         """:func:`pack_key` of ``config``."""
         return pack_key(config, self.registry)
 
+    def member_bytes(self, config: Mapping[str, Any]) -> int:
+        """Estimated bytes one member of ``config``'s pack holds
+        (:func:`overtone_torch.vectorize_memory.member_bytes`); ``--pack-memory`` sizes packs by it."""
+        from overtone_torch.vectorize_memory import member_bytes
+
+        return member_bytes(config, self.registry)
+
     def run(self, configs: Sequence[Mapping[str, Any]], run_dirs: Sequence[Path], *, resume: bool = False) -> None:
         """Train every member; write each one's ``metrics.nc`` into its run directory.
 
