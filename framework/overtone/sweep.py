@@ -111,7 +111,8 @@ def run_sweep(
     resume: bool = False,
     pack_memory: int | str | None = None,
 ) -> Path:
-    """Validate every variant, run them all, and write ``<out>/<name>-sweep/sweep.nc``.
+    """Validate every variant, run them all, and write ``<out>/<name>-sweep/sweep.nc`` and its
+    ``report.html`` (each variant's median and range over seeds: :mod:`overtone.sweep_report`).
 
     With ``vectorize``, the members (variant x seed) whose configs differ only in per-member
     values are trained as one program per pack by the engine's ``vectorized()`` trainer
@@ -151,8 +152,11 @@ def run_sweep(
         run_dirs = _execute(jobs, source, str(sweep_dir), workers, scheduler, registry, resume)
     combined = combine(jobs, run_dirs)
     from overtone.io import write_dataset
+    from overtone.sweep_report import write_sweep_report
 
-    return write_dataset(combined, sweep_dir / "sweep.nc")
+    path = write_dataset(combined, sweep_dir / "sweep.nc")
+    write_sweep_report(sweep_dir, combined)
+    return path
 
 
 def plan_packs(jobs: list[dict[str, Any]], resolved: list[tuple[Any, dict[str, Any]]],
