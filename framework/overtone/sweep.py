@@ -344,8 +344,8 @@ def _dispatch(function: Any, items: list[Any], source: str, out: str, workers: i
 
         recipe = _recipe(registry)
         with Client(scheduler) as client:
-            futures = client.map(function, items, [source] * len(items), [out] * len(items),
-                                 [recipe] * len(items), pure=False)
+            futures = client.map(functools.partial(_on_worker, function), items, [source] * len(items),
+                                 [out] * len(items), [recipe] * len(items), pure=False)
             return client.gather(futures)
     if workers > 1:
         import multiprocessing
@@ -357,6 +357,16 @@ def _dispatch(function: Any, items: list[Any], source: str, out: str, workers: i
             futures = [pool.submit(function, item, source, out, recipe) for item in items]
             return [f.result() for f in tqdm(futures, **bar)]
     return [function(item, source, out, registry) for item in tqdm(items, **bar)]
+
+
+def _on_worker(function: Any, *args: Any) -> Any:
+    """``function(*args)`` in a dask worker, its own dask arrays (a run's lazily read probes)
+    computed in the worker's thread: sent to the cluster, their graphs would carry open file
+    handles the scheduler cannot rebuild."""
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        return function(*args)
 
 
 def combine(jobs: list[dict[str, Any]], run_dirs: Sequence[str]):

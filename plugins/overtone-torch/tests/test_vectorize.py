@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from overtone import ConfigError
@@ -562,3 +564,43 @@ def test_the_member_estimate_counts_parameters_states_and_activations(registry):
         net(x, y)
     by_hand = params * 4 * (3 + 2) + sum(storages.values()) + 4 + x.numel() * 8 + y.numel() * 8
     assert member_bytes(config, registry) == by_hand
+
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "ensemble-slurm.py"
+
+
+def test_the_cluster_example_runs_packs_with_probes_on_worker_processes(tmp_path):
+    """examples/ensemble-slurm.py on its LocalCluster (one worker process): every member's
+    metrics, probes and analyses, sweep.nc and report.html (a worker computes its lazily read
+    probes itself: their graphs cannot travel to the scheduler)."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--workers", "1", "--steps", "4", "--seeds", "2",
+                           "--out", str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, "OVERTONE_PROGRESS": "0"}, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep = tmp_path / "ce-modadd-sweep"
+    with open_dataset(sweep / "sweep.nc") as ds:
+        assert dict(ds["train_batch_loss"].sizes) == {"variant": 2, "seed": 2, "step": 4}
+    assert (sweep / "report.html").exists()
+    for member in ("ce-modadd-v0-s0", "ce-modadd-v1-s1"):
+        assert (sweep / member / "probes.nc").exists() and (sweep / member / "metrics.nc").exists()
+
+
+def test_the_cluster_example_writes_a_slurm_job_script():
+    """With --slurm --print-job-script: dask-jobqueue's sbatch script, one-thread worker processes."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("dask_jobqueue")
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--slurm", "--queue", "normal", "--account", "abc",
+                           "--cores", "4", "--memory", "16GB", "--print-job-script"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    script = done.stdout
+    for line in ("#SBATCH -p normal", "#SBATCH --cpus-per-task=4", "#SBATCH --account=abc",
+                 "export OVERTONE_PROGRESS=0"):
+        assert line in script
+    assert "--nthreads 1" in script and "--nworkers 4" in script
