@@ -180,6 +180,24 @@ def test_a_key_that_changes_the_task_forms_separate_packs(tmp_path, registry, ca
         assert np.isfinite(ds["eval_acc"].values[..., -1]).all()
 
 
+def test_a_grid_mixing_shapes_and_per_member_values_is_split_by_shape(tmp_path, registry, capsys):
+    """model.width changes the shapes, lr and init_scale are per member: two packs (by width) of
+    four members each; every member sits at its (variant, seed) and matches its solo run."""
+    config = _config(tmp_path)
+    kwargs = {"grid": ["model.width=24,48", "optimizer.lr=0.003,0.01", "model.init_scale=0.5,1.0"], "seeds": 1,
+              "overrides": ["train.steps=6", "train.eval_every=6", "train.checkpoint_every=6"], "registry": registry}
+    packed = run_sweep(config, out=tmp_path / "packed", vectorize=True, **kwargs)
+    err = capsys.readouterr().err
+    assert "overtone sweep --vectorize: 2 packs, split by model.width (those cannot differ inside a pack)" in err
+    assert "pack 1: 4 members (model.width=24)" in err and "pack 2: 4 members (model.width=48)" in err
+    plain = run_sweep(config, out=tmp_path / "plain", **kwargs)
+    with open_dataset(plain) as solo, open_dataset(packed) as pack:
+        assert pack["model.width"].values.tolist() == [24, 24, 24, 24, 48, 48, 48, 48]
+        np.testing.assert_allclose(pack["train_batch_loss"].values, solo["train_batch_loss"].values, rtol=1e-4)
+        ref = solo["train_batch_loss"].values[:, 0]
+        assert all(not np.allclose(ref[0], row) for row in ref[1:])
+
+
 def test_one_pack_says_nothing(tmp_path, registry, capsys):
     run_sweep(_config(tmp_path), seeds=2, overrides=["train.steps=2", "train.eval_every=2"],
               out=tmp_path, registry=registry, vectorize=True)
