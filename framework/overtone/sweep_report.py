@@ -111,7 +111,7 @@ def write_sweep_report(sweep_dir: Path, sweep: Any) -> Path:
 
     buffer = io.BytesIO()
     fig = spread_figure(sweep)
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=80)  # tight_layout already; a tight bbox costs a second draw
     plt.close(fig)
     image = base64.b64encode(buffer.getvalue()).decode("ascii")
     runs = sweep.attrs.get("runs", "")
