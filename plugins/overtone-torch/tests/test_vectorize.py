@@ -113,8 +113,36 @@ threads = 1
 features = 1
 """
 
+CHARS = """
+[run]
+name = "mod"
+seed = 2
+[task]
+name = "char-text"
+context = 8
+[model]
+name = "transformer"
+n_layer = 1
+n_head = 2
+d_model = 16
+tie_weights = true
+[loss]
+name = "cross-entropy"
+[optimizer]
+name = "adamw"
+weight_decay = 0.1
+[train]
+steps = 50
+batch_size = 4
+eval_every = 50
+eval_batch_size = 64
+checkpoint_every = 50
+threads = 1
+"""
+
 #: The other model and losses: (config text or None for BASE, extra overrides, grid, seeds, plugin needed).
 KINDS = {
+    "transformer-tied-head": (CHARS, [], ["optimizer.lr=0.003,0.01"], 1, None),
     "transformer": (None, ["model={name='transformer', n_layer=1, d_model=16, n_head=2}", "task.p=13",
                                     "train.batch_size=32"],
                     ["optimizer.lr=0.003,0.01", "optimizer.weight_decay=0.0,1.0"], 1, None),
