@@ -155,3 +155,42 @@ def test_sweep_resume_continues_started_runs_and_starts_the_rest(tmp_path, examp
         assert dict(ds["train_loss"].sizes) == {"variant": 1, "seed": 2, "step": 6}
         np.testing.assert_array_equal(ds["train_loss"].values[0, 0], before[0, 0])
         assert np.isfinite(ds["train_loss"].values[0, 1]).all()
+
+
+@pytest.mark.parametrize(("text", "size"), [("4GB", 4 * 10**9), ("512MB", 512 * 10**6), ("2GiB", 2 * 2**30),
+                                            ("1.5 kB", 1500), ("1000", 1000), (2**20, 2**20)])
+def test_pack_memory_sizes(text, size):
+    from overtone.sweep import parse_bytes
+
+    assert parse_bytes(text) == size
+
+
+@pytest.mark.parametrize("text", ["4 parsecs", "GB", "-1GB", "0"])
+def test_a_bad_pack_memory_is_one_line(text):
+    from overtone.sweep import parse_bytes
+
+    with pytest.raises(ConfigError, match=r"^--pack-memory .*e\.g\. 4GB|^--pack-memory .*such as 4GB"):
+        parse_bytes(text)
+
+
+def test_pack_memory_without_vectorize_is_refused(tmp_path, example_registry):
+    config = tmp_path / "fit.toml"
+    config.write_text("[run]\nengine = 'linreg'\n")
+    with pytest.raises(ConfigError, match="^--pack-memory sizes the packs of --vectorize; add --vectorize"):
+        run_sweep(config, out=tmp_path, registry=example_registry, pack_memory="1GB")
+    assert not (tmp_path / "fit-sweep").exists()
+
+
+def test_the_default_pack_memory_is_a_share_of_the_smallest_worker(monkeypatch):
+    """With a scheduler: 60% of the smallest dask worker's memory_limit; locally: 60% of the
+    available memory shared among the workers."""
+    from dask.distributed import LocalCluster
+    from overtone import sweep
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+                      memory_limit="1GB") as cluster:
+        assert sweep.default_pack_memory(scheduler=cluster.scheduler_address) == int(0.6 * 10**9)
+    monkeypatch.setattr(sweep, "_available_memory", lambda: 8 * 10**9)
+    assert sweep.default_pack_memory(workers=4) == int(0.6 * 2 * 10**9)
+    monkeypatch.setattr(sweep, "_available_memory", lambda: None)
+    assert sweep.default_pack_memory() is None

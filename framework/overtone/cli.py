@@ -203,7 +203,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     out = run_sweep(args.config, grid=args.grid, seeds=args.seeds, overrides=args.set,
                     out=args.out, workers=args.workers, scheduler=args.scheduler,
-                    vectorize=args.vectorize, resume=args.resume)
+                    vectorize=args.vectorize, resume=args.resume, pack_memory=args.pack_memory)
     print(f"sweep finished: {out}")
     return 0
 
@@ -313,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vectorize", action="store_true",
                    help="train the members whose shapes agree as one program (stacked parameters, "
                    "per-member seeds and optimizer values); same sweep.nc")
+    p.add_argument("--pack-memory", metavar="SIZE",
+                   help="with --vectorize: the memory one pack may use, e.g. 4GB; larger packs are cut "
+                   "(default: 60%% of a dask worker's memory limit with --scheduler, else of the "
+                   "available memory shared among --workers)")
     p.add_argument("--resume", action="store_true",
                    help="continue the runs (or packs) already started from their last checkpoints; "
                    "start the others")

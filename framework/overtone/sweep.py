@@ -109,16 +109,23 @@ def run_sweep(
     registry: Any = None,
     vectorize: bool = False,
     resume: bool = False,
+    pack_memory: int | str | None = None,
 ) -> Path:
-    """Validate every variant, run them all, and write ``<out>/<name>-sweep/sweep.nc``.
+    """Validate every variant, run them all, and write ``<out>/<name>-sweep/sweep.nc`` and its
+    ``report.html`` (each variant's median and range over seeds: :mod:`overtone.sweep_report`).
 
     With ``vectorize``, the members (variant x seed) whose configs differ only in per-member
     values are trained as one program per pack by the engine's ``vectorized()`` trainer
-    (:func:`plan_packs`); the output has the same layout. With ``resume``, every run (or pack)
-    whose directory exists continues from its last checkpoint; the others start.
+    (:func:`plan_packs`); the output has the same layout. ``pack_memory`` (bytes, or a size
+    such as ``"4GB"``) caps each pack's estimated memory: a larger pack is cut into packs that
+    fit (:func:`split_by_memory`); by default the budget is :func:`default_pack_memory`. With
+    ``resume``, every run (or pack) whose directory exists continues from its last checkpoint;
+    the others start.
     """
     from overtone.runs import resolve_experiment
 
+    if pack_memory is not None and not vectorize:
+        raise ConfigError("--pack-memory sizes the packs of --vectorize; add --vectorize or drop --pack-memory")
     config_path = Path(config_path)
     base = apply_overrides(load_config(config_path), list(overrides))
     name = base.get("run", {}).get("name") or config_path.stem
@@ -138,20 +145,25 @@ def run_sweep(
         except ConfigError as exc:
             raise ConfigError(f"sweep variant {label}: {exc}") from exc
     if vectorize:
-        packs = plan_packs(jobs, resolved, registry)
+        budget = parse_bytes(pack_memory) if pack_memory is not None else default_pack_memory(workers, scheduler)
+        packs = plan_packs(jobs, resolved, registry, memory=budget)
         run_dirs = _execute_packs(jobs, packs, source, str(sweep_dir), workers, scheduler, registry, resume)
     else:
         run_dirs = _execute(jobs, source, str(sweep_dir), workers, scheduler, registry, resume)
     combined = combine(jobs, run_dirs)
     from overtone.io import write_dataset
+    from overtone.sweep_report import write_sweep_report
 
-    return write_dataset(combined, sweep_dir / "sweep.nc")
+    path = write_dataset(combined, sweep_dir / "sweep.nc")
+    write_sweep_report(sweep_dir, combined)
+    return path
 
 
 def plan_packs(jobs: list[dict[str, Any]], resolved: list[tuple[Any, dict[str, Any]]],
-               registry: Any) -> list[tuple[Any, list[int]]]:
+               registry: Any, memory: int | None = None) -> list[tuple[Any, list[int]]]:
     """Group the jobs into packs: ``(trainer, job indices)`` for each set of configs whose
-    engine and pack key (the engine trainer's ``key(config)``) agree, in job order.
+    engine and pack key (the engine trainer's ``key(config)``) agree, in job order; with a
+    ``memory`` budget (bytes) each pack is then cut to fit it (:func:`split_by_memory`).
 
     Raises ConfigError, before any training, when an engine has no ``vectorized()`` trainer
     or its trainer refuses a component. More than one pack is said on stderr, with the
@@ -180,7 +192,104 @@ def plan_packs(jobs: list[dict[str, Any]], resolved: list[tuple[Any, dict[str, A
         for number, (key, (_, members)) in enumerate(packs.items(), 1):
             values = ", ".join(f"{n}={keys[key].get(n)}" for n in split)
             print(f"  pack {number}: {len(members)} members ({values})", file=sys.stderr)
-    return list(packs.values())
+    planned = list(packs.values())
+    if memory is None:
+        return planned
+    return [piece for pack in planned for piece in split_by_memory(pack, resolved, memory)]
+
+
+def split_by_memory(pack: tuple[Any, list[int]], resolved: list[tuple[Any, dict[str, Any]]],
+                    memory: int) -> list[tuple[Any, list[int]]]:
+    """Cut ``pack`` into consecutive packs of at most ``max(1, memory // b)`` members, ``b`` the
+    trainer's ``member_bytes(config)`` estimate for one member (a trainer without it: no cut).
+
+    A cut is said on stderr with the estimate and the budget; a member estimated larger than
+    the whole budget still runs, alone, and that is said too.
+    """
+    import sys
+
+    trainer, members = pack
+    estimate = getattr(trainer, "member_bytes", None)
+    if not callable(estimate) or not members:
+        return [pack]
+    each = int(estimate(resolved[members[0]][1]))
+    size = max(1, memory // max(each, 1))
+    if size >= len(members):
+        return [pack]
+    name = resolved[members[0]][1]["run"]["name"]
+    pieces = [(trainer, members[i:i + size]) for i in range(0, len(members), size)]
+    fits = f"packs of at most {size}" if each <= memory else "packs of 1 (one member alone exceeds it)"
+    print(f"overtone sweep --vectorize: the pack of {name} ({len(members)} members, about {format_bytes(each)} "
+          f"each) is cut into {len(pieces)} {fits} to fit the pack memory {format_bytes(memory)} "
+          f"(--pack-memory)", file=sys.stderr)
+    return pieces
+
+
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(value: int | float | str) -> int:
+    """A memory size in bytes: a number, or a number and a unit (``"4GB"`` = 4e9, ``"512MiB"`` =
+    512 * 2^20; B, kB, MB, GB, TB are powers of 1000, KiB ... TiB powers of 1024)."""
+    import re
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number, unit = float(value), ""
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", str(value))
+        if not match or match.group(2).lower() not in _UNITS:
+            raise ConfigError(f"--pack-memory {value!r}: expected a size such as 4GB, 512MB or 2GiB")
+        number, unit = float(match.group(1)), match.group(2).lower()
+    size = int(number * _UNITS[unit])
+    if size < 1:
+        raise ConfigError(f"--pack-memory {value!r}: must be positive, e.g. 4GB")
+    return size
+
+
+def format_bytes(size: float) -> str:
+    """``size`` bytes as kB, MB or GB (powers of 1000), three significant digits."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{int(size)} B"
+
+
+#: The share of a worker's memory a pack may plan on: dask's default ``target`` fraction
+#: (``distributed.worker.memory.target = 0.6``), where a worker starts to spill.
+MEMORY_SHARE = 0.6
+
+
+def default_pack_memory(workers: int = 1, scheduler: str | None = None) -> int | None:
+    """The default pack budget: :data:`MEMORY_SHARE` of the smallest dask worker's
+    ``memory_limit`` with a ``scheduler``; otherwise of the memory available now (``psutil``,
+    or ``/proc/meminfo``'s MemAvailable) divided among the ``workers``. None when unknown
+    (no limit)."""
+    if scheduler:
+        from dask.distributed import Client
+
+        with Client(scheduler) as client:
+            limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
+        limits = [limit for limit in limits if limit > 0]
+        return int(MEMORY_SHARE * min(limits)) if limits else None
+    available = _available_memory()
+    return int(MEMORY_SHARE * available / max(workers, 1)) if available else None
+
+
+def _available_memory() -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def _run_pack(configs: list[dict[str, Any]], source: str, out: str, registry: Any,
@@ -235,8 +344,8 @@ def _dispatch(function: Any, items: list[Any], source: str, out: str, workers: i
 
         recipe = _recipe(registry)
         with Client(scheduler) as client:
-            futures = client.map(function, items, [source] * len(items), [out] * len(items),
-                                 [recipe] * len(items), pure=False)
+            futures = client.map(functools.partial(_on_worker, function), items, [source] * len(items),
+                                 [out] * len(items), [recipe] * len(items), pure=False)
             return client.gather(futures)
     if workers > 1:
         import multiprocessing
@@ -248,6 +357,16 @@ def _dispatch(function: Any, items: list[Any], source: str, out: str, workers: i
             futures = [pool.submit(function, item, source, out, recipe) for item in items]
             return [f.result() for f in tqdm(futures, **bar)]
     return [function(item, source, out, registry) for item in tqdm(items, **bar)]
+
+
+def _on_worker(function: Any, *args: Any) -> Any:
+    """``function(*args)`` in a dask worker, its own dask arrays (a run's lazily read probes)
+    computed in the worker's thread: sent to the cluster, their graphs would carry open file
+    handles the scheduler cannot rebuild."""
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        return function(*args)
 
 
 def combine(jobs: list[dict[str, Any]], run_dirs: Sequence[str]):

@@ -277,3 +277,22 @@ def test_is_a_tied_transformer_unembedding(tmp_path):
         optimizer.step()
     assert net(x, y).item() < first - 0.5  # a fixed batch is memorised
     assert loss.scores(model(x)).shape == (8, 16, task.n_classes)
+
+
+def test_member_forward_matches_forward_with_each_members_exponent():
+    """HarmonicLoss.member_forward under vmap, ``n`` a tensor per member, against each member's own
+    forward (float64, ignored targets): the harmonic pack of ``overtone sweep --vectorize``."""
+    import torch
+    from overtone_harmonic.loss import HarmonicLoss
+
+    torch.manual_seed(4)
+    members = [HarmonicLoss(d_in=6, n_classes=5, n=n).double() for n in (2.0, 7.5, 30.0)]
+    x = torch.randn(3, 12, 6, dtype=torch.float64)
+    y = torch.randint(0, 5, (3, 12))
+    y[1, [0, 5]] = -100
+    params = {"weight": torch.stack([m.weight for m in members])}
+    values = {"n": torch.tensor([m.member_values()["n"] for m in members], dtype=torch.float64)}
+    got = torch.func.vmap(lambda p, a, b, v: members[0].member_forward(p, a, b, v))(params, x, y, values)
+    ref = torch.stack([m(a, b) for m, a, b in zip(members, x, y)])
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    assert len(set(ref.tolist())) == 3

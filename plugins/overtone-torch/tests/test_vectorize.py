@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from overtone import ConfigError
@@ -85,6 +87,95 @@ def test_every_member_matches_its_solo_run(tmp_path, registry, optimizer):
     assert (member / "metrics.nc").exists() and (member / "config.toml").exists()
 
 
+FOURIER = """
+[run]
+name = "mod"
+seed = 1
+[task]
+name = "fourier-regression"
+frequencies = [1.0, 3.0]
+n_train = 64
+eval_points = 64
+[model]
+name = "mlp"
+width = 24
+depth = 2
+[loss]
+name = "mse"
+[optimizer]
+name = "adam"
+[train]
+steps = 50
+batch_size = 32
+eval_every = 25
+checkpoint_every = 50
+threads = 1
+features = 1
+"""
+
+CHARS = """
+[run]
+name = "mod"
+seed = 2
+[task]
+name = "char-text"
+context = 8
+[model]
+name = "transformer"
+n_layer = 1
+n_head = 2
+d_model = 16
+tie_weights = true
+[loss]
+name = "cross-entropy"
+[optimizer]
+name = "adamw"
+weight_decay = 0.1
+[train]
+steps = 50
+batch_size = 4
+eval_every = 50
+eval_batch_size = 64
+checkpoint_every = 50
+threads = 1
+"""
+
+#: The other model and losses: (config text or None for BASE, extra overrides, grid, seeds, plugin needed).
+KINDS = {
+    "transformer-tied-head": (CHARS, [], ["optimizer.lr=0.003,0.01"], 1, None),
+    "transformer": (None, ["model={name='transformer', n_layer=1, d_model=16, n_head=2}", "task.p=13",
+                                    "train.batch_size=32"],
+                    ["optimizer.lr=0.003,0.01", "optimizer.weight_decay=0.0,1.0"], 1, None),
+    "mse-classes": (None, ["loss.name='mse'"], ["optimizer.lr=0.003,0.01"], 2, None),
+    "mse-regression": (FOURIER, [], ["optimizer.lr=0.003,0.01", "model.init_scale=0.5,1.0"], 1, None),
+    "harmonic": (None, ["loss.name='harmonic'"], ["loss.n=2.0,8.0", "optimizer.lr=0.003,0.01",
+                                                   "loss.init_scale=0.5,1.0"], 1, "harmonic"),
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_member_of_the_other_kinds_matches_its_solo_run(tmp_path, registry, kind):
+    """Transformer, mse (one-hot and real targets) and harmonic packs: each member's train loss
+    within 1e-4 relative of its solo run over 50 steps (float32, CPU); per-member loss values
+    (harmonic n, init scales) took effect."""
+    text, overrides, grid, seeds, loss = KINDS[kind]
+    if loss and loss not in registry.names("loss"):
+        pytest.skip(f"loss {loss!r} (overtone-{loss}) is not installed")
+    config = tmp_path / "mod.toml"
+    config.write_text(text or BASE.format(optimizer="adamw", loss="cross-entropy", clip=0.0))
+    kwargs = {"grid": grid, "seeds": seeds, "overrides": overrides, "registry": registry}
+    plain = run_sweep(config, out=tmp_path / "plain", **kwargs)
+    packed = run_sweep(config, out=tmp_path / "packed", vectorize=True, **kwargs)
+    with open_dataset(plain) as solo, open_dataset(packed) as pack:
+        assert dict(pack.sizes) == dict(solo.sizes) and set(pack.data_vars) == set(solo.data_vars)
+        ref, got = solo["train_batch_loss"].values[..., :50], pack["train_batch_loss"].values[..., :50]
+        assert ref.shape[-1] == 50 and np.isfinite(ref).all()
+        np.testing.assert_allclose(got, ref, rtol=1e-4)
+        flat = ref.reshape(-1, ref.shape[-1])
+        assert all(not np.allclose(flat[0], row) for row in flat[1:])
+        np.testing.assert_allclose(pack["eval_loss"].values[..., -1], solo["eval_loss"].values[..., -1], rtol=1e-3)
+
+
 def test_eval_accuracy_after_learning_matches_the_solo_runs(tmp_path, registry):
     """400 steps, where the training set is fitted and eval accuracy is well above chance (1/23)."""
     overrides = ["task.train_fraction=0.8", "train.steps=400", "train.eval_every=200", "train.checkpoint_every=400",
@@ -117,6 +208,24 @@ def test_a_key_that_changes_the_task_forms_separate_packs(tmp_path, registry, ca
         assert np.isfinite(ds["eval_acc"].values[..., -1]).all()
 
 
+def test_a_grid_mixing_shapes_and_per_member_values_is_split_by_shape(tmp_path, registry, capsys):
+    """model.width changes the shapes, lr and init_scale are per member: two packs (by width) of
+    four members each; every member sits at its (variant, seed) and matches its solo run."""
+    config = _config(tmp_path)
+    kwargs = {"grid": ["model.width=24,48", "optimizer.lr=0.003,0.01", "model.init_scale=0.5,1.0"], "seeds": 1,
+              "overrides": ["train.steps=6", "train.eval_every=6", "train.checkpoint_every=6"], "registry": registry}
+    packed = run_sweep(config, out=tmp_path / "packed", vectorize=True, **kwargs)
+    err = capsys.readouterr().err
+    assert "overtone sweep --vectorize: 2 packs, split by model.width (those cannot differ inside a pack)" in err
+    assert "pack 1: 4 members (model.width=24)" in err and "pack 2: 4 members (model.width=48)" in err
+    plain = run_sweep(config, out=tmp_path / "plain", **kwargs)
+    with open_dataset(plain) as solo, open_dataset(packed) as pack:
+        assert pack["model.width"].values.tolist() == [24, 24, 24, 24, 48, 48, 48, 48]
+        np.testing.assert_allclose(pack["train_batch_loss"].values, solo["train_batch_loss"].values, rtol=1e-4)
+        ref = solo["train_batch_loss"].values[:, 0]
+        assert all(not np.allclose(ref[0], row) for row in ref[1:])
+
+
 def test_one_pack_says_nothing(tmp_path, registry, capsys):
     run_sweep(_config(tmp_path), seeds=2, overrides=["train.steps=2", "train.eval_every=2"],
               out=tmp_path, registry=registry, vectorize=True)
@@ -124,17 +233,59 @@ def test_one_pack_says_nothing(tmp_path, registry, capsys):
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    (["model={name='transformer', n_layer=1, d_model=16, n_head=2}"], "--vectorize: model 'transformer' (plugin 'overtone-torch') cannot be "
-                                   "vectorized; vectorized models: mlp; drop --vectorize"),
-    (["loss.name='mse'"], "--vectorize: loss 'mse' (plugin 'overtone-torch') cannot be vectorized; "
-                          "vectorized losses: cross-entropy; drop --vectorize"),
+    (["model={name='transformer', n_layer=1, d_model=16, n_head=2, dropout=0.1}"],
+     "--vectorize: [model] dropout = 0.1 cannot be vectorized; remove it or drop --vectorize"),
     (["train.accumulate=2"], "--vectorize: [train] accumulate = 2 cannot be vectorized; remove it"),
+    (["loss.chunk_size=16"], "--vectorize: [loss] chunk_size cannot be vectorized; remove it"),
 ])
 def test_what_cannot_be_vectorized_is_refused_before_training(tmp_path, registry, overrides, message):
     with pytest.raises(ConfigError) as info:
         run_sweep(_config(tmp_path), grid=["optimizer.lr=0.001,0.003"], overrides=overrides,
                   out=tmp_path, registry=registry, vectorize=True)
     assert message in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "mod-sweep").exists()
+
+
+def test_a_model_that_cannot_be_vectorized_is_refused(tmp_path, registry):
+    """KAN refines its grid between steps (Python control flow per member): refused in one line."""
+    config = tmp_path / "mod.toml"
+    config.write_text(FOURIER)
+    with pytest.raises(ConfigError) as info:
+        run_sweep(config, seeds=2, overrides=["model={name='kan', width=4, depth=1}", "train.features=0"],
+                  out=tmp_path, registry=registry, vectorize=True)
+    assert str(info.value) == ("--vectorize: model 'kan' (plugin 'overtone-torch') cannot be vectorized; "
+                               "vectorized models: mlp, transformer; drop --vectorize to sweep it run by run")
+    assert not (tmp_path / "mod-sweep").exists()
+
+
+def test_a_third_party_loss_is_refused(tmp_path):
+    """A loss without member_forward (torch's L1 on a linear head behind a plugin module): one line."""
+    import types
+
+    import torch
+    from overtone import Component, hookimpl
+    from overtone.testing import registry_for
+
+    class L1Head(torch.nn.Module):
+        def __init__(self, *, d_in, n_classes):
+            super().__init__()
+            self.head = torch.nn.Linear(d_in, n_classes)
+
+        def scores(self, features):
+            return self.head(features)
+
+        def forward(self, features, targets):
+            onehot = torch.nn.functional.one_hot(targets, self.head.out_features).float()
+            return (self.scores(features) - onehot).abs().mean()
+
+    plugin = types.ModuleType("l1_plugin")
+    plugin.overtone_losses = hookimpl(lambda: [Component("loss", "l1", L1Head, "L1 on one-hot targets")])
+    registry = registry_for("overtone_torch.plugin", plugin)
+    with pytest.raises(ConfigError) as info:
+        run_sweep(_config(tmp_path, loss="l1"), seeds=2, out=tmp_path, registry=registry, vectorize=True)
+    assert str(info.value) == ("--vectorize: loss 'l1' (plugin 'l1_plugin') cannot be vectorized; vectorized "
+                               "losses: cross-entropy, mse (a loss joins a pack when it defines member_forward, "
+                               "member_values and pack_keys); drop --vectorize to sweep it run by run")
     assert not (tmp_path / "mod-sweep").exists()
 
 
@@ -323,7 +474,7 @@ def test_packs_run_as_dask_tasks(tmp_path, registry):
 
 
 def test_the_cli_flag(tmp_path):
-    """``overtone sweep ... --vectorize``: exit 0 and sweep.nc; a refused model: exit 2, one line, nothing run."""
+    """``overtone sweep ... --vectorize``: exit 0 and sweep.nc; a refused setting: exit 2, one line, nothing run."""
     import os
     import subprocess
     import sys
@@ -335,12 +486,11 @@ def test_the_cli_flag(tmp_path):
     done = subprocess.run([*base, str(tmp_path / "ok")], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "ok" / "mod-sweep" / "sweep.nc").exists()
-    bad = subprocess.run([*base, str(tmp_path / "bad"), "--set", "model={name='transformer', n_layer=1, "
-                          "d_model=16, n_head=2}"], capture_output=True, text=True, env=env)
+    bad = subprocess.run([*base, str(tmp_path / "bad"), "--set", "train.accumulate=2"],
+                         capture_output=True, text=True, env=env)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
-        "overtone: error: --vectorize: model 'transformer' (plugin 'overtone-torch') cannot be vectorized; "
-        "vectorized models: mlp; drop --vectorize to sweep it run by run"]
+        "overtone: error: --vectorize: [train] accumulate = 2 cannot be vectorized; remove it or drop --vectorize"]
     assert not (tmp_path / "bad").exists()
 
 
@@ -375,3 +525,128 @@ def test_an_interrupted_pack_resumes_bit_for_bit(tmp_path, registry, monkeypatch
             open_dataset(tmp_path / "straight" / "mod-sweep" / "mod-v1-s1" / "probes.nc") as b:
         assert a["step"].values.tolist() == [10, 20, 30]
         np.testing.assert_array_equal(a["embeddings"].values, b["embeddings"].values)
+
+
+@pytest.mark.parametrize("targets", ["classes", "real"])
+def test_mse_member_forward_matches_its_forward(targets):
+    """MSELoss.member_forward (masking, under vmap) against MSELoss.forward (indexing), float64,
+    with ignored targets: two members with their own heads."""
+    import torch
+    from overtone_torch.losses.mse import MSELoss
+
+    torch.manual_seed(3)
+    losses = [MSELoss(d_in=5, n_classes=4).double() for _ in range(2)]
+    x = torch.randn(2, 10, 5, dtype=torch.float64)
+    if targets == "classes":
+        y = torch.randint(0, 4, (2, 10))
+        y[0, [2, 7]] = -100
+    else:
+        y = torch.randn(2, 10, 4, dtype=torch.float64)
+    params = {k: torch.stack([dict(m.named_parameters())[k] for m in losses]) for k in ("weight", "bias")}
+    got = torch.func.vmap(lambda p, a, b: losses[0].member_forward(p, a, b, {}))(params, x, y)
+    ref = torch.stack([m(a, b) for m, a, b in zip(losses, x, y)])
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_a_pack_larger_than_its_memory_budget_is_cut(tmp_path, registry, capsys):
+    """A budget of 2.5 members' estimate cuts 6 members into packs of 2, 2, 2; every member's
+    results equal those of the single pack (members never interact)."""
+    from overtone.sweep import format_bytes
+    from overtone_torch.vectorize import PackTrainer
+
+    config = _config(tmp_path)
+    kwargs = {"grid": ["optimizer.lr=0.003,0.01,0.03"], "seeds": 2, "registry": registry, "vectorize": True,
+              "overrides": ["train.steps=8", "train.eval_every=4", "train.checkpoint_every=8"]}
+    whole = run_sweep(config, out=tmp_path / "whole", pack_memory="1TB", **kwargs)
+    assert "cut" not in capsys.readouterr().err
+    from overtone.config import load_config
+    from overtone.runs import resolve_experiment
+
+    _, resolved = resolve_experiment(load_config(config), source=str(config), default_name="mod", registry=registry)
+    each = PackTrainer(registry).member_bytes(resolved)
+    cut = run_sweep(config, out=tmp_path / "cut", pack_memory=int(2.5 * each), **kwargs)
+    err = capsys.readouterr().err
+    assert (f"the pack of mod-v0-s0 (6 members, about {format_bytes(each)} each) is cut into 3 packs of at "
+            f"most 2 to fit the pack memory {format_bytes(int(2.5 * each))} (--pack-memory)") in err
+    with open_dataset(whole) as a, open_dataset(cut) as b:
+        assert dict(b.sizes) == dict(a.sizes)
+        for name in ("train_batch_loss", "eval_loss", "eval_acc", "train_loss"):
+            np.testing.assert_allclose(b[name].values, a[name].values, rtol=1e-6, atol=0)
+
+
+def test_the_member_estimate_counts_parameters_states_and_activations(registry):
+    """member_bytes = P s (3 + k) + A + X against a count by hand: the MLP's parameters, AdamW's two
+    moments, the activations a CPU forward saves (measured independently, storage by storage) and
+    the batch."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    from overtone.config import load_config
+    from overtone.runs import resolve_experiment
+    from overtone_torch.build import TrainNet, create_model_and_loss, create_task
+    from overtone_torch.vectorize_memory import member_bytes
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mod.toml"
+        path.write_text(BASE.format(optimizer="adamw", loss="cross-entropy", clip=0.0))
+        _, config = resolve_experiment(load_config(path), source=str(path), default_name="mod", registry=registry)
+    task = create_task(config, registry, 3)
+    net = TrainNet(*create_model_and_loss(config, registry, task))
+    params = sum(p.numel() for p in net.parameters())
+    # mlp: embedding 23 tokens x 12, hidden (2 x 12) -> 48 (+ bias), head 48 -> 23 classes (+ bias)
+    assert params == 23 * 12 + (2 * 12 * 48 + 48) + (48 * 23 + 23)
+    x, y = task.sample_batch("train", 64, torch.Generator().manual_seed(0))
+    storages = {}
+    own = {p.untyped_storage().data_ptr() for p in net.parameters()}
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in own:
+            storages[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        net(x, y)
+    by_hand = params * 4 * (3 + 2) + sum(storages.values()) + 4 + x.numel() * 8 + y.numel() * 8
+    assert member_bytes(config, registry) == by_hand
+
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "ensemble-slurm.py"
+
+
+def test_the_cluster_example_runs_packs_with_probes_on_worker_processes(tmp_path):
+    """examples/ensemble-slurm.py on its LocalCluster (one worker process): every member's
+    metrics, probes and analyses, sweep.nc and report.html (a worker computes its lazily read
+    probes itself: their graphs cannot travel to the scheduler)."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--workers", "1", "--steps", "4", "--seeds", "2",
+                           "--out", str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, "OVERTONE_PROGRESS": "0"}, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep = tmp_path / "ce-modadd-sweep"
+    with open_dataset(sweep / "sweep.nc") as ds:
+        assert dict(ds["train_batch_loss"].sizes) == {"variant": 2, "seed": 2, "step": 4}
+    assert (sweep / "report.html").exists()
+    for member in ("ce-modadd-v0-s0", "ce-modadd-v1-s1"):
+        assert (sweep / member / "probes.nc").exists() and (sweep / member / "metrics.nc").exists()
+
+
+def test_the_cluster_example_writes_a_slurm_job_script():
+    """With --slurm --print-job-script: dask-jobqueue's sbatch script, one-thread worker processes."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("dask_jobqueue")
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--slurm", "--queue", "normal", "--account", "abc",
+                           "--cores", "4", "--memory", "16GB", "--print-job-script"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    script = done.stdout
+    for line in ("#SBATCH -p normal", "#SBATCH --cpus-per-task=4", "#SBATCH --account=abc",
+                 "export OVERTONE_PROGRESS=0"):
+        assert line in script
+    assert "--nthreads 1" in script and "--nworkers 4" in script

@@ -47,9 +47,10 @@ def squared_distances(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Ten
     return (d2 + (x * x).sum(-1, keepdim=True)).clamp_min(eps)
 
 
-def harmonic_logits(x: torch.Tensor, w: torch.Tensor, n: float, eps: float = 1e-12) -> torch.Tensor:
+def harmonic_logits(x: torch.Tensor, w: torch.Tensor, n: float | torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Harmonic logits ``z_i = -n log d_i = -(n/2) log d_i^2`` (``n`` on the distance).
 
-    ``softmax(z)_i = d_i^-n / sum_j d_j^-n`` is the harmonic probability of the paper.
+    ``softmax(z)_i = d_i^-n / sum_j d_j^-n`` is the harmonic probability of the paper. ``n`` may be a
+    0-dim tensor (one member's exponent in a vectorized pack).
     """
     return -0.5 * n * torch.log(squared_distances(x, w, eps))

@@ -73,6 +73,27 @@ class HarmonicLoss(nn.Module):
             return chunked_harmonic_loss(x, self.weight, t, self.n, self.eps, self.chunk_size)
         return F.cross_entropy(self.scores(x), t, ignore_index=IGNORE)
 
+    #: ``[loss]`` keys that may differ between the members of a vectorized pack (``overtone sweep
+    #: --vectorize``): the exponent and what only changes the initial centres.
+    pack_keys = ("n", "convention", "init_scale")
+
+    def member_values(self) -> dict[str, float]:
+        """This member's per-member values for :meth:`member_forward`: its exponent ``n`` on the distance."""
+        return {"n": self.n}
+
+    def member_forward(self, params: dict[str, torch.Tensor], features: torch.Tensor, targets: torch.Tensor,
+                       values: dict[str, torch.Tensor]) -> torch.Tensor:
+        """:meth:`forward` of one member of a pack (under ``vmap``): centres ``params["weight"]``
+        and exponent ``values["n"]`` (a 0-dim tensor); mean ``-log p_y`` over kept targets."""
+        x, t = features.reshape(-1, features.shape[-1]), targets.reshape(-1)
+        weight = params["weight"]
+        acc = accumulation_dtype(x, weight)
+        z = harmonic_logits(x.to(acc), weight.to(acc), values["n"], self.eps)
+        logp = torch.log_softmax(z, -1)
+        keep = t != IGNORE
+        nll = -logp.gather(-1, torch.where(keep, t, 0).unsqueeze(-1)).squeeze(-1)
+        return (nll * keep).sum() / keep.sum().clamp_min(1)
+
     def extra_repr(self) -> str:
         return (f"d_in={self.weight.shape[1]}, n_classes={self.weight.shape[0]}, n={self.n:g} (on the distance), "
                 f"chunk_size={self.chunk_size}, eps={self.eps:g}")

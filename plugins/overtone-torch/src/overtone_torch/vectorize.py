@@ -16,6 +16,7 @@ import copy
 import math
 import os
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,35 +27,26 @@ from overtone import ConfigError
 from overtone_torch.build import TrainNet, create_model_and_loss, exempt_from_decay
 from overtone_torch.vectorize_optim import PATH_KEYS, PER_MEMBER, PackOptimizer
 
-#: Components a pack can hold: their forward runs under ``vmap`` (no data-dependent shapes, such as
-#: mse's boolean-mask indexing, and no member-dependent Python control flow).
-MODELS = ("mlp",)
-LOSSES = ("cross-entropy",)
+#: Models a pack can hold: their forward runs under ``vmap`` (no data-dependent shapes and no
+#: member-dependent Python control flow), with dropout off (members would draw their own masks).
+MODELS = ("mlp", "transformer")
 #: Keys that only change a member's initialisation, so they may differ inside a pack.
 INIT_KEYS = {"model": ("init_scale",)}
-#: Loss keys that may differ inside a pack: the pack computes that loss by :func:`member_cross_entropy`.
-LOSS_KEYS = {"cross-entropy": ("label_smoothing",)}
 
 
-def member_cross_entropy(features: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
-                         bias: torch.Tensor | None, label_smoothing: torch.Tensor) -> torch.Tensor:
-    """The cross-entropy loss's forward with ``label_smoothing`` a tensor (one member's, under vmap).
+def member_cross_entropy(*args: Any) -> torch.Tensor:
+    """:func:`overtone_torch.losses.cross_entropy.member_cross_entropy` (kept here for callers of this module)."""
+    from overtone_torch.losses.cross_entropy import member_cross_entropy as function
 
-    ``-sum_j q_j log softmax(x W^T + b)_j`` with ``q = (1 - s) e_y + s / V``, i.e.
-    ``(1 - s) nll + s mean_j(-log p_j)``, averaged over targets that are not ``-100`` (as
-    ``torch.nn.functional.cross_entropy`` with ``label_smoothing = s``).
-    """
-    import torch.nn.functional as F
+    return function(*args)
 
-    from overtone_torch.losses.chunked import IGNORE, accumulation_dtype
 
-    x, t = features.reshape(-1, features.shape[-1]), targets.reshape(-1)
-    scores = F.linear(x, weight, bias)
-    logp = torch.log_softmax(scores.to(accumulation_dtype(scores.dtype)), -1)
-    keep = t != IGNORE
-    nll = -logp.gather(-1, torch.where(keep, t, 0).unsqueeze(-1)).squeeze(-1)
-    per_target = (1 - label_smoothing) * nll - label_smoothing * logp.mean(-1)
-    return (per_target * keep).sum() / keep.sum().clamp_min(1)
+def vectorizable_loss(component: Any) -> bool:
+    """Whether a loss can join a pack: its class defines ``member_forward(params, features, targets,
+    values)`` (the loss of one member under ``vmap``, the head's parameters and the per-member
+    values as tensors), ``member_values()`` (this member's values, name -> float) and
+    ``pack_keys`` (the ``[loss]`` keys that may differ between members)."""
+    return all(hasattr(component, name) for name in ("member_forward", "member_values", "pack_keys"))
 
 
 def _refuse(what: str, fix: str) -> ConfigError:
@@ -71,8 +63,8 @@ def pack_key(config: Mapping[str, Any], registry: Any) -> tuple[tuple[str, str],
     """What every member of a pack shares: the resolved config less its per-member values.
 
     Per member: ``[run] seed`` and ``name``, the optimizer's values in
-    :data:`~overtone_torch.vectorize_optim.PER_MEMBER`, and the keys in :data:`INIT_KEYS` and
-    :data:`LOSS_KEYS`.
+    :data:`~overtone_torch.vectorize_optim.PER_MEMBER`, the keys in :data:`INIT_KEYS` and the
+    loss's ``pack_keys`` (:func:`vectorizable_loss`).
     Everything else (task, shapes, schedule, steps, ...) is the key, as ``(dotted key, repr)``
     pairs. Raises ConfigError naming a component or setting a pack cannot train.
     """
@@ -80,8 +72,11 @@ def pack_key(config: Mapping[str, Any], registry: Any) -> tuple[tuple[str, str],
     if model not in MODELS:
         raise _refuse(_label(registry, "model", model), f"vectorized models: {', '.join(MODELS)}; "
                       f"drop --vectorize to sweep it run by run")
-    if loss not in LOSSES:
-        raise _refuse(_label(registry, "loss", loss), f"vectorized losses: {', '.join(LOSSES)}; "
+    loss_class = registry.get("loss", loss).load()
+    if not vectorizable_loss(loss_class):
+        able = [n for n in registry.names("loss") if vectorizable_loss(registry.get("loss", n).load())]
+        raise _refuse(_label(registry, "loss", loss), f"vectorized losses: {', '.join(able)} (a loss joins a "
+                      f"pack when it defines member_forward, member_values and pack_keys); "
                       f"drop --vectorize to sweep it run by run")
     if optimizer not in PER_MEMBER:
         raise _refuse(_label(registry, "optimizer", optimizer), f"vectorized optimizers: "
@@ -92,12 +87,13 @@ def pack_key(config: Mapping[str, Any], registry: Any) -> tuple[tuple[str, str],
         ("[train] compile = true", bool(train.get("compile"))),
         ("[optimizer] amsgrad = true", bool(config["optimizer"].get("amsgrad"))),
         ("[loss] chunk_size", bool(config["loss"].get("chunk_size"))),
+        (f"[model] dropout = {config['model'].get('dropout')}", bool(config["model"].get("dropout"))),
         (f"WORLD_SIZE = {os.environ.get('WORLD_SIZE')} (torchrun)", int(os.environ.get("WORLD_SIZE", "1")) > 1),
     ]
     for what, present in unsupported:
         if present:
             raise _refuse(what, "remove it or drop --vectorize")
-    own = {"optimizer": PER_MEMBER[optimizer] + PATH_KEYS, "loss": LOSS_KEYS.get(loss, ()), **INIT_KEYS}
+    own = {"optimizer": PER_MEMBER[optimizer] + PATH_KEYS, "loss": tuple(loss_class.pack_keys), **INIT_KEYS}
     items = []
     for section, values in config.items():
         if section in ("run", "versions"):
@@ -118,6 +114,13 @@ class PackTrainer:
     def key(self, config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
         """:func:`pack_key` of ``config``."""
         return pack_key(config, self.registry)
+
+    def member_bytes(self, config: Mapping[str, Any]) -> int:
+        """Estimated bytes one member of ``config``'s pack holds
+        (:func:`overtone_torch.vectorize_memory.member_bytes`); ``--pack-memory`` sizes packs by it."""
+        from overtone_torch.vectorize_memory import member_bytes
+
+        return member_bytes(config, self.registry)
 
     def run(self, configs: Sequence[Mapping[str, Any]], run_dirs: Sequence[Path], *, resume: bool = False) -> None:
         """Train every member; write each one's ``metrics.nc`` into its run directory.
@@ -175,14 +178,25 @@ class PackTrainer:
                                    batch_size=eval_batch) for c, t, d in zip(configs, tasks, run_dirs)]
         analyses = [Analyses(c["analyzers"], self.registry, Path(d)) for c, d in zip(configs, run_dirs)]
 
-        smoothing = torch.tensor([float(c["loss"].get("label_smoothing", 0.0)) for c in configs], device=device)
+        head = nets[0].loss
+        values = {k: torch.tensor([float(n.loss.member_values()[k]) for n in nets], device=device)
+                  for k in head.member_values()}  # (M,) each: the members' own loss values
+        model_template = template.model.eval()  # no dropout in a pack (refused); eval = train for the rest
+        ids = {id(p): n for n, p in nets[0].named_parameters()}  # a head tied to the embedding is stacked once
+        head_names = {n: ids[id(p)] for n, p in head.named_parameters(remove_duplicate=False)}
 
         def member_loss(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor,
-                        y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-            features = torch.func.functional_call(template.model, (_under(p, "model."), _under(b, "model.")), (x,))
-            return member_cross_entropy(features, y, p["loss.weight"], p.get("loss.bias"), s)
+                        y: torch.Tensor, v: dict[str, torch.Tensor]) -> torch.Tensor:
+            features = torch.func.functional_call(model_template, (_under(p, "model."), _under(b, "model.")), (x,))
+            return head.member_forward({n: p[full] for n, full in head_names.items()}, features, y, v)
 
-        pack_loss = torch.func.vmap(member_loss)
+        vmapped = torch.func.vmap(member_loss)
+
+        def pack_loss(*args: Any) -> torch.Tensor:
+            with warnings.catch_warnings():  # attention has no batching rule: vmap loops over members there
+                warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet")
+                return vmapped(*args)
+
         clock = Throughput(train["batch_size"], _tokens_per_example(tasks[0]))
         pending: list[tuple[int, torch.Tensor, float]] = []
         clip = train["grad_clip"]
@@ -192,7 +206,7 @@ class PackTrainer:
             y = to_device(torch.stack([b[1] for b in batches]), device)
             factor = lr_factor(step, total=train["steps"], warmup_steps=sched["warmup_steps"],
                                decay=sched["decay"], min_lr_ratio=sched["min_lr_ratio"])
-            losses = pack_loss(params, buffers, x, y, smoothing)  # (M,)
+            losses = pack_loss(params, buffers, x, y, values)  # (M,)
             losses.sum().backward()  # members share no parameter: each gets its own gradient
             if clip:
                 clip_per_member(params.values(), clip)

@@ -58,6 +58,37 @@ class CrossEntropyLoss(nn.Module):
         return F.cross_entropy(scores.to(accumulation_dtype(scores.dtype)), t, ignore_index=IGNORE,
                                label_smoothing=self.label_smoothing)
 
+    #: ``[loss]`` keys that may differ between the members of a vectorized pack.
+    pack_keys = ("label_smoothing",)
+
+    def member_values(self) -> dict[str, float]:
+        """This member's per-member values for :meth:`member_forward`."""
+        return {"label_smoothing": self.label_smoothing}
+
+    def member_forward(self, params: dict[str, torch.Tensor], features: torch.Tensor, targets: torch.Tensor,
+                       values: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss of one member of a pack (under ``vmap``): the head ``params`` and the per-member
+        ``values`` as tensors (:func:`member_cross_entropy`)."""
+        return member_cross_entropy(features, targets, params["weight"], params.get("bias"),
+                                    values["label_smoothing"])
+
     def extra_repr(self) -> str:
         return (f"d_in={self.weight.shape[1]}, n_classes={self.weight.shape[0]}, bias={self.bias is not None}, "
                 f"chunk_size={self.chunk_size}, label_smoothing={self.label_smoothing}")
+
+
+def member_cross_entropy(features: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
+                         bias: torch.Tensor | None, label_smoothing: torch.Tensor) -> torch.Tensor:
+    """The cross-entropy loss's forward with ``label_smoothing`` a tensor (one member's, under vmap).
+
+    ``-sum_j q_j log softmax(x W^T + b)_j`` with ``q = (1 - s) e_y + s / V``, i.e.
+    ``(1 - s) nll + s mean_j(-log p_j)``, averaged over targets that are not ``-100`` (as
+    ``torch.nn.functional.cross_entropy`` with ``label_smoothing = s``).
+    """
+    x, t = features.reshape(-1, features.shape[-1]), targets.reshape(-1)
+    scores = F.linear(x, weight, bias)
+    logp = torch.log_softmax(scores.to(accumulation_dtype(scores.dtype)), -1)
+    keep = t != IGNORE
+    nll = -logp.gather(-1, torch.where(keep, t, 0).unsqueeze(-1)).squeeze(-1)
+    per_target = (1 - label_smoothing) * nll - label_smoothing * logp.mean(-1)
+    return (per_target * keep).sum() / keep.sum().clamp_min(1)

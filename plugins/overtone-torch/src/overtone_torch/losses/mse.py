@@ -42,3 +42,27 @@ class MSELoss(nn.Module):
         scores = self.scores(x[keep])
         scores = scores.to(accumulation_dtype(scores.dtype))
         return F.mse_loss(scores, F.one_hot(t[keep], self.n_classes).to(scores.dtype))
+
+    #: A vectorized pack may hold members of this loss (no ``[loss]`` key differs between them).
+    pack_keys: tuple[str, ...] = ()
+
+    def member_values(self) -> dict[str, float]:
+        """No per-member values."""
+        return {}
+
+    def member_forward(self, params: dict[str, torch.Tensor], features: torch.Tensor, targets: torch.Tensor,
+                       values: dict[str, torch.Tensor]) -> torch.Tensor:
+        """:meth:`forward` of one member of a pack (under ``vmap``), with the head ``params``.
+
+        The dropped rows are masked instead of indexed out (``vmap`` needs fixed shapes):
+        ``sum_{kept i, j} (z_ij - [j = y_i])^2 / (n_kept V)``, the same value.
+        """
+        scores = F.linear(features.reshape(-1, features.shape[-1]), params["weight"], params.get("bias"))
+        scores = scores.to(accumulation_dtype(scores.dtype))
+        if targets.is_floating_point():
+            return F.mse_loss(scores, targets.reshape(len(scores), -1).to(scores.dtype))
+        t = targets.reshape(-1)
+        keep = t != IGNORE
+        onehot = F.one_hot(torch.where(keep, t, 0), self.n_classes).to(scores.dtype)
+        squared = ((scores - onehot) ** 2 * keep.unsqueeze(-1)).sum()
+        return squared / (keep.sum().clamp_min(1) * self.n_classes)
