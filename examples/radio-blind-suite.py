@@ -73,7 +73,7 @@ def summarize(paths: list[str]) -> str:
              "ripple left (1 ch) | line flux kept | worst line | continuum kept | fake runs |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     scenarios = [s for s in SCENARIOS if any(r["scenario"] == s for r in rows)]
-    order = ["raw", "fft", "fft-detect", "sine-fit", "running-median", "arpls"]
+    order = ["raw", "fft", "fft-detect", "fft-wide", "sine-fit", "running-median", "arpls"]
     for s in scenarios:
         for m in order:
             sel = [r for r in rows if r["scenario"] == s and r["method"] == m]
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=8, help="simulated hours per scenario")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
-    parser.add_argument("--methods", default="raw,fft,fft-detect,sine-fit,running-median,arpls")
+    parser.add_argument("--methods", default="raw,fft,fft-detect,fft-wide,sine-fit,running-median,arpls")
     parser.add_argument("--seeds-for", default="running-median=4,arpls=2",
                         help="fewer seeds for slow methods, e.g. 'arpls=2'")
     parser.add_argument("--n-time", type=int, default=30, help="1 s spectra per hour drawn")

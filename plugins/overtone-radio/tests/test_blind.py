@@ -111,3 +111,17 @@ def test_a_small_blind_scenario_end_to_end():
     assert fft["rms_ratio"] < 1.3
     assert abs(fft["flux_worst"] - 1) < 0.05
     assert not fft["fake_run"]
+
+
+def test_true_delays_hold_the_harmonics_each_shape_has():
+    """A cosine with a harmonic: delays 1 / P and 2 / P; a sawtooth: every k / P up to 30 us;
+    a chirp: the range of 1 / P over the band, widened by the hourly drift."""
+    cos = Ripple(1.0, 1.0, 0.1, harmonic=0.25)
+    saw = Ripple(1.0, 1.0, 0.1, shape="sawtooth")
+    chirp = Ripple(1.07, 1.11, 0.1, drift=0.01)
+    assert list(cos.harmonics()) == [1, 2] and list(Ripple(1.0, 1.0, 0.1).harmonics()) == [1]
+    assert list(saw.harmonics()) == list(range(1, 31))
+    lo, hi = chirp.delays_us()
+    assert lo == pytest.approx(1 / (1.11 * 1.01)) and hi == pytest.approx(1 / (1.07 * 0.99))
+    obs = BlindObservation("t", 0, ripples=(cos, chirp))
+    assert obs.true_delays_us()[1] == pytest.approx((2.0, 2.0))

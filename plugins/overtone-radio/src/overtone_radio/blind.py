@@ -62,6 +62,13 @@ class Ripple:
     shape: str = "cosine"
     harmonic: float = 0.0
 
+    def harmonics(self, max_us: float = 30.0) -> range:
+        """Its harmonic numbers k (delays k / P): 1 and 2 for a cosine (2 only with a
+        ``harmonic``), every k up to ``max_us`` for a sawtooth."""
+        if self.shape == "sawtooth":
+            return range(1, max(2, int(max_us / self.delays_us()[0]) + 1))
+        return range(1, 3 if self.harmonic else 2)
+
     def delays_us(self) -> tuple[float, float]:
         """The range of its fundamental delay 1 / P (us) over the band and the hour."""
         lo = 1.0 / (max(self.p_low, self.p_high) * (1 + abs(self.drift)))
@@ -129,8 +136,10 @@ class BlindObservation:
         return replace(self, include=tuple(p for p in self.include if p not in parts))
 
     def true_delays_us(self) -> list[tuple[float, float]]:
-        """Delay ranges (us) of every ripple's fundamental over the band and the hour."""
-        return [r.delays_us() for r in self.ripples]
+        """Delay ranges (us) of every ripple's fundamental and harmonics over the band and
+        the hour."""
+        return [(k * r.delays_us()[0], k * r.delays_us()[1])
+                for r in self.ripples for k in r.harmonics()]
 
 
 def _gauss(x: np.ndarray, fwhm: float) -> np.ndarray:
