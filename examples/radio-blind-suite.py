@@ -11,6 +11,7 @@ median and spread over seeds.
     python examples/radio-blind-suite.py --seeds 8 --methods raw,fft,fft-detect,sine-fit \
         --out runs/blind-a.csv                                                       # a part
     python examples/radio-blind-suite.py --summarize runs/blind-a.csv runs/blind-b.csv
+    (a row in a later file replaces the same scenario, seed and method of an earlier one)
 
 Expected wall time, per seed and scenario (30 spectra x 65,536 channels, both twins), on 2
 loaded cores (load average ~14): raw + fft + fft-detect + sine-fit about 4 s,
@@ -65,10 +66,12 @@ def spread(v: np.ndarray, fmt: str = "{:.3f}") -> str:
 
 
 def summarize(paths: list[str]) -> str:
-    rows = []
+    latest = {}  # a row of a later file replaces the same scenario, seed and method
     for p in paths:
         with open(p, newline="") as fh:
-            rows += list(csv.DictReader(fh))
+            for r in csv.DictReader(fh):
+                latest[(r["scenario"], r["seed"], r["method"])] = r
+    rows = list(latest.values())
     lines = ["| scenario | method | seeds | RMS ratio | scatter | ripple left (16 ch) | "
              "ripple left (1 ch) | line flux kept | worst line | continuum kept | fake runs |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

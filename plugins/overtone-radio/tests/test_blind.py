@@ -125,3 +125,25 @@ def test_true_delays_hold_the_harmonics_each_shape_has():
     assert lo == pytest.approx(1 / (1.11 * 1.01)) and hi == pytest.approx(1 / (1.07 * 0.99))
     obs = BlindObservation("t", 0, ripples=(cos, chirp))
     assert obs.true_delays_us()[1] == pytest.approx((2.0, 2.0))
+
+
+def test_flux_kept_is_exact_for_the_raw_data_with_overlapping_lines():
+    """Two lines 0.3 MHz apart and a continuum source: with no cleaning, each line keeps
+    exactly its own flux (the other line and the continuum in its window are not counted)."""
+    from dataclasses import replace
+
+    from overtone_radio.blind import Continuum, Line
+    from overtone_radio.blindsuite import continuum_kept, flux_kept
+
+    obs = BlindObservation("t", 0, n_time=6, nchan=4096, f_start_mhz=1390.0,
+                           lines=(Line(1400.0, 0.3, 0.5, transit_s=2.0),
+                                  Line(1400.3, 0.2, 1.0, transit_s=4.0)),
+                           continua=(Continuum(5.0, -0.7, 3.0),))
+    a, b = render(obs), render(obs.without("lines", "continuum"))
+    kept = a.spectra.astype(np.float64) - b.spectra
+    mean, worst = flux_kept(obs, a, kept)
+    assert mean == pytest.approx(1.0, abs=1e-4) and worst == pytest.approx(1.0, abs=1e-4)
+    assert continuum_kept(obs, a, kept) == pytest.approx(1.0, abs=1e-4)
+    first = render(replace(obs, lines=obs.lines[:1], continua=())).lines
+    _, worst = flux_kept(obs, a, kept - 0.5 * first)  # half of the first line removed
+    assert worst == pytest.approx(0.5, abs=1e-3)

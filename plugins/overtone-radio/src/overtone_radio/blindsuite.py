@@ -14,7 +14,8 @@ without lines and continuum (same noise), and these are measured:
   channels left out), over the radiometer noise of that product, median T_total /
   sqrt(dnu tau): 0 is perfect, and ``rms_ratio`` is about sqrt(1 + ripple_left^2);
 * ``flux_kept``: per line, the sum over its channels (within 3 FWHM) and spectra of
-  (output - output of the twin) over the injected sum; the mean and the worst over the
+  (output - output of the twin) less the continuum and the other lines injected there, over
+  the line's injected sum; the mean and the worst over the
   run's lines (the Milky Way line included);
 * ``continuum_kept``: the same sum over every channel outside the lines (10 MHz edges left
   out) over the injected continuum sum, where a continuum source is present;
@@ -128,7 +129,9 @@ def flux_kept(obs: BlindObservation, truth: Rendered, kept: np.ndarray) -> tuple
         injected = line.peak_k * prof.sum() * tprof.sum()
         if injected <= 0 or not sel.any():
             continue
-        got = kept[:, sel].sum() - truth.continuum[:, sel].sum()
+        # the continuum and every other line within the window are not this line's flux
+        others = truth.lines[:, sel].sum() - injected
+        got = kept[:, sel].sum() - truth.continuum[:, sel].sum() - others
         ratios.append(got / injected)
     if not ratios:
         return np.nan, np.nan
