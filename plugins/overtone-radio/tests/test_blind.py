@@ -1,0 +1,149 @@
+"""The blind simulator's parts behave as specified, checked with plain NumPy, and one small
+blind scenario end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from overtone_radio.blind import (
+    HOUR_S,
+    BlindObservation,
+    Ripple,
+    draw,
+    render,
+    ripple_phase,
+)
+from overtone_radio.blindsuite import run_one
+
+
+def _upward_crossings(y: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Frequencies where y crosses zero upwards, linearly interpolated."""
+    i = np.flatnonzero((y[:-1] < 0) & (y[1:] >= 0))
+    return f[i] + (f[i + 1] - f[i]) * (-y[i]) / (y[i + 1] - y[i])
+
+
+def _only(ripple: Ripple, **kw) -> BlindObservation:
+    return BlindObservation("test", 0, ripples=(ripple,), include=("ripple",), **kw)
+
+
+def test_drifting_period_at_the_band_edges():
+    """P goes 1.07 -> 1.11 MHz across 1000-1500 MHz: the spacing of zero crossings within
+    the first and last 20 MHz is the period there (1.0708 and 1.1092 MHz at their middles),
+    and the peak of a zero-padded numpy FFT of each edge piece sits at 1 / P."""
+    obs = _only(Ripple(1.07, 1.11, 0.1), n_time=1)
+    truth = render(obs)
+    f, y = obs.frequencies(), truth.ripple[0]
+    for sel, expected in ((f < 1020, 1.07 + 0.04 * 10 / 500), (f > 1480, 1.07 + 0.04 * 490 / 500)):
+        zc = _upward_crossings(y[sel], f[sel])
+        assert abs(np.diff(zc).mean() - expected) < 5e-4, (np.diff(zc).mean(), expected)
+        piece = y[sel] * np.hanning(sel.sum())
+        spec = np.abs(np.fft.rfft(piece, n=2**20))
+        tau = np.fft.rfftfreq(2**20, obs.channel_mhz)
+        assert abs(1 / tau[np.argmax(spec)] - expected) < 2e-3
+    # and across the band the crossings count the integral of 1 / P
+    cycles = (len(_upward_crossings(y, f)))
+    assert abs(cycles - 500 / 0.04 * np.log(1.11 / 1.07)) <= 1
+
+
+def test_period_drifts_one_percent_over_the_hour():
+    """drift = 0.01: at a quarter hour (sin = 1) the period is 1% longer than at the start."""
+    r = Ripple(1.09, 1.09, 0.1, drift=0.01)
+    f = 1000 + np.arange(65536) * (500 / 65536)
+    phi = ripple_phase(r, f, np.array([0.0, HOUR_S / 4]))
+    slopes = np.gradient(phi, f, axis=1).mean(axis=1)
+    periods = 2 * np.pi / slopes
+    assert periods[0] == pytest.approx(1.09, rel=1e-4)
+    assert periods[1] == pytest.approx(1.09 * 1.01, rel=1e-4)
+
+
+def test_sawtooth_harmonics_fall_as_one_over_k():
+    """A sawtooth of peak A has harmonics 2 A / (pi k): measured by numpy's FFT over a whole
+    number of periods (period 128 channels, 512 periods)."""
+    step = 500 / 65536
+    obs = _only(Ripple(128 * step, 128 * step, 0.1, shape="sawtooth", rate_deg_s=0.0), n_time=1)
+    y = render(obs).ripple[0]
+    amp = 2 * np.abs(np.fft.rfft(y)) / y.size
+    for k in range(1, 6):
+        assert amp[512 * k] == pytest.approx(2 * 0.1 / (np.pi * k), rel=0.01), k
+
+
+def test_noise_follows_the_radiometer_equation():
+    """(x - T) / (T / sqrt(dnu dt)) has unit standard deviation within 0.5%, at 1 s and at
+    4 s (half the noise), and the noisier band edges are noisier in proportion to T_sys."""
+    for dt in (1.0, 4.0):
+        obs = draw("null", 3, n_time=8, dt_s=dt)
+        noisy, clean = render(obs), render(obs.without("noise"))
+        noise = noisy.spectra.astype(np.float64) - clean.spectra
+        total = clean.bandpass[None, :] + clean.continuum + clean.lines
+        expected = total / np.sqrt(obs.channel_mhz * 1e6 * dt)
+        assert np.std(noise / expected) == pytest.approx(1.0, abs=0.005)
+        assert np.std(noise[:, 20:] / expected[:, 20:]) == pytest.approx(1.0, abs=0.005)
+        assert np.median(expected) == pytest.approx(np.median(total) / np.sqrt(7629.39 * dt),
+                                                    rel=1e-3)
+    edge = noise[:, :200].std() / noise[:, 30000:31000].std()
+    level = total[:, :200].mean() / total[:, 30000:31000].mean()
+    assert edge == pytest.approx(level, rel=0.1) and level > 1.05
+
+
+def test_twins_share_their_noise_and_seeds_are_independent():
+    obs = draw("combined", 5, n_time=4, nchan=8192, f_start_mhz=1400.0)
+    a, b = render(obs), render(obs.without("lines", "continuum"))
+    np.testing.assert_allclose(a.spectra.astype(np.float64) - b.spectra, a.lines + a.continuum,
+                               atol=1e-4)
+    again = draw("combined", 5, n_time=4, nchan=8192, f_start_mhz=1400.0)
+    other = draw("combined", 6, n_time=4, nchan=8192, f_start_mhz=1400.0)
+    assert again == obs and other.t0_s != obs.t0_s
+    assert other.ripples[0].phase0 != obs.ripples[0].phase0
+    assert [line.freq_mhz for line in other.lines[1:]] != [line.freq_mhz for line in obs.lines[1:]]
+    with pytest.raises(ValueError, match="scenario"):
+        draw("nope", 0)
+
+
+def test_a_small_blind_scenario_end_to_end():
+    """Control scenario on 125 MHz (16,384 channels), 20 s, no source_mask: the filter with
+    detect must cut the residual ripple to under a third of the raw one, keep every line's
+    flux within 5%, and remove nothing away from the true delays."""
+    rows = {r["method"]: r for r in run_one("control", 1, ["raw", "fft-detect"], n_time=20,
+                                            nchan=16384, f_start_mhz=1380.0)}
+    raw, fft = rows["raw"], rows["fft-detect"]
+    assert raw["ripple_left"] > 2.0
+    assert fft["ripple_left"] < raw["ripple_left"] / 3
+    assert fft["rms_ratio"] < 1.3
+    assert abs(fft["flux_worst"] - 1) < 0.05
+    assert not fft["fake_run"]
+
+
+def test_true_delays_hold_the_harmonics_each_shape_has():
+    """A cosine with a harmonic: delays 1 / P and 2 / P; a sawtooth: every k / P up to 30 us;
+    a chirp: the range of 1 / P over the band, widened by the hourly drift."""
+    cos = Ripple(1.0, 1.0, 0.1, harmonic=0.25)
+    saw = Ripple(1.0, 1.0, 0.1, shape="sawtooth")
+    chirp = Ripple(1.07, 1.11, 0.1, drift=0.01)
+    assert list(cos.harmonics()) == [1, 2] and list(Ripple(1.0, 1.0, 0.1).harmonics()) == [1]
+    assert list(saw.harmonics()) == list(range(1, 31))
+    lo, hi = chirp.delays_us()
+    assert lo == pytest.approx(1 / (1.11 * 1.01)) and hi == pytest.approx(1 / (1.07 * 0.99))
+    obs = BlindObservation("t", 0, ripples=(cos, chirp))
+    assert obs.true_delays_us()[1] == pytest.approx((2.0, 2.0))
+
+
+def test_flux_kept_is_exact_for_the_raw_data_with_overlapping_lines():
+    """Two lines 0.3 MHz apart and a continuum source: with no cleaning, each line keeps
+    exactly its own flux (the other line and the continuum in its window are not counted)."""
+    from dataclasses import replace
+
+    from overtone_radio.blind import Continuum, Line
+    from overtone_radio.blindsuite import continuum_kept, flux_kept
+
+    obs = BlindObservation("t", 0, n_time=6, nchan=4096, f_start_mhz=1390.0,
+                           lines=(Line(1400.0, 0.3, 0.5, transit_s=2.0),
+                                  Line(1400.3, 0.2, 1.0, transit_s=4.0)),
+                           continua=(Continuum(5.0, -0.7, 3.0),))
+    a, b = render(obs), render(obs.without("lines", "continuum"))
+    kept = a.spectra.astype(np.float64) - b.spectra
+    mean, worst = flux_kept(obs, a, kept)
+    assert mean == pytest.approx(1.0, abs=1e-4) and worst == pytest.approx(1.0, abs=1e-4)
+    assert continuum_kept(obs, a, kept) == pytest.approx(1.0, abs=1e-4)
+    first = render(replace(obs, lines=obs.lines[:1], continua=())).lines
+    _, worst = flux_kept(obs, a, kept - 0.5 * first)  # half of the first line removed
+    assert worst == pytest.approx(0.5, abs=1e-3)
