@@ -27,7 +27,10 @@ def overtone_tasks():
                   params={"p": Param(97, help="prime modulus: tokens and classes are 0..p-1"),
                           "op": Param("+", choices=("+", "-", "*", "/"),
                                       help="operation; '/' multiplies by the modular inverse (b != 0)"),
-                          "train_fraction": Param(0.3, help="fraction of all pairs used for training")}),
+                          "train_fraction": Param(0.3, help="fraction of all pairs used for training"),
+                          "n_samples": Param(0, min=0, help="0: every pair once; N > 0: N pairs drawn uniformly "
+                                                            "with replacement, then split (train and eval may "
+                                                            "share pairs; the harmonic reference's protocol)")}),
         Component("task", "digits", "overtone_torch.tasks.tabular:Digits",
                   "scikit-learn's bundled 8x8 handwritten digits (real data, no download)",
                   params={"train_fraction": Param(0.8, help="fraction of the 1,797 images used for training")}),
@@ -57,7 +60,11 @@ def overtone_models():
                           "activation": Param("relu", choices=ACTIVATIONS, help="hidden-layer nonlinearity"),
                           "init_scale": Param(1.0, help="weights ~ N(0, init_scale^2 / fan_in), "
                                                         "embeddings ~ N(0, init_scale^2)"),
-                          "embed_dim": Param(128, help="embedding width per token (token inputs)")}),
+                          "embed_dim": Param(128, help="embedding width per token (token inputs)"),
+                          "embed_std": Param(None, type=(float, int), min=1e-12,
+                                             help="std of the token embedding at init (default: init_scale)"),
+                          "tie_weights": Param(False, help="the loss head's weight is the token embedding "
+                                                           "(needs d_out = embed_dim, vocabulary = classes)")}),
         Component("model", "transformer", "overtone_torch.models.transformer:Transformer",
                   "GPT-2-style pre-LN decoder (preset 'gpt2-small': 124M parameters)",
                   params={"n_layer": Param(2, help="transformer blocks"),
