@@ -17,8 +17,9 @@ rows; cross-entropy: its weight rows) at the end: the top-2 PCA variance share a
 scores against the Fourier key (:func:`circle_scores`). Results go to ``results.csv`` (one row
 per run, written after each run) and ``tables.md`` (median and range over seeds per cell).
 
-    python examples/harmonic-robustness.py [--seeds 3] [--steps 5000] [--models mlp,transformer]
-        [--reference-steps 10000] [--out runs/harmonic-robustness] [--tables-only]
+    python examples/harmonic-robustness.py [--seeds 3] [--first-seed 0] [--steps 5000]
+        [--models mlp,transformer] [--reference-steps 10000] [--out runs/harmonic-robustness]
+        [--tables-only]
 
 Expected wall time, one thread (CPU, 2-core machine shared with other jobs): about 20-35 s per
 MLP run and 45-100 s per transformer run of 5,000 steps, 20-40 s per reference MLP run of 10,000
@@ -124,10 +125,10 @@ def self_check() -> None:
     assert circle < 0.6 and order < 0.3, (circle, order)
 
 
-def plan(models: list[str], seeds: int, steps: int, reference_steps: int) -> list[dict]:
+def plan(models: list[str], seeds: int, steps: int, reference_steps: int, first_seed: int = 0) -> list[dict]:
     """Every run: seed-major, so a plan cut short still covers the whole grid with fewer seeds."""
     runs = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         for model in models:
             for wd in DECAYS:
                 runs.append({"model": model, "protocol": "grid", "loss": "cross-entropy", "n_sq": "", "wd": wd,
@@ -239,6 +240,7 @@ def tables(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--steps", type=int, default=5000, help="steps of the grid's runs")
     parser.add_argument("--reference-steps", type=int, default=10000,
                         help="steps of the reference-protocol rows (batch 32: 400 epochs of 800 pairs); 0: none")
@@ -253,7 +255,7 @@ def main() -> None:
     rows = read_rows(csv_path)
     if not args.tables_only:
         done = {run_name(r) for r in rows}
-        todo = [r for r in plan(args.models.split(","), args.seeds, args.steps, args.reference_steps)
+        todo = [r for r in plan(args.models.split(","), args.seeds, args.steps, args.reference_steps, args.first_seed)
                 if run_name(r) not in done]
         start = time.perf_counter()
         for i, r in enumerate(todo):
