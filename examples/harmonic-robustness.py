@@ -199,7 +199,7 @@ def read_rows(path: Path) -> list[dict]:
     for row in rows:
         for key in FIELDS[5:]:
             row[key] = float(row[key])
-        row["wd"] = float(row["wd"])
+        row["wd"], row["seed"], row["steps"] = float(row["wd"]), int(row["seed"]), int(row["steps"])
     return rows
 
 
@@ -246,6 +246,10 @@ def main() -> None:
                         help="steps of the reference-protocol rows (batch 32: 400 epochs of 800 pairs); 0: none")
     parser.add_argument("--models", default="mlp,transformer")
     parser.add_argument("--out", default="runs/harmonic-robustness")
+    parser.add_argument("--reverse", action="store_true", help="run the plan last run first (a second "
+                        "process on another --out meets the first in the middle)")
+    parser.add_argument("--merge", default="", help="comma-separated other --out folders whose results.csv "
+                        "rows join this one's tables (a run name counted once)")
     parser.add_argument("--tables-only", action="store_true", help="rebuild tables.md from results.csv")
     args = parser.parse_args()
     self_check()
@@ -257,6 +261,7 @@ def main() -> None:
         done = {run_name(r) for r in rows}
         todo = [r for r in plan(args.models.split(","), args.seeds, args.steps, args.reference_steps, args.first_seed)
                 if run_name(r) not in done]
+        todo = todo[::-1] if args.reverse else todo
         start = time.perf_counter()
         for i, r in enumerate(todo):
             config = config_of(r)
@@ -273,6 +278,12 @@ def main() -> None:
             print(f"[{i + 1}/{len(todo)}] {run_name(r)}: 90% at {x['step90']}, final {x['final_eval_acc']:.3f}, "
                   f"circle {x['circle']:.2f}, {x['wall_s']:.0f} s (total {time.perf_counter() - start:.0f} s)",
                   flush=True)
+    names = {run_name(r) for r in rows}
+    for other in filter(None, args.merge.split(",")):
+        for row in read_rows(Path(other) / "results.csv"):
+            if run_name(row) not in names:
+                rows.append(row)
+                names.add(run_name(row))
     text = tables(rows)
     (out / "tables.md").write_text(text + "\n")
     print(text)
