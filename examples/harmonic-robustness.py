@@ -21,10 +21,14 @@ per run, written after each run) and ``tables.md`` (median and range over seeds 
         [--models mlp,transformer] [--reference-steps 10000] [--out runs/harmonic-robustness]
         [--tables-only]
 
-Expected wall time, one thread (CPU, 2-core machine shared with other jobs): about 20-35 s per
-MLP run and 45-100 s per transformer run of 5,000 steps, 20-40 s per reference MLP run of 10,000
-steps at batch 32; the default plan (3 seeds: 36 MLP + 36 transformer + 12 reference runs) about
-70-90 minutes. Runs are deterministic; a run directory that exists is read, not rerun.
+Expected wall time, one thread per run: on a quiet CPU about 16 s per MLP run and 77 s per
+transformer run of 5,000 steps; on the loaded 2-core machine of docs/harmonic.md (load average
+10-17) 38-133 s per MLP run (5,000 steps), 69-110 s per reference run (10,000 steps), 75-213 s
+per transformer run of 3,000 steps and 344 s for one of 5,000. The default plan (3 seeds: 36 MLP
++ 12 reference + 36 transformer runs of 5,000 steps) is about 20-30 minutes on a quiet machine
+and 3-4 hours on that loaded one; docs/harmonic.md ran the transformer at ``--steps 3000`` in
+two processes (about 65 minutes). Runs are deterministic; a finished run directory is read, not
+rerun.
 """
 
 from __future__ import annotations
