@@ -146,3 +146,36 @@ def test_bad_model_params(name, params, message):
     with pytest.raises(ConfigError) as info:
         make(name, **params)
     assert message in str(info.value)
+
+
+def test_mlp_embed_std_and_tied_head():
+    """embed_std sets the token embedding's init alone; tie_weights makes the loss head's weight
+    the token embedding (the harmonic reference's MLP ties its class centres to the inputs)."""
+    from overtone_torch.build import create_model_and_loss
+
+    torch.manual_seed(0)
+    spec = {**TOKENS, "vocab_size": 997}
+    model = make("mlp", input_spec=spec, d_out=64, width=512, embed_dim=64, init_scale=0.5, embed_std=0.25)
+    assert model.token_embedding.weight.std().item() == pytest.approx(0.25, rel=0.03)
+    assert model.layers[0].weight.std().item() == pytest.approx(0.5 / math.sqrt(128), rel=0.03)
+
+    class Task:
+        input_spec = {"kind": "tokens", "vocab_size": 11, "seq_len": 2, "output": "pooled"}
+        n_classes = 11
+
+    config = {"train": {"features": 6}, "model": {"name": "mlp", "width": 20, "embed_dim": 6, "tie_weights": True},
+              "loss": {"name": "cross-entropy"}}
+    net, loss = create_model_and_loss(config, overtone.registry(), Task())
+    assert loss.weight is net.token_embedding.weight
+    config["model"]["tie_weights"] = False
+    net, loss = create_model_and_loss(config, overtone.registry(), Task())
+    assert loss.weight is not net.token_embedding.weight
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"input_spec": VECTOR, "d_out": 4, "tie_weights": True}, "tie_weights needs token inputs"),
+    ({"input_spec": TOKENS, "d_out": 4, "embed_std": 0.0}, "embed_std = 0.0"),
+])
+def test_bad_mlp_embedding_params(params, message):
+    with pytest.raises(ConfigError, match=message):
+        make("mlp", **params)

@@ -146,3 +146,36 @@ def test_char_text_rejects_short_and_binary_files(tmp_path):
     binary.write_bytes(b"\xff\xfe\x00" * 100)
     with pytest.raises(ConfigError, match="is not UTF-8 text"):
         make("char-text", path=str(binary))
+
+
+def test_modular_sampling_with_replacement_as_the_harmonic_reference():
+    """n_samples = 1,000 of p = 31 (961 pairs): drawn with replacement, split 800 / 200, so pairs
+    repeat and the splits share pairs; labels stay right; the same seed gives the same draw."""
+    task = make("modular-arithmetic", seed=4, p=31, train_fraction=0.8, n_samples=1000)
+    assert task.train_size == 800 and len(task.y["eval"]) == 200
+    pairs = {split: [tuple(r) for r in task.x[split].tolist()] for split in ("train", "eval")}
+    for split in ("train", "eval"):
+        assert all(c == (a + b) % 31 for (a, b), c in zip(pairs[split], task.y[split].tolist()))
+    everything = pairs["train"] + pairs["eval"]
+    distinct = len(set(everything))
+    # expected distinct pairs among 1,000 draws from 961: 961 (1 - (960/961)^1000) = 621; sd about 10
+    assert 570 < distinct < 670
+    shared = sum(pair in set(pairs["train"]) for pair in pairs["eval"])
+    assert shared > 100  # most held-out draws also occur in training (expected about 0.6 of 200)
+    again = make("modular-arithmetic", seed=4, p=31, train_fraction=0.8, n_samples=1000)
+    assert torch.equal(task.x["train"], again.x["train"]) and torch.equal(task.x["eval"], again.x["eval"])
+    assert task.describe()["n_samples"] == 1000
+
+
+def test_modular_default_split_is_unchanged_by_the_sampling_option():
+    a = make("modular-arithmetic", seed=5, p=23)
+    b = make("modular-arithmetic", seed=5, p=23, n_samples=0)
+    order = torch.randperm(23 * 23, generator=torch.Generator().manual_seed(5))  # the split as before the option
+    assert torch.equal(a.x["train"], b.x["train"])
+    assert a.x["train"].tolist() == [[int(i) // 23, int(i) % 23] for i in order[:round(0.3 * 529)]]
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True])
+def test_modular_bad_n_samples(bad):
+    with pytest.raises(ConfigError, match="n_samples"):
+        make("modular-arithmetic", p=7, n_samples=bad)

@@ -40,7 +40,7 @@ STRICT = {
     ("digits", "train_fraction", "min"), ("digits", "train_fraction", "max"),
     ("gaussian-mixture", "train_fraction", "min"), ("gaussian-mixture", "train_fraction", "max"),
     ("char-text", "eval_fraction", "min"), ("char-text", "eval_fraction", "max"),
-    ("mlp", "init_scale", "min"), ("bottleneck-autoencoder", "init_scale", "min"),
+    ("mlp", "init_scale", "min"), ("mlp", "embed_std", "min"), ("bottleneck-autoencoder", "init_scale", "min"),
     ("transformer", "dropout", "max"), ("cross-entropy", "label_smoothing", "max"),
     ("adamw", "betas", "max"), ("adam", "betas", "max"),
 }

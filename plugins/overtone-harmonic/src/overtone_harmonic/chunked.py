@@ -20,7 +20,9 @@ pass (three matrix products per chunk in all, as many as a plain linear head's f
 backward, none recomputed) and kept until backward, which only scales them by the incoming
 gradient. Memory for the head: two ``(chunk, V)`` blocks plus the gradients ``(N, d)`` and
 ``(V, d)``. Where the floor ``eps`` on ``B`` is active the gradient is zero (the floored value
-is a constant), so ``x = w_i`` gives a finite loss and no NaN.
+is a constant), so ``x = w_i`` gives a finite loss and no NaN. With ``eps_mode = "add"`` the
+block is ``B = max(d^2, 0) + eps`` instead (the reference code's ``d^2 + eps``); the formulas
+above hold unchanged for that ``B`` (the added constant has no gradient).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from __future__ import annotations
 import torch
 from overtone.runschema import accumulation_dtype_name
 
-from overtone_harmonic.functional import IGNORE
+from overtone_harmonic.functional import IGNORE, eps_floor_and_shift
 
 
 def accumulation_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -37,8 +39,8 @@ def accumulation_dtype(*tensors: torch.Tensor) -> torch.dtype:
     return getattr(torch, accumulation_dtype_name(*(str(t.dtype) for t in tensors)))
 
 
-def _chunk_loss_and_grads(xs, w, wn, t, valid, a, eps, B, P, want_x, want_w, acc_c, acc_m):
-    """Row losses of one chunk; adds this chunk's parts of ``c`` and ``H^T x`` into ``acc_c``,
+def _chunk_loss_and_grads(xs, w, wn, t, valid, a, eps, B, P, want_x, want_w, acc_c, acc_m, shift=0.0):
+    """Row losses of one chunk (``B = max(d^2, eps) + shift``); adds this chunk's parts of ``c`` and ``H^T x`` into ``acc_c``,
     ``acc_m`` and returns ``(losses, gx_chunk or None)`` with gradients before the ``-2a`` factor.
 
     ``H = s (Q - onehot * S / B_y)`` with ``s = 1 / S`` (0 on ignored rows): the one-hot term is
@@ -54,6 +56,9 @@ def _chunk_loss_and_grads(xs, w, wn, t, valid, a, eps, B, P, want_x, want_w, acc
         floored = B < eps
         B.clamp_min_(eps)
         m = m.clamp_min(eps)
+    if shift:  # eps_mode = "add": d^2 + eps
+        B.add_(shift)
+        m = m + shift
     by = B.gather(1, tc)[:, 0]
     log_m = torch.log(m)
     torch.log(B, out=P)
@@ -85,13 +90,14 @@ class ChunkedHarmonicLoss(torch.autograd.Function):
     """Mean harmonic loss over targets that are not ``-100`` (see the module docstring).
 
     Inputs: ``x (N, d)``, ``w (V, d)``, ``targets (N,)`` int64, ``a`` the exponent on ``d^2``
-    (half the paper's ``n``), ``eps`` the floor of ``d^2``, ``chunk`` rows per block, and
-    ``want_grad`` (False under ``torch.no_grad``: then no gradient work is done). Distances are
+    (half the paper's ``n``), ``eps`` the floor of ``d^2``, ``chunk`` rows per block,
+    ``want_grad`` (False under ``torch.no_grad``: then no gradient work is done) and ``shift``
+    added to ``d^2`` after the floor (``eps_mode = "add"``: floor 0, shift eps). Distances are
     computed in float32 (float64 when an input is float64), whatever the inputs' dtype.
     """
 
     @staticmethod
-    def forward(ctx, x, w, targets, a: float, eps: float, chunk: int, want_grad: bool):
+    def forward(ctx, x, w, targets, a: float, eps: float, chunk: int, want_grad: bool, shift: float = 0.0):
         acc = accumulation_dtype(x, w)
         want_x = want_grad and ctx.needs_input_grad[0]
         want_w = want_grad and ctx.needs_input_grad[1]
@@ -111,7 +117,7 @@ class ChunkedHarmonicLoss(torch.autograd.Function):
             stop = min(start + chunk, n_rows)
             xs = x[start:stop].detach().to(acc)
             losses, gxs = _chunk_loss_and_grads(xs, wa, wn, targets[start:stop], valid_all[start:stop], a, eps,
-                                                B[:stop - start], P[:stop - start], want_x, want_w, acc_c, acc_m)
+                                                B[:stop - start], P[:stop - start], want_x, want_w, acc_c, acc_m, shift)
             total += losses.sum()
             if gxs is not None:
                 gx[start:stop] = gxs
@@ -135,17 +141,18 @@ class ChunkedHarmonicLoss(torch.autograd.Function):
         one = bool(grad_out == 1)
         gx = (gx if one else gx * grad_out.to(gx.dtype)) if need_x else None
         gw = (gw if one else gw * grad_out.to(gw.dtype)) if need_w else None
-        return gx, gw, None, None, None, None, None
+        return gx, gw, None, None, None, None, None, None
 
 
 def chunked_harmonic_loss(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, n: float,
-                          eps: float = 1e-12, chunk_size: int = 1024) -> torch.Tensor:
+                          eps: float = 1e-12, chunk_size: int = 1024, eps_mode: str = "floor") -> torch.Tensor:
     """Mean of ``-log p_y`` with ``p_i = d_i^-n / sum_j d_j^-n`` (``n`` on the distance) over rows
     whose target is not ``-100``, ``chunk_size`` rows at a time; 0 when every target is ignored.
 
-    Equal to ``F.cross_entropy(harmonic_logits(x, w, n, eps), targets, ignore_index=-100)``
+    Equal to ``F.cross_entropy(harmonic_logits(x, w, n, eps, eps_mode), targets, ignore_index=-100)``
     without ever holding more than two ``(chunk_size, V)`` blocks.
     """
+    floor, shift = eps_floor_and_shift(eps, eps_mode)
     with torch.autocast(x.device.type, enabled=False):
-        return ChunkedHarmonicLoss.apply(x, w, targets, 0.5 * float(n), float(eps), int(chunk_size),
-                                         torch.is_grad_enabled())
+        return ChunkedHarmonicLoss.apply(x, w, targets, 0.5 * float(n), floor, int(chunk_size),
+                                         torch.is_grad_enabled(), shift)

@@ -13,6 +13,25 @@ import torch
 
 IGNORE = -100
 CONVENTIONS = ("distance", "squared")
+#: How ``eps`` enters ``d^2``: ``"floor"`` (``max(d^2, eps)``, scale invariant wherever
+#: ``d^2 > eps``) or ``"add"`` (``d^2 + eps``, the reference code's ``DistLayer``).
+EPS_MODES = ("floor", "add")
+#: The default ``eps`` of each mode: a floor far below any real ``d^2``; the reference's 1e-4.
+DEFAULT_EPS = {"floor": 1e-12, "add": 1e-4}
+
+
+def eps_floor_and_shift(eps: float, eps_mode: str) -> tuple[float, float]:
+    """``(floor, shift)`` with ``d^2 -> max(d^2, floor) + shift`` for an ``eps_mode``.
+
+    ``"floor"``: ``(eps, 0)``. ``"add"``: ``(0, eps)``, i.e. ``d^2 + eps`` as the reference code
+    computes it (the floor at 0 only removes rounding below zero, which exact ``d^2`` never has).
+    """
+    from overtone import ConfigError
+
+    if eps_mode not in EPS_MODES:
+        raise ConfigError(f"[loss] eps_mode = {eps_mode!r}; allowed: 'floor' (max(d^2, eps)) "
+                          "or 'add' (d^2 + eps, the reference code's DistLayer)")
+    return (float(eps), 0.0) if eps_mode == "floor" else (0.0, float(eps))
 
 
 def exponent_on_distance(n: float | None, convention: str, d_in: int) -> float:
@@ -37,20 +56,25 @@ def exponent_on_distance(n: float | None, convention: str, d_in: int) -> float:
     return value
 
 
-def squared_distances(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+def squared_distances(x: torch.Tensor, w: torch.Tensor, eps: float, eps_mode: str = "floor") -> torch.Tensor:
     """``d_ri^2 = ||x_r||^2 + ||w_i||^2 - 2 x_r . w_i`` for rows ``x (N, d)`` and centres ``w (V, d)``.
 
-    One matrix product carries the cost; the result is floored at ``eps`` (rounding can make it
-    slightly negative, and ``x = w_i`` gives 0), so ``log d^2`` is always finite.
+    One matrix product carries the cost. ``eps_mode = "floor"``: the result is floored at
+    ``eps`` (rounding can make it slightly negative, and ``x = w_i`` gives 0), so ``log d^2`` is
+    always finite. ``"add"``: ``max(d^2, 0) + eps``, the reference code's ``d^2 + eps``.
     """
+    floor, shift = eps_floor_and_shift(eps, eps_mode)
     d2 = torch.addmm((w * w).sum(-1)[None, :], x, w.T, beta=1.0, alpha=-2.0)
-    return (d2 + (x * x).sum(-1, keepdim=True)).clamp_min(eps)
+    d2 = (d2 + (x * x).sum(-1, keepdim=True)).clamp_min(floor)
+    return d2 + shift if shift else d2
 
 
-def harmonic_logits(x: torch.Tensor, w: torch.Tensor, n: float | torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+def harmonic_logits(x: torch.Tensor, w: torch.Tensor, n: float | torch.Tensor, eps: float = 1e-12,
+                    eps_mode: str = "floor") -> torch.Tensor:
     """Harmonic logits ``z_i = -n log d_i = -(n/2) log d_i^2`` (``n`` on the distance).
 
-    ``softmax(z)_i = d_i^-n / sum_j d_j^-n`` is the harmonic probability of the paper. ``n`` may be a
-    0-dim tensor (one member's exponent in a vectorized pack).
+    ``softmax(z)_i = d_i^-n / sum_j d_j^-n`` is the harmonic probability of the paper; ``d_i^2``
+    as :func:`squared_distances` gives it (``eps`` floored or added, see ``eps_mode``). ``n`` may
+    be a 0-dim tensor (one member's exponent in a vectorized pack).
     """
-    return -0.5 * n * torch.log(squared_distances(x, w, eps))
+    return -0.5 * n * torch.log(squared_distances(x, w, eps, eps_mode))

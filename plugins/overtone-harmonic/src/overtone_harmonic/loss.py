@@ -5,7 +5,9 @@ The head holds one centre ``w_i`` per class. With ``d_i = ||x - w_i||_2``,
     p_i = d_i^-n / sum_j d_j^-n,     loss = -log p_y,
 
 computed in log space as a softmax over ``z_i = -n log d_i = -(n/2) log d_i^2``, with
-``d_i^2 = ||x||^2 + ||w_i||^2 - 2 x . w_i`` (one matrix product) floored at ``eps``.
+``d_i^2 = ||x||^2 + ||w_i||^2 - 2 x . w_i`` (one matrix product) floored at ``eps``
+(``eps_mode = "floor"``, default ``1e-12``), or with ``eps`` added (``eps_mode = "add"``,
+default ``1e-4``: the reference code's ``DistLayer``; then ``p`` is not exactly scale invariant).
 
 Exponent convention: ``n`` here is the paper's, on the distance. The public reference code
 raises the *squared* distance to ``-n``, so its ``n`` is half of ours; ``convention =
@@ -23,7 +25,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from overtone_harmonic.chunked import accumulation_dtype, chunked_harmonic_loss
-from overtone_harmonic.functional import IGNORE, exponent_on_distance, harmonic_logits
+from overtone_harmonic.functional import (
+    DEFAULT_EPS,
+    IGNORE,
+    eps_floor_and_shift,
+    exponent_on_distance,
+    harmonic_logits,
+)
 
 
 class HarmonicLoss(nn.Module):
@@ -44,7 +52,8 @@ class HarmonicLoss(nn.Module):
     no_weight_decay = ("weight",)
 
     def __init__(self, *, d_in: int, n_classes: int, n: float | None = None, convention: str = "distance",
-                 chunk_size: int | None = None, eps: float = 1e-12, init_scale: float = 1.0) -> None:
+                 chunk_size: int | None = None, eps: float | None = None, init_scale: float = 1.0,
+                 eps_mode: str = "floor") -> None:
         super().__init__()
         from overtone import ConfigError
 
@@ -53,9 +62,12 @@ class HarmonicLoss(nn.Module):
         self.n = exponent_on_distance(n, convention, d_in)
         if chunk_size is not None and chunk_size < 1:
             raise ConfigError(f"[loss] chunk_size = {chunk_size} must be at least 1 (or left out for no chunking)")
+        eps = DEFAULT_EPS.get(eps_mode, 1e-12) if eps is None else eps
+        eps_floor_and_shift(eps, eps_mode)  # checks eps_mode
         if not eps > 0:
-            raise ConfigError(f"[loss] eps = {eps} must be positive (it floors d^2 so that x = w_i stays finite)")
-        self.eps, self.chunk_size = float(eps), chunk_size
+            raise ConfigError(f"[loss] eps = {eps} must be positive (it floors d^2, or is added to it, "
+                              "so that x = w_i stays finite)")
+        self.eps, self.eps_mode, self.chunk_size = float(eps), eps_mode, chunk_size
         self.weight = nn.Parameter(torch.randn(n_classes, d_in) * (init_scale / math.sqrt(d_in)))
 
     def scores(self, features: torch.Tensor) -> torch.Tensor:
@@ -63,14 +75,14 @@ class HarmonicLoss(nn.Module):
         x = features.reshape(-1, features.shape[-1])
         acc = accumulation_dtype(x, self.weight)
         with torch.autocast(x.device.type, enabled=False):
-            z = harmonic_logits(x.to(acc), self.weight.to(acc), self.n, self.eps)
+            z = harmonic_logits(x.to(acc), self.weight.to(acc), self.n, self.eps, self.eps_mode)
         return z.reshape(*features.shape[:-1], -1)
 
     def forward(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean ``-log p_y`` over the targets that are not ``-100``."""
         x, t = features.reshape(-1, features.shape[-1]), targets.reshape(-1)
         if self.chunk_size:
-            return chunked_harmonic_loss(x, self.weight, t, self.n, self.eps, self.chunk_size)
+            return chunked_harmonic_loss(x, self.weight, t, self.n, self.eps, self.chunk_size, self.eps_mode)
         return F.cross_entropy(self.scores(x), t, ignore_index=IGNORE)
 
     #: ``[loss]`` keys that may differ between the members of a vectorized pack (``overtone sweep
@@ -96,4 +108,4 @@ class HarmonicLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"d_in={self.weight.shape[1]}, n_classes={self.weight.shape[0]}, n={self.n:g} (on the distance), "
-                f"chunk_size={self.chunk_size}, eps={self.eps:g}")
+                f"chunk_size={self.chunk_size}, eps={self.eps:g} ({self.eps_mode})")

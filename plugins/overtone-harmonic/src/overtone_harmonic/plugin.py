@@ -22,7 +22,12 @@ def overtone_losses():
                 "chunk_size": Param(None, type=int, min=1,
                                     help="rows per chunk: never materialises the (tokens, classes) "
                                          "logits, forward or backward (default: no chunking)"),
-                "eps": Param(1e-12, type=(float, int), help="floor of d^2, so x = w_i gives a finite loss and no NaN"),
+                "eps": Param(None, type=(float, int), min=1e-30, max=1.0,
+                             help="floor of d^2 (eps_mode 'floor', default 1e-12) or added to it ('add', "
+                                  "default 1e-4), so x = w_i gives a finite loss and no NaN"),
+                "eps_mode": Param("floor", choices=("floor", "add"),
+                                  help="'floor': max(d^2, eps), scale invariant above eps; 'add': d^2 + eps, "
+                                       "as the reference code (not scale invariant)"),
                 "init_scale": Param(1.0, type=(float, int), help="centres start as N(0, init_scale^2 / d_in)"),
             },
         )

@@ -28,7 +28,10 @@ def overtone_tasks():
                           "op": Param("+", choices=("+", "-", "*", "/"),
                                       help="operation; '/' multiplies by the modular inverse (b != 0)"),
                           "train_fraction": Param(0.3, min=0.0, max=1.0, exclusive_min=True, exclusive_max=True,
-                                                  help="fraction of all pairs used for training")}),
+                                                  help="fraction of all pairs used for training"),
+                          "n_samples": Param(0, min=0, help="0: every pair once; N > 0: N pairs drawn uniformly "
+                                                            "with replacement, then split (train and eval may "
+                                                            "share pairs; the harmonic reference's protocol)")}),
         Component("task", "digits", "overtone_torch.tasks.tabular:Digits",
                   "scikit-learn's bundled 8x8 handwritten digits (real data, no download)",
                   params={"train_fraction": Param(0.8, min=0.0, max=1.0, exclusive_min=True, exclusive_max=True,
@@ -65,7 +68,11 @@ def overtone_models():
                           "init_scale": Param(1.0, min=0.0, exclusive_min=True,
                                               help="weights ~ N(0, init_scale^2 / fan_in), "
                                                    "embeddings ~ N(0, init_scale^2)"),
-                          "embed_dim": Param(128, min=1, help="embedding width per token (token inputs)")}),
+                          "embed_dim": Param(128, min=1, help="embedding width per token (token inputs)"),
+                          "embed_std": Param(None, type=(float, int), min=0.0, exclusive_min=True,
+                                             help="std of the token embedding at init (default: init_scale)"),
+                          "tie_weights": Param(False, help="the loss head's weight is the token embedding "
+                                                           "(needs d_out = embed_dim, vocabulary = classes)")}),
         Component("model", "transformer", "overtone_torch.models.transformer:Transformer",
                   "GPT-2-style pre-LN decoder (preset 'gpt2-small': 124M parameters)",
                   params={"n_layer": Param(2, min=1, help="transformer blocks"),

@@ -21,11 +21,15 @@ class MLP(nn.Module):
     et al. 2023); vector inputs ``(B, dim)`` enter directly. The features are the last hidden
     layer's activations when ``d_out == width`` (``d_out = None``: ``width``); otherwise (or when ``depth = 0``) a final
     linear map to ``d_out`` follows. Linear weights start as ``N(0, init_scale^2 / fan_in)``
-    with zero biases, embeddings as ``N(0, init_scale^2)``.
+    with zero biases, embeddings as ``N(0, embed_std^2)`` (``embed_std = None``: ``init_scale``).
+    With ``tie_weights`` the engine makes the loss head's ``weight`` the token embedding (the
+    harmonic loss's reference MLP ties its class centres to the input embeddings); this needs
+    ``d_out == embed_dim`` and as many tokens as classes.
     """
 
     def __init__(self, *, input_spec: dict[str, Any], d_out: int | None = None, width: int = 256, depth: int = 1,
-                 activation: str = "relu", init_scale: float = 1.0, embed_dim: int = 128) -> None:
+                 activation: str = "relu", init_scale: float = 1.0, embed_dim: int = 128,
+                 embed_std: float | None = None, tie_weights: bool = False) -> None:
         super().__init__()
         d_out = width if d_out is None else d_out
         kind, _ = check_input_spec("mlp", input_spec, ("tokens", "vector"), ("pooled",), "transformer")
@@ -36,6 +40,13 @@ class MLP(nn.Module):
             raise ConfigError(f"[model] activation = {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
         if init_scale <= 0:
             raise ConfigError(f"[model] init_scale = {init_scale} must be positive")
+        embed_std = init_scale if embed_std is None else embed_std
+        if not embed_std > 0:
+            raise ConfigError(f"[model] embed_std = {embed_std} must be positive (or left out: init_scale)")
+        if tie_weights and kind != "tokens":
+            raise ConfigError("[model] tie_weights needs token inputs (a token embedding to tie the head to); "
+                              "set tie_weights = false")
+        self.tie_weights = tie_weights
         if kind == "tokens":
             self.token_embedding: nn.Embedding | None = nn.Embedding(input_spec["vocab_size"], embed_dim)
             d_in = embed_dim * input_spec["seq_len"]
@@ -55,7 +66,7 @@ class MLP(nn.Module):
                     module.weight.normal_(0.0, init_scale / module.in_features**0.5)
                     module.bias.zero_()
                 elif isinstance(module, nn.Embedding):
-                    module.weight.normal_(0.0, init_scale)
+                    module.weight.normal_(0.0, embed_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Features ``(B, d_out)`` of token ids ``(B, T)`` or vectors ``(B, dim)``."""

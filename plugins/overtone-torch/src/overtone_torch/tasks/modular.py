@@ -42,19 +42,30 @@ class ModularArithmetic(TensorTask):
     """Inputs are token pairs ``(a, b)``, the label is ``a op b mod p`` (``p`` classes).
 
     All ``p^2`` pairs (``p (p - 1)`` for division) are split at random under ``seed``:
-    ``round(train_fraction * n)`` train, the rest evaluate. The input grid for output probes
+    ``round(train_fraction * n)`` train, the rest evaluate. With ``n_samples = N > 0``, ``N``
+    pairs are first drawn uniformly *with replacement* under ``seed`` and these ``N`` are split
+    the same way, so a pair may repeat and appear in both splits (the protocol of the harmonic
+    loss's reference code: 1,000 draws from the 961 pairs of p = 31, split 800 / 200). The input grid for output probes
     is every pair ``(a, b)``, including ``b = 0`` for division (its row is meaningless there).
     """
 
-    def __init__(self, *, seed: int, p: int = 97, op: str = "+", train_fraction: float = 0.3) -> None:
+    def __init__(self, *, seed: int, p: int = 97, op: str = "+", train_fraction: float = 0.3,
+                 n_samples: int = 0) -> None:
         if isinstance(p, bool) or not isinstance(p, int) or not is_prime(p):
             raise ConfigError(f"[task] p = {p!r} must be a prime (e.g. 97, 113) so that every b != 0 has an inverse")
         if op not in OPS:
             raise ConfigError(f"[task] op = {op!r}; allowed: {', '.join(OPS)}")
         check_fraction("train_fraction", train_fraction)
-        self.p, self.op, self.train_fraction = p, op, train_fraction
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 0:
+            raise ConfigError(f"[task] n_samples = {n_samples!r} must be an integer >= 0 "
+                              "(0: every pair once; N: N pairs drawn with replacement)")
+        self.p, self.op, self.train_fraction, self.n_samples = p, op, train_fraction, n_samples
         x, y = modular_table(p, op)
-        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+        generator = torch.Generator().manual_seed(seed)
+        if n_samples:
+            drawn = torch.randint(len(y), (n_samples,), generator=generator)
+            x, y = x[drawn], y[drawn]
+        order = torch.randperm(len(y), generator=generator)
         n_train = int(round(train_fraction * len(y)))
         train, held = order[:n_train], order[n_train:]
         super().__init__(x[train], y[train], x[held], y[held])
@@ -70,4 +81,4 @@ class ModularArithmetic(TensorTask):
         return [str(i) for i in range(self.p)]
 
     def describe(self) -> dict[str, object]:
-        return {"p": self.p, "op": self.op, "train_fraction": self.train_fraction}
+        return {"p": self.p, "op": self.op, "train_fraction": self.train_fraction, "n_samples": self.n_samples}

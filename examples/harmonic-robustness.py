@@ -1,0 +1,297 @@
+"""Robustness grid for the harmonic loss (arXiv 2502.01628) on a + b mod p, beside cross-entropy.
+
+Grid: model (the reference's MLP shape; a small transformer, d_model 16, 2 layers, 2 heads) x
+weight decay {0.01, 0.1, 1.0} x loss {cross-entropy; harmonic with n = 1, sqrt(D), D on d^2,
+D = 16 the feature width}, each for ``--seeds`` seeds and ``--steps`` steps (AdamW lr 3e-3,
+batch 128, every pair once, train fraction 0.6, every parameter decays, the base protocol of
+examples/harmonic-modadd.toml). Extra rows follow the reference code's own protocol
+(``reference_overrides``): lr 2e-3, batch 32, n = 1 on d^2, weight decay 0.01, ``eps = 1e-4``
+added to d^2, 1,000 pairs drawn with replacement and split 800 / 200, class centres tied to the
+input embeddings, the reference's initial scales; and the same with every pair once (no overlap
+between the splits), to separate the effect of the overlap.
+
+Per run: first evaluated step with eval accuracy >= 0.9, final eval accuracy, *collapse* (the
+run reached 0.9 and its final eval accuracy is < 0.5), *dip* (after first reaching 0.9 the eval
+accuracy fell below 0.5 at some evaluation), and the structure of the class centres (the head's
+rows; cross-entropy: its weight rows) at the end: the top-2 PCA variance share and two circle
+scores against the Fourier key (:func:`circle_scores`). Results go to ``results.csv`` (one row
+per run, written after each run) and ``tables.md`` (median and range over seeds per cell).
+
+    python examples/harmonic-robustness.py [--seeds 3] [--first-seed 0] [--steps 5000]
+        [--models mlp,transformer] [--reference-steps 10000] [--out runs/harmonic-robustness]
+        [--tables-only]
+
+Expected wall time, one thread per run: on a quiet CPU about 16 s per MLP run and 77 s per
+transformer run of 5,000 steps; on the loaded 2-core machine of docs/harmonic.md (load average
+10-17) 38-133 s per MLP run (5,000 steps), 69-110 s per reference run (10,000 steps), 75-213 s
+per transformer run of 3,000 steps and 344 s for one of 5,000. The default plan (3 seeds: 36 MLP
++ 12 reference + 36 transformer runs of 5,000 steps) is about 20-30 minutes on a quiet machine
+and 3-4 hours on that loaded one; docs/harmonic.md ran the transformer at ``--steps 3000`` in
+two processes (about 65 minutes). Runs are deterministic; a finished run directory is read, not
+rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from overtone.config import apply_overrides, load_config
+from overtone.io import open_dataset
+from overtone.runs import run_config
+
+HERE = Path(__file__).parent
+BASE = HERE / "harmonic-modadd.toml"
+DECAYS = (0.01, 0.1, 1.0)
+D = 16  # feature width of both models
+EXPONENTS = {"1": 1.0, "sqrt(D)": math.sqrt(D), "D": float(D)}  # on d^2 (the reference's convention)
+FIELDS = ["model", "protocol", "loss", "n_sq", "wd", "seed", "steps", "step90", "max_eval_acc", "final_eval_acc",
+          "final_train_acc", "collapse", "dip", "pca2", "circle", "order", "key", "emb_pca2", "emb_circle",
+          "emb_order", "wall_s"]
+
+MODEL_OVERRIDES = {
+    "mlp": [],
+    "transformer": ["model={name = \"transformer\", n_layer = 2, n_head = 2, d_model = 16}", "train.features=0"],
+}
+
+
+def reference_overrides(overlap: bool) -> list[str]:
+    """The reference code's protocol for its MLP on the circle task (``src/utils/driver.py``,
+    ``model.py``, ``dataset.py`` of KindXiaoming/grow-crystals), as far as the options reach.
+
+    lr 2e-3, batch 32, AdamW weight decay 0.01 on every parameter, 1,000 pairs drawn with
+    replacement split 800 / 200 (``overlap``; else every pair once, 80% train), the class
+    centres tied to the input embeddings (``MLP_HS(weight_tied=True)``). Initial scales: the
+    tied embedding is the ``DistLayer``'s ``nn.Linear`` default ``U(-1/4, 1/4)`` (std 0.144;
+    its ``N(0, 1/16)`` line is overwritten by the tying), here ``N(0, 0.144^2)``; the linear
+    layers' ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` has std ``1/sqrt(3 fan_in)``, here
+    ``init_scale = 1/sqrt(3)`` on ``N(0, 1/fan_in)``.
+    """
+    task = ["task.n_samples=1000", "task.train_fraction=0.8"] if overlap else ["task.train_fraction=0.8"]
+    return task + ["optimizer.lr=0.002", "optimizer.weight_decay=0.01", "train.batch_size=32",
+                   "model.tie_weights=true", f"model.embed_std={0.25 / math.sqrt(3):.6f}",
+                   f"model.init_scale={1 / math.sqrt(3):.6f}"]
+
+
+def first_step(steps: np.ndarray, acc: np.ndarray, threshold: float = 0.9) -> float:
+    """First evaluated step with ``acc >= threshold`` (NaN if never)."""
+    hit = np.flatnonzero(acc >= threshold)
+    return float(steps[hit[0]]) if hit.size else float("nan")
+
+
+def pca2_share(w: np.ndarray) -> float:
+    """Share of the variance of the rows of ``w`` (centred) in its top two principal components."""
+    s = np.linalg.svd(w - w.mean(0), compute_uv=False) ** 2
+    return float(s[:2].sum() / s.sum())
+
+
+def circle_scores(w: np.ndarray) -> tuple[float, float, int]:
+    """How closely the rows ``w_c`` (class ``c = 0..p-1``) lie on a circle in key order.
+
+    Key frequency ``k``: the ``k in 1..(p-1)/2`` with the largest ``|| sum_c w_c e^(-2 pi i k c / p) ||``
+    (rows centred). Angles ``theta_c`` of the rows' projection on their top-2 principal plane.
+    ``circle = max_(s = +-1) | mean_c exp(i (theta_c - s 2 pi k c / p)) |``: 1 when the angles
+    are exactly ``+- 2 pi k c / p`` plus a constant (evenly spaced in key order), about
+    ``1 / sqrt(p)`` for unrelated angles. ``order``: the share of the ``p`` neighbouring pairs
+    in angular order whose classes differ by ``+-k^-1 (mod p)`` (angles ``2 pi k c / p`` put
+    class ``c + k^-1`` next to ``c``; p prime). 1: the key ordering, whatever the spacing; about
+    ``2 / (p - 1)`` by chance. Returns ``(circle, order, k)``.
+    """
+    p = w.shape[0]
+    x = w - w.mean(0)
+    c = np.arange(p)
+    ks = np.arange(1, (p - 1) // 2 + 1)
+    power = [np.linalg.norm((np.exp(-2j * np.pi * k * c / p)[:, None] * x).sum(0)) for k in ks]
+    k = int(ks[int(np.argmax(power))])
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    theta = np.arctan2(u[:, 1] * s[1], u[:, 0] * s[0])
+    circle = max(abs(np.exp(1j * (theta - sign * 2 * np.pi * k * c / p)).mean()) for sign in (1, -1))
+    ring = np.argsort(theta)
+    step = (ring[np.r_[1:p, 0]] - ring) % p
+    inverse = pow(k, -1, p)
+    order = float(np.mean((step == inverse) | (step == p - inverse)))
+    return float(circle), order, k
+
+
+def self_check() -> None:
+    """The circle scores on a circle in key order (1, 1), and on the same points shuffled (low)."""
+    p, k = 31, 7
+    angle = 2 * np.pi * k * np.arange(p) / p
+    w = np.stack([np.cos(angle), np.sin(angle), 0.01 * np.random.default_rng(0).normal(size=p)], 1)
+    circle, order, key = circle_scores(w)
+    assert key == k and circle > 0.999 and order == 1.0, (circle, order, key)
+    circle, order, _ = circle_scores(w[np.random.default_rng(1).permutation(p)])
+    assert circle < 0.6 and order < 0.3, (circle, order)
+
+
+def plan(models: list[str], seeds: int, steps: int, reference_steps: int, first_seed: int = 0) -> list[dict]:
+    """Every run: seed-major, so a plan cut short still covers the whole grid with fewer seeds."""
+    runs = []
+    for seed in range(first_seed, first_seed + seeds):
+        for model in models:
+            for wd in DECAYS:
+                runs.append({"model": model, "protocol": "grid", "loss": "cross-entropy", "n_sq": "", "wd": wd,
+                             "seed": seed, "steps": steps})
+                for label in EXPONENTS:
+                    runs.append({"model": model, "protocol": "grid", "loss": "harmonic", "n_sq": label, "wd": wd,
+                                 "seed": seed, "steps": steps})
+            if model == "mlp" and reference_steps:
+                for protocol in ("reference", "reference-no-overlap"):
+                    for loss in ("cross-entropy", "harmonic"):
+                        runs.append({"model": model, "protocol": protocol, "loss": loss,
+                                     "n_sq": "1" if loss == "harmonic" else "", "wd": 0.01, "seed": seed,
+                                     "steps": reference_steps})
+    return runs
+
+
+def run_name(r: dict) -> str:
+    return (f"{r['model']}-{r['protocol']}-{r['loss']}" + (f"-n{r['n_sq']}" if r["n_sq"] else "")
+            + f"-wd{r['wd']:g}-s{r['seed']}-{r['steps']}")
+
+
+def config_of(r: dict) -> dict:
+    """The run's config: examples/harmonic-modadd.toml with the grid's overrides, no probes."""
+    eval_every = max(r["steps"] // 50, 1)  # each evaluation also rewrites metrics.nc (a fixed cost)
+    overrides = [f"run.seed={r['seed']}", f"train.steps={r['steps']}", f"train.eval_every={eval_every}",
+                 f"train.checkpoint_every={r['steps']}", f"optimizer.weight_decay={r['wd']}"]
+    overrides += MODEL_OVERRIDES[r["model"]]
+    if r["loss"] == "cross-entropy":
+        overrides.append("loss={name = \"cross-entropy\"}")
+    else:
+        eps = ", eps_mode = \"add\", eps = 1e-4" if r["protocol"].startswith("reference") else ""
+        overrides.append(f"loss={{name = \"harmonic\", n = {EXPONENTS[r['n_sq']]!r}, convention = \"squared\"{eps}}}")
+    if r["protocol"].startswith("reference"):
+        overrides += reference_overrides(overlap=r["protocol"] == "reference")
+    config = apply_overrides(load_config(BASE), overrides)
+    config.pop("probes", None)
+    config.pop("analyzers", None)
+    config["run"]["name"] = run_name(r)
+    return config
+
+
+def measure(r: dict, run_dir: Path, wall: float) -> dict:
+    """The run's summary row (see the module docstring)."""
+    import torch
+
+    with open_dataset(run_dir / "metrics.nc") as m:
+        acc = m["eval_acc"].dropna("step").load()
+        train = m["train_acc"].dropna("step").load()
+    steps, values = acc.step.values, acc.values
+    step90 = first_step(steps, values)
+    after = values[steps >= step90] if math.isfinite(step90) else values[:0]
+    net = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)["net"]
+    centres = net["loss.weight"].double().numpy()
+    emb = net["model.token_embedding.weight"].double().numpy()
+    circle, order, key = circle_scores(centres)
+    emb_circle, emb_order, _ = circle_scores(emb)
+    return {**r, "step90": step90, "max_eval_acc": float(values.max()), "final_eval_acc": float(values[-1]),
+            "final_train_acc": float(train.values[-1]), "collapse": int(math.isfinite(step90) and values[-1] < 0.5),
+            "dip": int(bool((after < 0.5).any())), "pca2": pca2_share(centres), "circle": circle, "order": order,
+            "key": key, "emb_pca2": pca2_share(emb), "emb_circle": emb_circle, "emb_order": emb_order, "wall_s": wall}
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for key in FIELDS[5:]:
+            row[key] = float(row[key])
+        row["wd"], row["seed"], row["steps"] = float(row["wd"]), int(row["seed"]), int(row["steps"])
+    return rows
+
+
+def spread(values: list[float], digits: int = 2) -> str:
+    """``median (min-max)`` of the finite values; ``-`` when there are none."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "-"
+    fmt = f"{{:.{digits}f}}"
+    text = fmt.format(statistics.median(finite))
+    return text if len(finite) == 1 else text + f" ({fmt.format(min(finite))}-{fmt.format(max(finite))})"
+
+
+def tables(rows: list[dict]) -> str:
+    """Markdown: one line per cell (model, protocol, loss, n, weight decay), spreads over seeds."""
+    cells: dict[tuple, list[dict]] = {}
+    for row in rows:
+        key = (row["model"], row["protocol"], row["loss"], row["n_sq"], row["wd"], int(row["steps"]))
+        cells.setdefault(key, []).append(row)
+    head = ("| model | protocol | loss (n on d^2) | wd | seeds | reached 90% | step at 90%, median (range) "
+            "| final eval acc, median (range) | collapse | dip | centres: top-2 PCA share | circle | key order |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    order = {"grid": 0, "reference": 1, "reference-no-overlap": 2}
+    for key in sorted(cells, key=lambda k: (k[0], k[5], order[k[1]], k[4], k[2], EXPONENTS.get(k[3], 0))):
+        rs = sorted(cells[key], key=lambda r: r["seed"])
+        model, protocol, loss, n_sq, wd, steps = key
+        reached = sum(math.isfinite(r["step90"]) for r in rs)
+        collapse, dip = sum(int(r["collapse"]) for r in rs), sum(int(r["dip"]) for r in rs)
+        lines.append(
+            f"| {model} | {protocol} ({steps} steps) | {loss}{f' ({n_sq})' if n_sq else ''} | {wd:g} "
+            f"| {len(rs)} | {reached}/{len(rs)} | {spread([r['step90'] for r in rs], 0)} "
+            f"| {spread([r['final_eval_acc'] for r in rs])} | {collapse}/{reached} | {dip}/{reached} "
+            f"| {spread([r['pca2'] for r in rs])} | {spread([r['circle'] for r in rs])} "
+            f"| {spread([r['order'] for r in rs])} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
+    parser.add_argument("--steps", type=int, default=5000, help="steps of the grid's runs")
+    parser.add_argument("--reference-steps", type=int, default=10000,
+                        help="steps of the reference-protocol rows (batch 32: 400 epochs of 800 pairs); 0: none")
+    parser.add_argument("--models", default="mlp,transformer")
+    parser.add_argument("--out", default="runs/harmonic-robustness")
+    parser.add_argument("--reverse", action="store_true", help="run the plan last run first (a second "
+                        "process on another --out meets the first in the middle)")
+    parser.add_argument("--merge", default="", help="comma-separated other --out folders whose results.csv "
+                        "rows join this one's tables (a run name counted once)")
+    parser.add_argument("--tables-only", action="store_true", help="rebuild tables.md from results.csv")
+    args = parser.parse_args()
+    self_check()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "results.csv"
+    rows = read_rows(csv_path)
+    if not args.tables_only:
+        done = {run_name(r) for r in rows}
+        todo = [r for r in plan(args.models.split(","), args.seeds, args.steps, args.reference_steps, args.first_seed)
+                if run_name(r) not in done]
+        todo = todo[::-1] if args.reverse else todo
+        start = time.perf_counter()
+        for i, r in enumerate(todo):
+            config = config_of(r)
+            t0 = time.perf_counter()
+            run_dir = out / config["run"]["name"]
+            if not (run_dir / "checkpoint.pt").exists():
+                run_dir = run_config(config, source=str(BASE), default_name=config["run"]["name"], out=out)
+            rows.append(measure(r, run_dir, time.perf_counter() - t0))
+            with csv_path.open("w", newline="") as f:
+                writer = csv.DictWriter(f, FIELDS)
+                writer.writeheader()
+                writer.writerows(rows)
+            x = rows[-1]
+            print(f"[{i + 1}/{len(todo)}] {run_name(r)}: 90% at {x['step90']}, final {x['final_eval_acc']:.3f}, "
+                  f"circle {x['circle']:.2f}, {x['wall_s']:.0f} s (total {time.perf_counter() - start:.0f} s)",
+                  flush=True)
+    names = {run_name(r) for r in rows}
+    for other in filter(None, args.merge.split(",")):
+        for row in read_rows(Path(other) / "results.csv"):
+            if run_name(row) not in names:
+                rows.append(row)
+                names.add(run_name(row))
+    text = tables(rows)
+    (out / "tables.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
