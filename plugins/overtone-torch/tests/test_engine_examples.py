@@ -10,7 +10,8 @@ from overtone.runs import resolve_experiment
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 #: The torch engine's own examples (other plugins' examples need those plugins installed).
-TORCH_EXAMPLES = [EXAMPLES / name for name in ("grokking-mlp.toml", "digits-mlp.toml", "char-transformer.toml")]
+TORCH_EXAMPLES = [EXAMPLES / name for name in ("grokking-mlp.toml", "digits-mlp.toml", "char-transformer.toml",
+                                                  "progress-transformer.toml", "mlp-fourier.toml", "kan-fourier.toml")]
 
 
 def installed_analyzers_only(config: dict, registry) -> dict:

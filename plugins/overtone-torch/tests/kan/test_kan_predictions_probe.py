@@ -90,3 +90,22 @@ def test_two_dimensional_inputs_and_a_sequence_task(tmp_path, registry):
           "train": {"steps": 2, "batch_size": 4}, "probes": [{"kind": "predictions"}]}
     with pytest.raises(ConfigError, match="predictions.*one output per example"):
         run_config(lm, source="t.toml", default_name="lm", out=tmp_path, registry=registry)
+
+
+def test_a_classification_task_gets_probabilities_and_one_hot_targets(tmp_path, registry):
+    run = {"run": {"name": "digits", "seed": 1}, "task": {"name": "digits", "train_fraction": 0.5},
+           "model": {"name": "mlp", "width": 32},
+           "optimizer": {"name": "adam", "lr": 0.01},
+           "train": {"steps": 20, "batch_size": 128, "eval_every": 20, "threads": 1},
+           "probes": [{"kind": "predictions", "every": 20}]}
+    run_dir = run_config(run, source="t.toml", default_name="digits", out=tmp_path, registry=registry)
+    probes = xr.open_dataset(run_dir / "probes.nc", engine="h5netcdf")
+    metrics = xr.open_dataset(run_dir / "metrics.nc", engine="h5netcdf")
+    q = probes["predictions"].values[-1]  # (eval_sample, 10)
+    targets = probes["targets"].values
+    assert probes["predictions"].attrs["output"] == "probabilities" and q.shape == targets.shape == (899, 10)
+    np.testing.assert_allclose(q.sum(1), 1.0, atol=1e-5)
+    assert set(np.unique(targets)) == {0.0, 1.0} and (targets.sum(1) == 1).all()
+    assert probes["inputs"].shape == (899, 64) and float(probes["inputs"].max()) <= 1.0
+    accuracy = float((q.argmax(1) == targets.argmax(1)).mean())
+    assert accuracy == pytest.approx(float(metrics["eval_acc"].dropna("step")[-1]), abs=1e-6)
