@@ -6,7 +6,8 @@ Run examples/grokking-progress.toml for a few seeds, then:
 For each run directory it prints the step where train accuracy first reaches 0.99 (end of
 memorisation), where the restricted loss first falls below half of log p (the key-frequency
 circuit alone predicts better than chance), where the excluded loss peaks after that, where eval accuracy
-first reaches 0.99 (grokked), the key frequencies and the final Gini coefficients.
+first reaches 0.99 (grokked), the key frequencies and the final Gini coefficients. With
+``--plot PNG`` it also saves the train, test, restricted and excluded losses of every run.
 """
 
 from __future__ import annotations
@@ -45,10 +46,40 @@ def phases(run: Path) -> dict[str, object]:
         }
 
 
+def plot(runs: list[Path], path: Path) -> None:
+    """One panel per run: train, test, restricted and excluded loss over training (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.4), squeeze=False, sharey=True)
+    for ax, run in zip(axes[0], runs):
+        with xr.open_dataset(run / "analysis.nc", group="progress-measures") as pm:
+            for name in ("train_loss", "test_loss", "restricted_loss", "excluded_loss"):
+                da = pm[name].dropna("step")
+                ax.plot(da["step"].values, da.values, label=name.replace("_", " "))
+            ax.set_title(f"{run.name}: keys {', '.join(map(str, sorted(pm['key_frequency'].values.tolist())))}",
+                         fontsize=9)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+    axes[0][0].set_ylabel("cross-entropy [nat]")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 if __name__ == "__main__":
-    rows = [phases(Path(arg)) for arg in sys.argv[1:]]
+    args = sys.argv[1:]
+    figure = None
+    if "--plot" in args:
+        at = args.index("--plot")
+        figure, args = Path(args[at + 1]), args[:at] + args[at + 2:]
+    rows = [phases(Path(arg)) for arg in args]
     if not rows:
-        sys.exit("usage: python examples/frequency-progress-phases.py RUN_DIR [RUN_DIR ...]")
+        sys.exit("usage: python examples/frequency-progress-phases.py RUN_DIR [RUN_DIR ...] [--plot PNG]")
+    if figure is not None:
+        plot([Path(arg) for arg in args], figure)
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))

@@ -50,7 +50,9 @@ def test_probe_kinds_name_declared_variables():
     assert runschema.PROBE_VARIABLES["embeddings"].stored_dims == ("step", "token", "embed_dim")
     assert runschema.PROBE_VARIABLES["labels"].stored_dims == ("sample",)
     assert runschema.PROBE_VARIABLES["outputs"].attrs["output"] == "probabilities"
-    assert set(runschema.PROBE_KINDS) == {"embeddings", "hidden", "outputs", "weights"}
+    assert set(runschema.PROBE_KINDS) == {"embeddings", "hidden", "outputs", "predictions", "weights"}
+    assert runschema.PROBE_VARIABLES["predictions"].stored_dims == ("step", "eval_sample", "output")
+    assert runschema.PROBE_VARIABLES["inputs"].stored_dims == ("eval_sample", "input_dim")
     assert all(units for _, units in runschema.METRICS.values())
 
 

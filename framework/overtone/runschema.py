@@ -70,6 +70,17 @@ PROBE_VARIABLES: dict[str, Variable] = {v.name: v for v in (
     Variable("train_pair", ("a", "b"),
              {"long_name": "1 where the (a, b) pair is in the training split, else 0"},
              per_step=False, dtype="int8"),
+    Variable("predictions", ("eval_sample", "output"),
+             {"long_name": "model outputs on the evaluation inputs", "units": "1",
+              "output": "values", "description": "regression tasks: the loss head's outputs "
+              "(output = 'values'); classification: softmax probabilities, or with [[probes]] "
+              "output = 'scores' the raw scores"}),
+    Variable("inputs", ("eval_sample", "input_dim"),
+             {"long_name": "evaluation inputs (coordinates of each evaluation example)", "units": "1"},
+             per_step=False),
+    Variable("targets", ("eval_sample", "output"),
+             {"long_name": "targets of the evaluation inputs (one-hot for classification)", "units": "1"},
+             per_step=False),
 )}
 
 #: Probe kinds (``[[probes]] kind = ...``) and the variables each writes.
@@ -77,6 +88,7 @@ PROBE_KINDS: dict[str, tuple[str, ...]] = {
     "embeddings": ("embeddings",),
     "hidden": ("hidden", "labels"),
     "outputs": ("outputs", "train_pair"),
+    "predictions": ("predictions", "inputs", "targets"),  # any task with one output per example
     "weights": (),  # weight_<name> for each parameter named: see weight_variable
 }
 

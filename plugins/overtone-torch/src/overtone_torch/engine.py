@@ -163,6 +163,9 @@ class TorchEngine:
                 if probe["kind"] == "outputs" and task.input_grid() is None:
                     raise ConfigError(f"{where} needs a task with an input grid (modular-arithmetic); "
                                       f"task {config['task']['name']!r} has none")
+                if probe["kind"] == "predictions" and task.input_spec.get("output") == "sequence":
+                    raise ConfigError(f"{where} needs a task with one output per example; task "
+                                      f"{config['task']['name']!r} predicts a sequence")
                 if probe["kind"] == "weights":
                     names = dict(net.named_parameters(remove_duplicate=False))
                     for name in probe["names"]:

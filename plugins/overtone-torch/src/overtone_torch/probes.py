@@ -174,6 +174,36 @@ class ProbeRecorder:
                 "long_name": "pair (a, b) is in the training split", "units": "1"})
         return out
 
+    def _predictions(self, net, probe):
+        """The model's outputs on every evaluation example (``task.eval_batches``), with the
+        step-free inputs and targets, for tasks whose inputs are not the (a, b) grid (regression
+        on sinusoids, images). Regression tasks: the loss head's outputs; classification: softmax
+        probabilities (or with ``output = "scores"`` the raw scores) against one-hot targets."""
+        specs = {name: PROBE_VARIABLES[name] for name in runschema.PROBE_KINDS["predictions"]}
+        regression = getattr(self.task, "target", None) == "regression"
+        scores = probe.get("output", "probabilities") == "scores"
+        if regression or scores:
+            function = lambda xb: net.loss.scores(net.model(xb)).float()  # noqa: E731
+        else:
+            function = lambda xb: torch.softmax(net.loss.scores(net.model(xb)).float(), -1)  # noqa: E731
+        outputs, inputs, targets = [], [], []
+        for xb, yb in self.task.eval_batches(self.batch_size):
+            outputs.append(self._batched(net, function, xb))
+            inputs.append(xb.reshape(len(xb), -1).double().cpu())
+            targets.append(yb.cpu())
+        values = torch.cat(outputs).reshape(sum(len(x) for x in inputs), -1)
+        y = torch.cat(targets)
+        y = y.reshape(len(y), -1).float() if regression else torch.nn.functional.one_hot(y, values.shape[-1]).float()
+        output_kind = "values" if regression else ("scores" if scores else "probabilities")
+        attrs = dict(specs["predictions"].attrs) | {"output": output_kind}
+        dims = {name: spec.dims for name, spec in specs.items()}
+        return {
+            "predictions": xr.DataArray(values.numpy().copy(), dims=dims["predictions"], attrs=attrs),
+            "inputs": xr.DataArray(torch.cat(inputs).numpy().astype(np.float32), dims=dims["inputs"],
+                                   attrs=dict(specs["inputs"].attrs)),
+            "targets": xr.DataArray(y.numpy(), dims=dims["targets"], attrs=dict(specs["targets"].attrs)),
+        }
+
     def _train_pairs(self, coords) -> np.ndarray | None:
         """1 where (a, b) is a training pair, over the grid's coords (None if the task has no
         (a, b) training inputs)."""

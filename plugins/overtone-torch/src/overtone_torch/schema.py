@@ -46,11 +46,13 @@ PROBE = {
     "kind": Param(required=True, type=str, choices=PROBE_KINDS,
                   help="embeddings (token, embed_dim); hidden (sample, feature) + labels; "
                        "outputs (a, b, class) softmax probabilities over a modular task's input grid; "
+                       "predictions (eval_sample, output) outputs on the evaluation set + inputs, targets; "
                        "weights: weight_<name> for each parameter in names"),
     "every": Param(100, min=1, help="record every N steps (and at the end)"),
     "samples": Param(256, min=1, help="hidden: examples in the fixed probe batch"),
     "output": Param("probabilities", choices=("probabilities", "scores"),
-                    help="outputs: softmax probabilities, or the loss head's scores (logits)"),
+                    help="outputs, predictions: softmax probabilities, or the loss head's scores "
+                         "(logits); predictions of a regression task are its outputs"),
     "names": Param([], help="weights: parameter names, e.g. 'model.layers.0.weight' (see the error "
                             "message of a wrong name for the list)"),
 }
