@@ -54,7 +54,7 @@ from overtone_radio.spectra import (
     FrequencyAxis,
     batch_dims,
     check_pair,
-    check_ranges,
+    check_pairs,
     frequency_axis,
     frequency_chunked_once,
     pick_variable,
@@ -64,29 +64,6 @@ from overtone_radio.spectra import (
 
 DEFAULT_WINDOWS_US = ((0.88, 0.97), (1.78, 1.92))
 EDGE_CHANNELS = 16
-
-
-def _check_windows(windows: Sequence[Sequence[float]], name: str = "windows_us") -> list[tuple[float, float]]:
-    """A list of [low, high] delay windows in us, else a one-line ConfigError."""
-    if not isinstance(windows, (list, tuple)):
-        raise ConfigError(f"{name} = {windows!r}; give a list of delay windows in us, "
-                          "e.g. [[0.88, 0.97]], or leave it out (found from the data)")
-    out = []
-    for w in windows:
-        if not isinstance(w, (list, tuple)) or len(w) != 2:
-            raise ConfigError(f"{name} = {list(windows)}: each window must be a pair [low, high] "
-                              "in us, e.g. [[0.6, 0.7]] (a list of pairs)")
-        try:
-            lo, hi = float(w[0]), float(w[1])
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name}: window {list(w)} is not two numbers (us)") from None
-        if not 0 <= lo < hi:
-            raise ConfigError(f"{name}: each window must be [low, high] with 0 <= low < high (us), "
-                              f"got {list(w)}")
-        out.append((lo, hi))
-    if not out:
-        raise ConfigError(f"{name}: give at least one delay window [low, high] in microseconds")
-    return out
 
 
 def window_bins(axis: FrequencyAxis, windows: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -664,7 +641,8 @@ class FFTStandingWave:
                               f"'none', or a preset: {', '.join(ripples.PRESETS)}")
         self.detect = None if detect is None else float(detect)
         self.variable = variable
-        self.windows_us = None if windows_us is None else _check_windows(windows_us)
+        self.windows_us = (None if windows_us is None else
+                           check_pairs(windows_us, "windows_us", "us", minimum=0.0, at_least_one=True))
         self.telescope = telescope
         self.search = bool(search)
         self.search_p = float(search_p)
@@ -678,7 +656,7 @@ class FFTStandingWave:
         self.refuse_ratio = None if refuse_ratio is None else float(refuse_ratio)
         self.lines = bool(lines)
         self.protect = protect
-        self.protect_ranges_mhz = check_ranges(protect_ranges_mhz, "protect_ranges_mhz")
+        self.protect_ranges_mhz = [list(r) for r in check_pairs(protect_ranges_mhz, "protect_ranges_mhz", "MHz")]
         self.period_mhz = period_mhz
         self.workers = workers
         self.batch = batch
