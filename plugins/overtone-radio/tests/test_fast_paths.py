@@ -112,3 +112,27 @@ def test_substitution_with_a_shared_mask_and_in_place():
     written = np.zeros((rows, n), bool)
     written[sr, sc] = True
     np.testing.assert_array_equal(written, p | c)
+
+
+def test_a_failed_background_copy_is_redone_by_the_worker(monkeypatch):
+    """If the prefill thread fails to copy a batch, the worker that needs it copies it again:
+    the output is still right."""
+    import threading
+
+    copy = Prefill._copy
+
+    def flaky(self, i):
+        if threading.current_thread().name == "fft-standing-wave-prefill":
+            raise MemoryError("simulated")
+        copy(self, i)
+
+    monkeypatch.setattr(Prefill, "_copy", flaky)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(48, 4096)).astype(np.float32)
+    plain, _ = remove_standing_waves(x, x > 2.5, step_mhz=0.0076, batch=16)
+    prefill = Prefill(x, 16)
+    prefill._thread.join()
+    assert prefill._failed == {0}
+    out, _ = remove_standing_waves(x, x > 2.5, step_mhz=0.0076, batch=16, prefill=prefill)
+    assert np.shares_memory(out, prefill.out)
+    np.testing.assert_array_equal(out, plain)

@@ -414,6 +414,7 @@ class Prefill:
         self._done = [threading.Event() for _ in range(count)]
         self._lock = threading.Lock()
         self._stopped = False
+        self._failed: set[int] = set()
         self._thread = threading.Thread(target=self._run, name="fft-standing-wave-prefill",
                                         daemon=True)
         self._thread.start()
@@ -427,17 +428,20 @@ class Prefill:
 
     def _copy(self, i: int) -> None:
         sl = slice(i * self.batch, (i + 1) * self.batch)
-        try:
-            np.copyto(self.out[sl], self.rows[sl])
-        finally:
-            self._done[i].set()
+        np.copyto(self.out[sl], self.rows[sl])
 
     def _run(self) -> None:
         for i in range(len(self._done)):
             if self._stopped:
                 return
             if self._claim(i):
-                self._copy(i)
+                try:
+                    self._copy(i)
+                except BaseException:  # the worker that needs this batch copies it again
+                    self._failed.add(i)
+                    return
+                finally:
+                    self._done[i].set()
 
     def stop(self) -> None:
         """Let the thread finish the batch it is copying and start no other."""
@@ -457,6 +461,8 @@ class Prefill:
             self._copy(i)
         else:
             self._done[i].wait()
+            if i in self._failed:
+                self._copy(i)
 
 
 def remove_standing_waves(
