@@ -24,7 +24,7 @@ from overtone_radio.protect import substitute
 from overtone_radio.spectra import (
     MILKY_WAY_MHZ,
     check_pair,
-    check_ranges,
+    check_pairs,
     frequency_axis,
     frequency_chunked_once,
     pick_variable,
@@ -98,7 +98,7 @@ class SineFit:
         self.tau_range_us = (float(tau_range_us[0]), float(tau_range_us[1]))
         self.n_tau = int(n_tau)
         self.protect = protect
-        self.protect_ranges_mhz = check_ranges(protect_ranges_mhz, "protect_ranges_mhz")
+        self.protect_ranges_mhz = [list(r) for r in check_pairs(protect_ranges_mhz, "protect_ranges_mhz", "MHz")]
 
     def params(self) -> dict[str, Any]:
         return {"variable": self.variable, "segment_mhz": self.segment_mhz,

@@ -28,7 +28,7 @@ from overtone_radio import __version__
 from overtone_radio.spectra import (
     FLAG,
     SOURCE_MASK,
-    check_ranges,
+    check_pairs,
     frequency_axis,
     frequency_chunked_once,
     optional_mask,
@@ -140,7 +140,7 @@ class PolynomialBaseline:
             raise ConfigError(f"order = {order!r}; give a whole number from 0 to 30")
         self.variable = variable
         self.order = order
-        self.exclude_mhz = check_ranges(exclude_mhz, "exclude_mhz")
+        self.exclude_mhz = [list(r) for r in check_pairs(exclude_mhz, "exclude_mhz", "MHz")]
 
     def params(self) -> dict[str, Any]:
         return {"variable": self.variable, "order": self.order, "exclude_mhz": self.exclude_mhz}

@@ -30,8 +30,10 @@ pass.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,7 +54,7 @@ from overtone_radio.spectra import (
     FrequencyAxis,
     batch_dims,
     check_pair,
-    check_ranges,
+    check_pairs,
     frequency_axis,
     frequency_chunked_once,
     pick_variable,
@@ -62,29 +64,6 @@ from overtone_radio.spectra import (
 
 DEFAULT_WINDOWS_US = ((0.88, 0.97), (1.78, 1.92))
 EDGE_CHANNELS = 16
-
-
-def _check_windows(windows: Sequence[Sequence[float]], name: str = "windows_us") -> list[tuple[float, float]]:
-    """A list of [low, high] delay windows in us, else a one-line ConfigError."""
-    if not isinstance(windows, (list, tuple)):
-        raise ConfigError(f"{name} = {windows!r}; give a list of delay windows in us, "
-                          "e.g. [[0.88, 0.97]], or leave it out (found from the data)")
-    out = []
-    for w in windows:
-        if not isinstance(w, (list, tuple)) or len(w) != 2:
-            raise ConfigError(f"{name} = {list(windows)}: each window must be a pair [low, high] "
-                              "in us, e.g. [[0.6, 0.7]] (a list of pairs)")
-        try:
-            lo, hi = float(w[0]), float(w[1])
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name}: window {list(w)} is not two numbers (us)") from None
-        if not 0 <= lo < hi:
-            raise ConfigError(f"{name}: each window must be [low, high] with 0 <= low < high (us), "
-                              f"got {list(w)}")
-        out.append((lo, hi))
-    if not out:
-        raise ConfigError(f"{name}: give at least one delay window [low, high] in microseconds")
-    return out
 
 
 def window_bins(axis: FrequencyAxis, windows: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -113,6 +92,42 @@ def irfft_into(spec: np.ndarray, dest: np.ndarray, workers: int) -> None:
         dest[:] = sfft.irfft(spec, n=dest.shape[1], axis=1, workers=workers)
 
 
+def _line_dft(k: np.ndarray, n: int) -> np.ndarray:
+    """-N / (1 - z_k), z_k = exp(-2 pi i k / N): the DFT at bins ``k`` (not 0) of the ramp
+    x(c) = c, c = 0 .. N - 1 (a line of unit slope); complex128."""
+    z = np.exp(-2j * np.pi * k / n)
+    return -n / (1 - z)
+
+
+def row_median(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=-1)`` for a 2-D float array, value for value (the two middle order
+    statistics by ``np.partition`` and their mean in the array's dtype; NaN where a row holds
+    one), without ``np.median``'s general-axis bookkeeping, which costs more than the
+    selection itself on the small arrays of one batch."""
+    m = a.shape[-1]
+    half = m // 2
+    kth = [half - 1, half, m - 1] if m % 2 == 0 else [half, m - 1]
+    part = np.partition(a, kth, axis=-1)
+    mid = part[:, half] if m % 2 else (part[:, half - 1] + part[:, half]) / 2
+    nan = np.isnan(part[:, -1])
+    if nan.any():
+        mid = np.where(nan, np.nan, mid).astype(a.dtype)
+    return mid
+
+
+@dataclass(frozen=True)
+class _Span:
+    """One delay window of a plan: bins ``[lo, hi)`` looked at (the window ``[a, b)`` widened
+    by ``half`` each side) and the ramp DFT at those bins (:func:`_line_dft`)."""
+
+    lo: int
+    hi: int
+    a: int
+    b: int
+    inside: np.ndarray
+    line: np.ndarray
+
+
 @dataclass(frozen=True)
 class _Plan:
     """What every batch of one band shares: bin ranges, thresholds and the ripple period."""
@@ -121,6 +136,7 @@ class _Plan:
     spans: list[tuple[int, int]]
     half: int
     ref: np.ndarray
+    ref_cols: slice | np.ndarray  # ``ref`` as a slice
     threshold: str
     nsigma: float
     factor: float
@@ -131,12 +147,46 @@ class _Plan:
     refuse_ratio: float | None
     probe: np.ndarray  # channels where the model is checked (middle 80% of the band)
     basis: dict  # window start bin -> (cos, sin) of 2 pi k c / N, k in the span, c in probe
+    looks: list[_Span]  # per window: the bins looked at and the ramp's DFT there
+    ref_line: np.ndarray  # the ramp's DFT at the reference bins
+    overlap: tuple[int, int] | None  # bins spanned by the windows when two of them overlap
 
 
 def _plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]], threshold: str,
           nsigma: float, factor: float, reference_us: tuple[float, float], keep_bins: int,
           hifast_bins: int, period_mhz: float | None, dtype: np.dtype, edge_channels: int = 16,
           robust_edges: bool = False, refuse_ratio: float | None = None) -> _Plan:
+    """The :class:`_Plan` of a band, made once per set of arguments (every dask chunk, every
+    call on a band of the same layout shares it; its arrays are read-only)."""
+    return _cached_plan(n, float(step_mhz), tuple((float(a), float(b)) for a, b in windows_us),
+                        threshold, float(nsigma), float(factor),
+                        tuple(float(v) for v in reference_us), int(keep_bins), int(hifast_bins),
+                        None if period_mhz is None else float(period_mhz), np.dtype(dtype),
+                        int(edge_channels), bool(robust_edges),
+                        None if refuse_ratio is None else float(refuse_ratio))
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_plan(n: int, step_mhz: float, windows_us: tuple[tuple[float, float], ...],
+                 threshold: str, nsigma: float, factor: float, reference_us: tuple[float, float],
+                 keep_bins: int, hifast_bins: int, period_mhz: float | None, dtype: np.dtype,
+                 edge_channels: int, robust_edges: bool, refuse_ratio: float | None) -> _Plan:
+    plan = _make_plan(n, step_mhz, windows_us, threshold, nsigma, factor, reference_us,
+                      keep_bins, hifast_bins, period_mhz, dtype, edge_channels, robust_edges,
+                      refuse_ratio)
+    arrays = [plan.ref, plan.ref_line, plan.probe, *(a for pair in plan.basis.values() for a in pair),
+              *(a for w in plan.looks for a in (w.inside, w.line))]
+    if isinstance(plan.ref_cols, np.ndarray):
+        arrays.append(plan.ref_cols)
+    for a in arrays:
+        a.flags.writeable = False
+    return plan
+
+
+def _make_plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]],
+               threshold: str, nsigma: float, factor: float, reference_us: tuple[float, float],
+               keep_bins: int, hifast_bins: int, period_mhz: float | None, dtype: np.dtype,
+               edge_channels: int, robust_edges: bool, refuse_ratio: float | None) -> _Plan:
     bin_us = 1.0 / (n * step_mhz)  # delay resolution
     nbins = n // 2 + 1
     spans = []
@@ -153,6 +203,9 @@ def _plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]], th
                           f"(delays run to {(nbins - 1) * bin_us:.3g} us); widen it")
     if ref.size > 1024:
         ref = ref[:: ref.size // 1024]
+    # the same bins as a slice (a strided view of a batch's spectra, no gather)
+    ref_cols = slice(int(ref[0]), int(ref[-1]) + 1, int(ref[1] - ref[0]) if ref.size > 1 else 1) \
+        if ref.size else ref
     if period_mhz is None:
         lo, hi = windows_us[0]
         period_mhz = 2.0 / (lo + hi)
@@ -164,26 +217,38 @@ def _plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]], th
             lo, hi = max(1, a - half), min(nbins, b + half)
             angle = 2 * np.pi * np.outer(np.arange(lo, hi), probe) / n
             basis[lo] = (np.cos(angle).astype(dtype), np.sin(angle).astype(dtype))
+    looks = []
+    for a, b in spans:
+        lo, hi = max(1, a - half), min(nbins, b + half)
+        inside = np.arange(lo, hi)
+        looks.append(_Span(lo, hi, a, b, inside, _line_dft(inside, n)))
+    ranges = sorted((w.lo, w.hi) for w in looks)
+    overlap = None
+    if any(ranges[i + 1][0] < ranges[i][1] for i in range(len(ranges) - 1)):
+        overlap = (ranges[0][0], max(hi for _, hi in ranges))
     return _Plan(n=n, spans=spans, half=half,
-                 ref=ref, threshold=threshold, nsigma=nsigma, factor=factor,
+                 ref=ref, ref_cols=ref_cols, threshold=threshold, nsigma=nsigma, factor=factor,
                  period_ch=period_mhz / step_mhz,
                  ctype=np.complex64 if dtype == np.float32 else np.complex128,
                  edge=max(1, min(edge_channels, n // 4)), robust_edges=robust_edges,
-                 refuse_ratio=refuse_ratio, probe=probe, basis=basis)
+                 refuse_ratio=refuse_ratio, probe=probe, basis=basis, looks=looks,
+                 ref_line=_line_dft(ref, n), overlap=overlap)
 
 
 def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray | None,
-                 dest: np.ndarray, plan: _Plan, workers: int) -> np.ndarray:
+                 dest: np.ndarray, plan: _Plan, workers: int, filled: bool = False) -> np.ndarray:
     """Filter the spectra ``chunk`` (rows, n) into ``dest``; returns the bins removed per row.
-    ``p``: protected channels per row; ``channels``: protected in every row."""
+    ``p``: protected channels per row; ``channels``: protected in every row; ``filled``:
+    ``dest`` already holds a copy of ``chunk`` (substitution then works in it in place)."""
     n, nbins = plan.n, plan.n // 2 + 1
     empty = np.zeros(len(chunk), bool)
     changed: tuple[np.ndarray | None, np.ndarray] = (None, np.zeros(0, np.int64))
     work = chunk
     if p is None and channels is not None:
         p, channels = np.broadcast_to(channels, chunk.shape), None
-    if p is not None and ((p[:1] if p.strides[0] == 0 else p).any() or channels is not None):
-        work, empty, changed = substitute(chunk, p, plan.period_ch, out=dest, channels=channels)
+    if p is not None and (channels is not None or (p[:1] if p.strides[0] == 0 else p).any()):
+        work, empty, changed = substitute(dest if filled else chunk, p, plan.period_ch, out=dest,
+                                          channels=channels)
     spec = sfft.rfft(work, axis=1, workers=workers)
     nan_rows = np.flatnonzero(~np.isfinite(spec[:, 0]))  # a NaN makes its whole row NaN
     if nan_rows.size:
@@ -209,47 +274,48 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
     # delay domain: X_line(k) = slope * sum_n n exp(-2 pi i k n / N) = -slope N / (1 - z_k)
     m = plan.edge
     if plan.robust_edges:  # medians: a spike among the edge channels does not tilt the line
-        left = np.median(work[:, :m], axis=1).astype(np.float64)
-        right = np.median(work[:, n - m:], axis=1).astype(np.float64)
+        ends = row_median(np.concatenate([work[:, :m], work[:, n - m:]], axis=0))
+        left, right = (ends[: len(work)].astype(np.float64), ends[len(work):].astype(np.float64))
     else:
         left = work[:, :m].mean(axis=1, dtype=np.float64)
         right = work[:, n - m:].mean(axis=1, dtype=np.float64)
     slope = np.where(empty, 0.0, (right - left) / (n - m))
 
-    def line(k: np.ndarray) -> np.ndarray:
-        z = np.exp(-2j * np.pi * k / n)
-        return (slope[:, None] * (-n / (1 - z))[None, :]).astype(plan.ctype)
+    def line(dft: np.ndarray) -> np.ndarray:
+        return (slope[:, None] * dft[None, :]).astype(plan.ctype)
 
     if plan.threshold == "significance":
-        amp_ref = np.abs(spec[:, plan.ref] - line(plan.ref))
-        limit = plan.nsigma * np.median(amp_ref, axis=1) / np.sqrt(np.log(4.0))
+        amp_ref = np.abs(spec[:, plan.ref_cols] - line(plan.ref_line))
+        limit = plan.nsigma * row_median(amp_ref) / np.sqrt(np.log(4.0))
     else:
         ok = ~empty
         k_all = np.arange(1, nbins)
-        mean_amp = (np.abs(spec[ok, 1:] - line(k_all)[ok]).mean(axis=0) if ok.any()
-                    else np.zeros(nbins - 1))
+        mean_amp = (np.abs(spec[ok, 1:] - line(_line_dft(k_all, n))[ok]).mean(axis=0)
+                    if ok.any() else np.zeros(nbins - 1))
         limit = np.full(len(chunk), plan.factor * np.median(mean_amp))
     half = plan.half
     kept = np.zeros(len(chunk), np.int32)
-    taken = np.zeros((len(chunk), nbins), bool) if len(plan.spans) > 1 else None
+    taken = None
+    if plan.overlap is not None:  # a bin counts once where windows overlap
+        first = plan.overlap[0]
+        taken = np.zeros((len(chunk), plan.overlap[1] - first), bool)
+    rows_at = np.arange(len(chunk))
     parts = []
-    for a, b in plan.spans:
-        lo, hi = max(1, a - half), min(nbins, b + half)
-        inside = np.arange(lo, hi)
-        local = spec[:, lo:hi] - line(inside)
+    for w in plan.looks:
+        lo, hi = w.lo, w.hi
+        local = spec[:, lo:hi] - line(w.line)
         amp = np.abs(local)
-        in_window = (inside >= a) & (inside < b)
-        peak = lo + np.argmax(np.where(in_window, amp, -1.0), axis=1)
-        near = np.abs(inside[None, :] - peak[:, None]) <= half
+        # the peak inside the window proper (first of equal maxima, as argmax gives)
+        peak = w.a + np.argmax(amp[:, w.a - lo: w.b - lo], axis=1)
+        near = np.abs(w.inside[None, :] - peak[:, None]) <= half
         if plan.threshold == "significance":
-            peak_amp = amp[np.arange(len(chunk)), peak - lo]
-            keep = near & (peak_amp > limit)[:, None]
+            keep = near & ((amp[rows_at, peak - lo] > limit) & ~empty)[:, None]
         else:
-            keep = near & (amp > limit[:, None])
-        keep &= ~empty[:, None]
-        if taken is not None:  # a bin counts once where windows overlap
-            keep &= ~taken[:, lo:hi]
-            taken[:, lo:hi] |= keep
+            keep = near & (amp > limit[:, None]) & ~empty[:, None]
+        if taken is not None:
+            mine = taken[:, lo - first: hi - first]
+            keep &= ~mine
+            mine |= keep
         parts.append((lo, hi, keep, local, peak))
         kept += keep.sum(axis=1)
     if plan.refuse_ratio is not None and kept.any():
@@ -263,10 +329,17 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
         spec[:, lo:hi] -= np.where(keep, local, 0)
     # irfft gives work - ripple; the output is x - ripple: put the original values back
     rows, pos = changed
-    rows = slice(None) if rows is None else rows
-    restore = chunk[rows, pos] - work[rows, pos] if pos.size else None
+    restore = flat = None
+    if pos.size and rows is not None and all(a.flags.c_contiguous for a in (chunk, work, dest)):
+        flat = rows * n + pos  # flat indices into the batch: one gather each
+        restore = chunk.reshape(-1)[flat] - work.reshape(-1)[flat]
+    elif pos.size:
+        rows = slice(None) if rows is None else rows
+        restore = chunk[rows, pos] - work[rows, pos]
     irfft_into(spec, dest, workers)
-    if restore is not None:
+    if flat is not None:
+        dest.reshape(-1)[flat] += restore
+    elif restore is not None:
         dest[rows, pos] += restore
     if empty.any():
         dest[empty] = chunk[empty]
@@ -286,7 +359,7 @@ def _implausible(parts: list, plan: _Plan, work: np.ndarray) -> np.ndarray:
     The model is evaluated at those channels only: m(c) = (2 / N) Re sum_k X_k e^(2 pi i k c / N)."""
     n = plan.n
     x = work[:, plan.probe].astype(np.float64)
-    noise = np.median(np.abs(work[:, plan.probe + 1] - x), axis=1) / 0.954
+    noise = row_median(np.abs(work[:, plan.probe + 1] - x)) / 0.954
     # |m(c)| <= (2 / N) sum_k |X_k|: rows below the limit even so need no model
     bound = sum(np.abs(np.where(keep, local, 0)).sum(axis=1) for _, _, keep, local, _ in parts)
     rows = np.flatnonzero(bound * (2.0 / n) > plan.refuse_ratio * noise)
@@ -323,6 +396,75 @@ def _threads(workers: int | None) -> int:
     return workers if workers > 0 else max(1, cores + 1 + workers)
 
 
+class Prefill:
+    """The output buffer of :func:`remove_standing_waves` for the spectra ``rows`` (2-D,
+    C-contiguous), filled with a copy of them batch by batch on a background thread while
+    the caller does something else (:class:`FFTStandingWave` makes its plan meanwhile): the
+    buffer's first touch (page faults) and the copy that substitution starts from then run on
+    a core that would otherwise wait. Once the filter starts (:meth:`stop`) the thread copies
+    no further batch; a batch it has not reached is copied by the worker that needs it
+    (:meth:`ready`). The output is the same either way."""
+
+    def __init__(self, rows: np.ndarray, batch: int) -> None:
+        self.rows = rows
+        self.batch = batch
+        self.out = np.empty_like(rows)
+        count = -(-len(rows) // batch)
+        self._claimed = [False] * count
+        self._done = [threading.Event() for _ in range(count)]
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._failed: set[int] = set()
+        self._thread = threading.Thread(target=self._run, name="fft-standing-wave-prefill",
+                                        daemon=True)
+        self._thread.start()
+
+    def _claim(self, i: int) -> bool:
+        with self._lock:
+            if self._claimed[i]:
+                return False
+            self._claimed[i] = True
+            return True
+
+    def _copy(self, i: int) -> None:
+        sl = slice(i * self.batch, (i + 1) * self.batch)
+        np.copyto(self.out[sl], self.rows[sl])
+
+    def _run(self) -> None:
+        for i in range(len(self._done)):
+            if self._stopped:
+                return
+            if self._claim(i):
+                try:
+                    self._copy(i)
+                except BaseException:  # the worker that needs this batch copies it again
+                    self._failed.add(i)
+                    return
+                finally:
+                    self._done[i].set()
+
+    def stop(self) -> None:
+        """Let the thread finish the batch it is copying and start no other."""
+        self._stopped = True
+
+    def matches(self, rows: np.ndarray, batch: int) -> bool:
+        """Whether ``rows`` (as :func:`remove_standing_waves` lays them out) are the spectra
+        this buffer copies, in the same memory and layout, in batches of ``batch``."""
+        return (batch == self.batch and rows.shape == self.rows.shape
+                and rows.dtype == self.rows.dtype and rows.strides == self.rows.strides
+                and rows.ctypes.data == self.rows.ctypes.data)
+
+    def ready(self, start: int) -> None:
+        """Make sure the batch starting at row ``start`` is copied into :attr:`out`."""
+        i = start // self.batch
+        if self._claim(i):
+            self._copy(i)
+        else:
+            self._done[i].wait()
+            if i in self._failed:
+                self._copy(i)
+
+
 def remove_standing_waves(
     x: np.ndarray,
     protect: np.ndarray | None,
@@ -342,6 +484,7 @@ def remove_standing_waves(
     edge_channels: int = 16,
     robust_edges: bool = False,
     refuse_ratio: float | None = None,
+    prefill: Prefill | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Remove standing waves from spectra ``x`` (..., N); returns (cleaned, bins removed).
 
@@ -353,7 +496,11 @@ def remove_standing_waves(
     Spectra go through in batches of ``batch`` rows on ``workers`` threads (default: every
     core), each batch whole on one thread, so that the substitution and the thresholds run in
     parallel as well as the transforms; a single batch uses ``workers`` FFT threads instead.
+    ``prefill``: a :class:`Prefill` of these spectra, whose buffer becomes the output (it is
+    ignored unless it holds these very spectra in batches of ``batch``).
     """
+    if prefill is not None:
+        prefill.stop()
     if step_mhz < 0:  # a decreasing axis is processed as its increasing mirror image
         out, counts = remove_standing_waves(
             x[..., ::-1], None if protect is None else protect[..., ::-1], step_mhz=-step_mhz,
@@ -374,7 +521,9 @@ def remove_standing_waves(
     plan = _plan(n, step_mhz, windows_us, threshold, nsigma, factor, reference_us, keep_bins,
                  hifast_bins, period_mhz, dtype, edge_channels, robust_edges, refuse_ratio)
     workers = _threads(workers)
-    out = np.empty_like(rows)
+    if prefill is not None and not prefill.matches(rows, batch):
+        prefill = None
+    out = np.empty_like(rows) if prefill is None else prefill.out
     counts = np.zeros(rows.shape[0], np.int16)
     starts = range(0, rows.shape[0], batch)
     if not starts:  # no spectra
@@ -382,8 +531,10 @@ def remove_standing_waves(
 
     def one(start: int, fft_workers: int) -> None:
         sl = slice(start, start + batch)
+        if prefill is not None:
+            prefill.ready(start)
         counts[sl] = _clean_batch(rows[sl], None if prot is None else prot[sl], channels,
-                                  out[sl], plan, fft_workers)
+                                  out[sl], plan, fft_workers, filled=prefill is not None)
 
     if workers == 1 or len(starts) == 1:
         for start in starts:
@@ -496,7 +647,8 @@ class FFTStandingWave:
                               f"'none', or a preset: {', '.join(ripples.PRESETS)}")
         self.detect = None if detect is None else float(detect)
         self.variable = variable
-        self.windows_us = None if windows_us is None else _check_windows(windows_us)
+        self.windows_us = (None if windows_us is None else
+                           check_pairs(windows_us, "windows_us", "us", minimum=0.0, at_least_one=True))
         self.telescope = telescope
         self.search = bool(search)
         self.search_p = float(search_p)
@@ -510,7 +662,7 @@ class FFTStandingWave:
         self.refuse_ratio = None if refuse_ratio is None else float(refuse_ratio)
         self.lines = bool(lines)
         self.protect = protect
-        self.protect_ranges_mhz = check_ranges(protect_ranges_mhz, "protect_ranges_mhz")
+        self.protect_ranges_mhz = [list(r) for r in check_pairs(protect_ranges_mhz, "protect_ranges_mhz", "MHz")]
         self.period_mhz = period_mhz
         self.workers = workers
         self.batch = batch
@@ -592,10 +744,31 @@ class FFTStandingWave:
                 shared |= more
         return windows, junk, found_lines, shared
 
+    def _prefill(self, data: xr.DataArray, axis: FrequencyAxis) -> Prefill | None:
+        """A :class:`Prefill` of in-memory spectra (at least 2**20 values, float, laid out as
+        the filter reads them), so that the output is filled while the plan is made; else
+        ``None``."""
+        if data.chunks is not None or axis.step_mhz < 0 or data.size < 2 ** 20:
+            return None
+        x = np.asarray(data.transpose(*batch_dims(data), "frequency").values)
+        if x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
+            return None
+        return Prefill(x.reshape(-1, axis.n), self.batch)
+
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         name = pick_variable(ds, self.variable)
         axis = frequency_axis(ds)
         data = frequency_chunked_once(ds[name])
+        prefill = self._prefill(data, axis)
+        try:
+            return self._filter(ds, name, axis, data, prefill)
+        finally:
+            if prefill is not None:
+                prefill.stop()
+
+    def _filter(self, ds: xr.Dataset, name: str, axis: FrequencyAxis, data: xr.DataArray,
+                prefill: Prefill | None) -> xr.Dataset:
+        """:meth:`__call__` once the spectra are picked (``prefill``: see :meth:`_prefill`)."""
         if self.windows_us is not None:  # check them against this band now, not in a task
             remove_standing_waves(np.zeros((1, axis.n), np.float32), None,
                                   step_mhz=axis.step_mhz, windows_us=self.windows_us,
@@ -629,8 +802,8 @@ class FFTStandingWave:
                           batch=self.batch, protect_channels=channels,
                           edge_channels=max(4, int(round(self.edge_fit_mhz / axis.width_mhz))),
                           robust_edges=True, refuse_ratio=self.refuse_ratio)
-            cleaned, nbins = per_spectrum(lambda x, p: remove_standing_waves(x, p, **kwargs),
-                                          data, protect)
+            cleaned, nbins = per_spectrum(
+                lambda x, p: remove_standing_waves(x, p, prefill=prefill, **kwargs), data, protect)
             out[name] = cleaned.transpose(*ds[name].dims).assign_attrs(ds[name].attrs)
         else:  # no preset, nothing significant found: nothing to remove
             dims = batch_dims(data)

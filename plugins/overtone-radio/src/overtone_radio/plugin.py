@@ -6,7 +6,10 @@ _VARIABLE = Param(None, type=str, help="spectra variable (default: spectrum, T, 
                   "the only float variable with a frequency dim)")
 _PROTECT = Param(True, help="substitute source_mask, flag, NaN and protect_ranges_mhz channels "
                  "before fitting (HiFAST-style protection; the sources keep their flux)")
-_RANGES = Param([[1419.4, 1421.4]], type=(list, tuple),
+#: A list of [low, high] pairs (each pair checked for its shape here; low < high by the class).
+_PAIR = Param(type=(list, tuple), items=float, length=2)
+_POSITIVE_PAIR = Param(type=(list, tuple), items=float, length=2, min=0.0)
+_RANGES = Param([[1419.4, 1421.4]], type=(list, tuple), items=_PAIR,
                 help="frequency ranges [low, high] MHz always protected (default: Milky Way HI)")
 
 
@@ -18,7 +21,7 @@ def overtone_signal_processors():
             "FFT standing-wave filter of FAST spectra (arXiv 2411.13016, HiFAST)",
             params={
                 "variable": _VARIABLE,
-                "windows_us": Param(None, type=(list, tuple),
+                "windows_us": Param(None, type=(list, tuple), items=_POSITIVE_PAIR,
                                     help="delay windows [[low, high], ...] in us (tau = 1 / period "
                                     "in MHz); default: the telescope preset plus the ripples found "
                                     "in the data"),
@@ -30,17 +33,17 @@ def overtone_signal_processors():
                                 "guide spectrum's delay spectrum)"),
                 "search_p": Param(0.001, help="expected number of noise peaks per search "
                                   "(significance of a found ripple)"),
-                "search_range_us": Param([0.2, 30.0], type=(list, tuple),
-                                         help="delays searched, us"),
+                "search_range_us": Param([0.2, 30.0], type=(list, tuple), items=float, length=2,
+                                         min=0.0, help="delays searched, us"),
                 "threshold": Param("significance", choices=("significance", "hifast"),
                                    help="significance test per window, or HiFAST's factor x median rule"),
                 "nsigma": Param(5.0, help="significance mode: window peak above nsigma noise sigma"),
                 "factor": Param(1.4, help="hifast mode: factor x median of the mean |rfft|"),
-                "reference_us": Param([5.0, 50.0], type=(list, tuple),
-                                      help="delay range (us) measuring the noise"),
-                "keep_us": Param(0.02, help="significance mode: delay kept either side of the "
+                "reference_us": Param([5.0, 50.0], type=(list, tuple), items=float, length=2,
+                                      min=0.0, help="delay range (us) measuring the noise"),
+                "keep_us": Param(0.02, min=0.0, help="significance mode: delay kept either side of the "
                                  "peak, us (the ripple's leakage; 10 bins over 500 MHz)"),
-                "hifast_us": Param(0.01, help="hifast mode: delay either side of the peak, us"),
+                "hifast_us": Param(0.01, min=0.0, help="hifast mode: delay either side of the peak, us"),
                 "edges": Param(True, help="flag junk band-edge channels found in the data"),
                 "edge_fit_mhz": Param(0.12, help="width at each band end of the robust edge "
                                       "line, MHz"),
@@ -55,7 +58,7 @@ def overtone_signal_processors():
                                     help="substitution shift period (default 1 / centre of the first window)"),
                 "workers": Param(None, type=int, help="threads (default: all cores; 1 per dask chunk when "
                                  "there are at least as many chunks as cores)"),
-                "batch": Param(32, help="spectra per batch (one batch per thread at a time)"),
+                "batch": Param(32, min=1, help="spectra per batch (one batch per thread at a time)"),
                 "detect": Param(None, type=(float, int),
                                 help="also protect strong signals found automatically: runs of 20+ "
                                      "channels above this many sigma in a smoothed guide image "
@@ -68,9 +71,9 @@ def overtone_signal_processors():
             params={
                 "variable": _VARIABLE,
                 "segment_mhz": Param(10.0, help="fit segment width (MHz)"),
-                "tau_range_us": Param([0.88, 0.97], type=(list, tuple),
-                                      help="delay (1 / period) search range, us"),
-                "n_tau": Param(46, help="grid points over tau_range_us"),
+                "tau_range_us": Param([0.88, 0.97], type=(list, tuple), items=float, length=2,
+                                      min=0.0, help="delay (1 / period) search range, us"),
+                "n_tau": Param(46, min=2, help="grid points over tau_range_us"),
                 "protect": _PROTECT,
                 "protect_ranges_mhz": _RANGES,
             },
@@ -79,7 +82,7 @@ def overtone_signal_processors():
             "signal_processor", "running-median", "overtone_radio.baselines:RunningMedian",
             "subtract the running median over time (the paper's running-median baseline)",
             params={"variable": _VARIABLE,
-                    "window": Param(200, help="spectra in the running median (HiFAST: 200)")},
+                    "window": Param(200, min=3, help="spectra in the running median (HiFAST: 200)")},
         ),
         Component(
             "signal_processor", "harmonic-rfi", "overtone_radio.rfi:HarmonicRFI",
@@ -89,9 +92,10 @@ def overtone_signal_processors():
                 "nsigma": Param(5.0, help="peak threshold in robust sigma of the mean spectrum"),
                 "min_height": Param(0.0, help="peak threshold in data units"),
                 "baseline_mhz": Param(0.12, help="running-median width removing the baseline (MHz)"),
-                "period_range_mhz": Param([0.1, 20.0], type=(list, tuple), help="periods searched (MHz)"),
+                "period_range_mhz": Param([0.1, 20.0], type=(list, tuple), items=float, length=2,
+                                          min=0.0, help="periods searched (MHz)"),
                 "z_min": Param(20.0, help="Rayleigh power needed to accept a period"),
-                "min_teeth": Param(4, help="fewest teeth of a comb"),
+                "min_teeth": Param(4, min=2, help="fewest teeth of a comb"),
                 "tolerance_mhz": Param(0.016, help="tooth position tolerance (MHz)"),
                 "mask_halfwidth_mhz": Param(0.023, help="masked half-width around each tooth (MHz)"),
                 "max_combs": Param(10, help="most combs reported"),
@@ -105,7 +109,7 @@ def overtone_signal_processors():
                 "variable": _VARIABLE,
                 "window_mhz": Param(0.1, help="running-median width, MHz"),
                 "nsigma": Param(6.0, help="flag beyond this many robust sigma (1.4826 MAD)"),
-                "grow_mhz": Param(0.0, help="widen each flagged run by this much each side, MHz"),
+                "grow_mhz": Param(0.0, min=0.0, help="widen each flagged run by this much each side, MHz"),
             },
         ),
         Component(
@@ -113,8 +117,8 @@ def overtone_signal_processors():
             "subtract a Chebyshev baseline fitted on line-free channels",
             params={
                 "variable": _VARIABLE,
-                "order": Param(3, help="polynomial degree"),
-                "exclude_mhz": Param([], type=(list, tuple),
+                "order": Param(3, min=0, max=30, help="polynomial degree"),
+                "exclude_mhz": Param([], type=(list, tuple), items=_PAIR,
                                      help="ranges [[low, high], ...] MHz left out of the fit "
                                      "(lines); source_mask and flag channels are always left out"),
             },
@@ -126,7 +130,7 @@ def overtone_signal_processors():
                 "variable": _VARIABLE,
                 "kernel": Param("hanning", choices=("boxcar", "hanning"),
                                 help="boxcar (channels wide) or Hanning (1/4, 1/2, 1/4)"),
-                "channels": Param(3, help="boxcar width in channels"),
+                "channels": Param(3, min=1, help="boxcar width in channels"),
                 "decimate": Param(False, help="keep every channels-th (boxcar) or 2nd (hanning) "
                                   "channel"),
             },
@@ -136,10 +140,10 @@ def overtone_signal_processors():
             "measured RMS over the radiometer equation T_sys / sqrt(dnu tau), per spectrum",
             params={
                 "variable": _VARIABLE,
-                "average": Param(10, help="spectra averaged along time before measuring"),
-                "bin_channels": Param(16, help="channels binned before measuring"),
+                "average": Param(10, min=1, help="spectra averaged along time before measuring"),
+                "bin_channels": Param(16, min=1, help="channels binned before measuring"),
                 "window_mhz": Param(10.0, help="window for the line fit and RMS (MHz)"),
-                "edge_mhz": Param(10.0, help="band edge left out at each end (MHz)"),
+                "edge_mhz": Param(10.0, min=0.0, help="band edge left out at each end (MHz)"),
                 "tsys": Param(None, type=(float, int), help="system temperature (default: the dataset's tsys variable, else the data's level)"),
                 "exposure": Param(None, type=(float, int), help="seconds per spectrum (default: the data's)"),
             },

@@ -84,21 +84,22 @@ def runs_of_rows(sub: np.ndarray, channels: np.ndarray | None = None
     Only the columns masked in some row and their neighbours are looked at: a column outside
     that set is clear in every row, so no run crosses it.
     """
-    n = sub.shape[1]
     anywhere = sub.any(axis=0)
     if channels is not None:
         anywhere |= channels
-    cols = np.flatnonzero(anywhere)
-    ext = np.unique(np.concatenate([cols - 1, cols, cols + 1]).clip(0, n - 1))
+    near = anywhere.copy()  # the masked columns and their neighbours
+    near[1:] |= anywhere[:-1]
+    near[:-1] |= anywhere[1:]
+    ext = np.flatnonzero(near)
     block = sub[:, ext] if channels is None else sub[:, ext] | channels[ext]
-    clear = np.zeros((len(sub), 1), bool)
-    before = np.concatenate([clear, block[:, :-1]], axis=1)
-    after = np.concatenate([block[:, 1:], clear], axis=1)
     gap = np.diff(ext) > 1  # no run continues across a gap (see above)
-    before[:, 1:] &= ~gap
-    after[:, :-1] &= ~gap
-    row, first = np.nonzero(block & ~before)
-    _, last = np.nonzero(block & ~after)
+    # a run starts where the column before it (across no gap) is clear, and ends likewise
+    starts = block.copy()
+    starts[:, 1:] &= ~block[:, :-1] | gap
+    ends = block
+    ends[:, :-1] &= ~block[:, 1:] | gap
+    row, first = np.nonzero(starts)
+    _, last = np.nonzero(ends)
     return row, ext[first], ext[last] + 1
 
 
@@ -181,7 +182,11 @@ def substitute(x: np.ndarray, protect: np.ndarray, period_ch: float,
         pos_out.append(p)
         src_out.append(s)
     run_row, pos, src = (np.concatenate(v) for v in (rows_out, pos_out, src_out))
-    out[run_row, pos] = x[run_row, np.maximum(src, 0)]
+    if out.flags.c_contiguous and x.flags.c_contiguous:  # flat indices: one gather, one put
+        start = run_row * n
+        out.reshape(-1)[start + pos] = x.reshape(-1)[start + np.maximum(src, 0)]
+    else:
+        out[run_row, pos] = x[run_row, np.maximum(src, 0)]
     for r in np.unique(run_row[src < 0]).tolist():  # no clean stretch fits: the row's median
         mine = run_row == r
         clean = np.ones(n, bool)

@@ -17,6 +17,7 @@ noise peaks anywhere in the search is then ``p`` (default 0.001).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -213,14 +214,19 @@ def guide_lines(x: np.ndarray, axis: FrequencyAxis, ignore: np.ndarray, *, nsigm
             break
         cont = _linear(np.arange(n), centres[filled], med[filled])
         found = np.zeros(n, bool)
+        detrended = y - cont
+        usable = ~bad & ~out
         for width, longest in scales:
-            resid = uniform_filter1d(y - cont, width, mode="mirror")
+            resid = uniform_filter1d(detrended, width, mode="mirror")
             if width not in noise:
                 thin = max(1, width // 2)  # smoothed neighbours are alike: every width/2-th
-                good = resid[~bad & ~out][::thin]
-                noise[width] = ((float(np.median(good)),
-                                 float(median_abs_deviation(good, scale="normal")))
-                                if good.size >= 16 else (0.0, 0.0))
+                good = resid[usable][::thin]
+                if good.size >= 16:
+                    centre = float(np.median(good))
+                    noise[width] = (centre, float(median_abs_deviation(
+                        good, scale="normal", center=lambda a, axis, c=centre: np.float64(c))))
+                else:
+                    noise[width] = (0.0, 0.0)
             centre, sigma = noise[width]
             if sigma == 0:
                 continue
@@ -243,6 +249,14 @@ def _linear(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     return y
 
 
+@functools.lru_cache(maxsize=8)
+def _hann(n: int) -> np.ndarray:
+    """``np.hanning(n)``, computed once per length (read-only)."""
+    w = np.hanning(n)
+    w.flags.writeable = False
+    return w
+
+
 def find_ripple_delays(x: np.ndarray, axis: FrequencyAxis, *, min_us: float = 0.2,
                        max_us: float = 30.0, p_false: float = 1e-3, floor_us: float = 0.5,
                        widen_us: float = 0.02,
@@ -257,7 +271,7 @@ def find_ripple_delays(x: np.ndarray, axis: FrequencyAxis, *, min_us: float = 0.
     every = max(1, n // 4096)  # a cubic is well fitted from 4,096 channels
     coef = np.polynomial.chebyshev.chebfit(t[::every], x[::every], 3)
     y = x - np.polynomial.chebyshev.chebval(t, coef)
-    amp = np.abs(sfft.rfft((y * np.hanning(n)).astype(np.float32)))
+    amp = np.abs(sfft.rfft((y * _hann(n)).astype(np.float32)))
     lo = max(4, int(np.ceil(min_us / bin_us)))
     hi = min(amp.size - 1, int(max_us / bin_us))
     if hi - lo < 16:

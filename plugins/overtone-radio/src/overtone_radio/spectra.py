@@ -151,34 +151,44 @@ def exposure_seconds(ds: xr.Dataset, data: xr.DataArray, given: float | None) ->
                        "attrs['exposure'], or pass exposure=<seconds>")
 
 
-def check_pair(value: Any, name: str, unit: str) -> tuple[float, float]:
-    """A [low, high] pair with 0 <= low < high, else a one-line ConfigError."""
+def _pair(item: Any, name: str, unit: str, minimum: float | None, example: str) -> tuple[float, float]:
+    """One [low, high] pair of numbers with low < high (and minimum <= low when given), else a
+    one-line ConfigError naming ``name``."""
+    if not isinstance(item, (list, tuple, np.ndarray)) or len(item) != 2:
+        raise ConfigError(f"{name}: {item!r} is not a pair [low, high] in {unit}, e.g. {example}")
     try:
-        lo, hi = (float(v) for v in value)
+        lo, hi = float(item[0]), float(item[1])
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} = {value!r}; give [low, high] in {unit}, e.g. [5, 50]") from None
-    if not 0 <= lo < hi:
-        raise ConfigError(f"{name} = {list(value)}; give [low, high] in {unit} with 0 <= low < high")
+        raise ConfigError(f"{name}: {list(item)} is not two numbers [low, high] in {unit}") from None
+    if not lo < hi or (minimum is not None and not lo >= minimum):
+        floor = f"{minimum:g} <= " if minimum is not None else ""
+        raise ConfigError(f"{name}: {list(item)} needs {floor}low < high ({unit})")
     return lo, hi
 
 
-def check_ranges(value: Any, name: str) -> list[list[float]]:
-    """A list of [low, high] MHz ranges, else a one-line ConfigError."""
+def check_pair(value: Any, name: str, unit: str, *, minimum: float = 0.0) -> tuple[float, float]:
+    """A [low, high] pair with ``minimum <= low < high``, else a one-line ConfigError.
+
+    Through ``create()``, a config or ``--param`` the declared ``Param(items=float, length=2,
+    min=...)`` has checked the shape and the bound already; this is the check for direct
+    Python use of the classes, shared with :func:`check_pairs`."""
+    return _pair(value, name, unit, minimum, "[5, 50]")
+
+
+def check_pairs(value: Any, name: str, unit: str, *, minimum: float | None = None,
+                at_least_one: bool = False) -> list[tuple[float, float]]:
+    """A list of [low, high] pairs (``low < high``, and ``minimum <= low`` when given), else a
+    one-line ConfigError; ``at_least_one``: the list may not be empty. The one check behind
+    every list-of-pairs parameter (protect/exclude ranges in MHz, delay windows in us) for
+    direct Python use; through ``create()`` the declared ``Param(items=Param(length=2))`` has
+    checked the shape already."""
+    example = "[[1397, 1402]]" if unit == "MHz" else "[[0.88, 0.97]]"
     if not isinstance(value, (list, tuple)):
-        raise ConfigError(f"{name} = {value!r}; give a list of [low, high] MHz ranges, "
-                          "e.g. [[1397, 1402]]")
-    out = []
-    for r in value:
-        if not isinstance(r, (list, tuple)) or len(r) != 2:
-            raise ConfigError(f"{name}: each range must be a pair [low, high] MHz, e.g. "
-                              f"[[1397, 1402]], got {r!r}")
-        try:
-            lo, hi = float(r[0]), float(r[1])
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name}: range {list(r)} is not two numbers (MHz)") from None
-        if not lo < hi:
-            raise ConfigError(f"{name}: range {list(r)} needs low < high (MHz)")
-        out.append([lo, hi])
+        raise ConfigError(f"{name} = {value!r}; give a list of [low, high] pairs in {unit}, "
+                          f"e.g. {example}")
+    out = [_pair(item, name, unit, minimum, example) for item in value]
+    if at_least_one and not out:
+        raise ConfigError(f"{name}: give at least one pair [low, high] in {unit}, e.g. {example}")
     return out
 
 
@@ -212,12 +222,8 @@ def protection_masks(ds: xr.Dataset, data: xr.DataArray, axis: FrequencyAxis,
     chunked like ``data``) and a (frequency,) part shared by every spectrum; each ``None``
     when empty. Kept apart, the shared part is never broadcast over the spectra."""
     channels = np.zeros(axis.n, bool)
-    for r in ranges_mhz:
-        if len(r) != 2 or not r[0] < r[1]:
-            from overtone import ConfigError
-
-            raise ConfigError(f"protect_ranges_mhz: each range must be [low, high] MHz, got {list(r)}")
-        channels |= (axis.values_mhz >= r[0]) & (axis.values_mhz <= r[1])
+    for lo, hi in check_pairs(ranges_mhz, "protect_ranges_mhz", "MHz"):
+        channels |= (axis.values_mhz >= lo) & (axis.values_mhz <= hi)
     varying = None
     for m in (optional_mask(ds, SOURCE_MASK, data), optional_mask(ds, FLAG, data)):
         if m is None:

@@ -1,0 +1,138 @@
+"""The filter's faster paths give the same numbers as the plain ones: the batch median, the
+prefilled output buffer, the cached plan, and substitution with a shared mask or in place."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from overtone_radio import fftfilter
+from overtone_radio.fftfilter import FFTStandingWave, Prefill, remove_standing_waves, row_median
+from overtone_radio.protect import substitute
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [1, 2, 7, 16, 1072])
+def test_row_median_is_numpy_median(dtype, width):
+    """row_median equals np.median(axis=1) value for value, ties, NaN rows and dtype included."""
+    rng = np.random.default_rng(width)
+    a = rng.normal(size=(9, width)).astype(dtype)
+    a[1] = np.round(a[1])  # ties
+    a[2, width // 2] = np.nan
+    a[3, -1] = np.nan
+    expected = np.median(a, axis=1)
+    got = row_median(a)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.fixture(scope="module")
+def band():
+    """24 spectra x 65,536 channels with per-spectrum masks, a NaN stretch and a NaN row."""
+    from overtone_radio.simulate import Observation, simulate
+
+    ds = simulate(Observation(n_time=24)).compute()
+    x = ds["spectrum"].values.copy()
+    x[3, 1000:1010] = np.nan
+    x[5] = np.nan
+    return ds.assign(spectrum=(ds["spectrum"].dims, x, ds["spectrum"].attrs))
+
+
+def test_prefilled_output_gives_the_same_spectra(band, monkeypatch):
+    """In memory the output buffer is filled while the plan is made (Prefill); the result is
+    bit for bit the one of the path without it (Fortran-ordered data: no prefill)."""
+    used = []
+    matches = Prefill.matches
+
+    def spy(self, rows, batch):
+        used.append(matches(self, rows, batch))
+        return used[-1]
+
+    monkeypatch.setattr(Prefill, "matches", spy)
+    fast = FFTStandingWave(batch=8)(band)
+    assert used == [True]
+    plain_x = np.asfortranarray(band["spectrum"].values)
+    plain = FFTStandingWave(batch=8)(band.assign(spectrum=(band["spectrum"].dims, plain_x)))
+    assert used == [True]  # no prefill for data not laid out as the filter reads them
+    for name in ("spectrum", "sw_bins", "sw_protected"):
+        np.testing.assert_array_equal(fast[name].values, plain[name].values, err_msg=name)
+    assert int((fast["sw_bins"].values > 0).sum()) > 10  # the ripple was found and removed
+    assert np.isnan(fast["spectrum"].values[5]).all()
+
+
+def test_a_prefill_of_other_spectra_is_ignored():
+    """remove_standing_waves uses a Prefill only for the very spectra and batch it copies."""
+    rng = np.random.default_rng(1)
+    n = 8192
+    x = (rng.normal(size=(40, n)) + 3 * np.sin(2 * np.pi * np.arange(n) * 0.0076 / 1.09)).astype(np.float32)
+    kwargs = dict(step_mhz=0.0076, batch=16)
+    plain, counts = remove_standing_waves(x, None, **kwargs)
+    for prefill in (Prefill(x.copy(), 16), Prefill(x, 8)):
+        out, c = remove_standing_waves(x, None, prefill=prefill, **kwargs)
+        assert not np.shares_memory(out, prefill.out)
+        np.testing.assert_array_equal(out, plain)
+        np.testing.assert_array_equal(c, counts)
+    same = Prefill(x, 16)
+    out, _ = remove_standing_waves(x, None, prefill=same, **kwargs)
+    assert np.shares_memory(out, same.out)
+    np.testing.assert_array_equal(out, plain)
+    assert (counts > 0).all()
+
+
+def test_the_plan_is_made_once_and_read_only():
+    """Plans are cached per set of arguments; their arrays cannot be written by a batch."""
+    args = (4096, 0.0076, [(0.88, 0.97)], "significance", 5.0, 1.4, (5.0, 50.0), 10, 5, None,
+            np.dtype(np.float32), 16, True, 3.0)
+    one = fftfilter._plan(*args)
+    assert fftfilter._plan(*args) is one
+    with pytest.raises(ValueError):
+        one.ref_line[0] = 0
+    other = fftfilter._plan(*args[:2], [(1.78, 1.92)], *args[3:])
+    assert other is not one
+
+
+def test_substitution_with_a_shared_mask_and_in_place():
+    """substitute(x, p, channels=c) equals substitute(x, p | c), also written into x itself."""
+    rng = np.random.default_rng(5)
+    rows, n, period = 12, 3000, 41.7
+    x = rng.normal(size=(rows, n)).astype(np.float32)
+    p = np.zeros((rows, n), bool)
+    for r in range(rows):
+        a = int(rng.integers(0, n - 200))
+        p[r, a:a + int(rng.integers(1, 200))] = True
+    c = np.zeros(n, bool)
+    c[0:7] = c[1400:1460] = c[n - 20:] = True
+    joined, empty, (jr, jc) = substitute(x, p | c, period)
+    shared, empty2, (sr, sc) = substitute(x, p, period, channels=c)
+    np.testing.assert_array_equal(shared, joined)
+    np.testing.assert_array_equal(empty2, empty)
+    inplace = x.copy()
+    got, _, _ = substitute(inplace, p, period, out=inplace, channels=c)
+    assert got is inplace
+    np.testing.assert_array_equal(inplace, joined)
+    written = np.zeros((rows, n), bool)
+    written[sr, sc] = True
+    np.testing.assert_array_equal(written, p | c)
+
+
+def test_a_failed_background_copy_is_redone_by_the_worker(monkeypatch):
+    """If the prefill thread fails to copy a batch, the worker that needs it copies it again:
+    the output is still right."""
+    import threading
+
+    copy = Prefill._copy
+
+    def flaky(self, i):
+        if threading.current_thread().name == "fft-standing-wave-prefill":
+            raise MemoryError("simulated")
+        copy(self, i)
+
+    monkeypatch.setattr(Prefill, "_copy", flaky)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(48, 4096)).astype(np.float32)
+    plain, _ = remove_standing_waves(x, x > 2.5, step_mhz=0.0076, batch=16)
+    prefill = Prefill(x, 16)
+    prefill._thread.join()
+    assert prefill._failed == {0}
+    out, _ = remove_standing_waves(x, x > 2.5, step_mhz=0.0076, batch=16, prefill=prefill)
+    assert np.shares_memory(out, prefill.out)
+    np.testing.assert_array_equal(out, plain)
