@@ -8,6 +8,7 @@ is tested against.
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 
@@ -53,3 +54,8 @@ def harmonic_logits(x: torch.Tensor, w: torch.Tensor, n: float, eps: float = 1e-
     ``softmax(z)_i = d_i^-n / sum_j d_j^-n`` is the harmonic probability of the paper.
     """
     return -0.5 * n * torch.log(squared_distances(x, w, eps))
+
+
+def triton_interpreter_requested() -> bool:
+    """Whether ``TRITON_INTERPRET`` asks Triton to run kernels in its CPU interpreter."""
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on")  # as Triton reads it

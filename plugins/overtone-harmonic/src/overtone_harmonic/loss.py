@@ -12,6 +12,9 @@ raises the *squared* distance to ``-n``, so its ``n`` is half of ours; ``convent
 "squared"`` takes a reference-style value. The default ``n = 2 sqrt(d_in)`` on ``d`` is
 ``sqrt(d_in)`` on ``d^2``, the middle of the reference's suggestions (1, sqrt(D), D on ``d^2``)
 and its MNIST choice (28 = sqrt(784)).
+
+``impl = "triton"`` computes the same loss with the Triton kernels of
+:mod:`overtone_harmonic.triton_head` (GPU; the ``overtone-harmonic[triton]`` extra).
 """
 
 from __future__ import annotations
@@ -23,7 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from overtone_harmonic.chunked import accumulation_dtype, chunked_harmonic_loss
-from overtone_harmonic.functional import IGNORE, exponent_on_distance, harmonic_logits
+from overtone_harmonic.functional import (
+    IGNORE,
+    exponent_on_distance,
+    harmonic_logits,
+    triton_interpreter_requested,
+)
 
 
 class HarmonicLoss(nn.Module):
@@ -34,7 +42,9 @@ class HarmonicLoss(nn.Module):
     (features ``(N, d)`` or ``(B, T, d)``). Without ``chunk_size`` it is plain autograd over the
     full ``(N, V)`` logits (the reference path); with ``chunk_size`` it runs
     :func:`~overtone_harmonic.chunked.chunked_harmonic_loss`, which never holds more than two
-    ``(chunk_size, V)`` blocks. ``scores(features)``: the harmonic logits ``-n log d_i``
+    ``(chunk_size, V)`` blocks; with ``impl = "triton"`` it runs
+    :func:`~overtone_harmonic.triton_head.triton_harmonic_loss` (CUDA tensors, or CPU under
+    ``TRITON_INTERPRET=1``). ``scores(features)``: the harmonic logits ``-n log d_i``
     (``softmax`` gives ``p``; ``argmax`` is the nearest centre). Distances are computed in
     float32 even under autocast (float64 for float64 inputs): half precision cancels badly in
     ``||x||^2 + ||w||^2 - 2 x . w``.
@@ -44,7 +54,8 @@ class HarmonicLoss(nn.Module):
     no_weight_decay = ("weight",)
 
     def __init__(self, *, d_in: int, n_classes: int, n: float | None = None, convention: str = "distance",
-                 chunk_size: int | None = None, eps: float = 1e-12, init_scale: float = 1.0) -> None:
+                 chunk_size: int | None = None, eps: float = 1e-12, init_scale: float = 1.0,
+                 impl: str = "torch") -> None:
         super().__init__()
         from overtone import ConfigError
 
@@ -55,7 +66,14 @@ class HarmonicLoss(nn.Module):
             raise ConfigError(f"[loss] chunk_size = {chunk_size} must be at least 1 (or left out for no chunking)")
         if not eps > 0:
             raise ConfigError(f"[loss] eps = {eps} must be positive (it floors d^2 so that x = w_i stays finite)")
-        self.eps, self.chunk_size = float(eps), chunk_size
+        if impl not in ("torch", "triton"):
+            raise ConfigError(f"[loss] impl = {impl!r}; allowed: 'torch' (reference or chunked) or 'triton' (GPU kernels)")
+        if impl == "triton":
+            if chunk_size is not None:
+                raise ConfigError("[loss] chunk_size is for impl = 'torch'; impl = 'triton' tiles by itself "
+                                  "(leave chunk_size out)")
+            _require_triton()
+        self.eps, self.chunk_size, self.impl = float(eps), chunk_size, impl
         self.weight = nn.Parameter(torch.randn(n_classes, d_in) * (init_scale / math.sqrt(d_in)))
 
     def scores(self, features: torch.Tensor) -> torch.Tensor:
@@ -69,10 +87,28 @@ class HarmonicLoss(nn.Module):
     def forward(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean ``-log p_y`` over the targets that are not ``-100``."""
         x, t = features.reshape(-1, features.shape[-1]), targets.reshape(-1)
+        if self.impl == "triton":
+            from overtone_harmonic.triton_head import triton_harmonic_loss
+
+            return triton_harmonic_loss(x, self.weight, t, self.n, self.eps)
         if self.chunk_size:
             return chunked_harmonic_loss(x, self.weight, t, self.n, self.eps, self.chunk_size)
         return F.cross_entropy(self.scores(x), t, ignore_index=IGNORE)
 
     def extra_repr(self) -> str:
         return (f"d_in={self.weight.shape[1]}, n_classes={self.weight.shape[0]}, n={self.n:g} (on the distance), "
-                f"chunk_size={self.chunk_size}, eps={self.eps:g}")
+                f"chunk_size={self.chunk_size}, eps={self.eps:g}, impl={self.impl}")
+
+
+def _require_triton() -> None:
+    """Raise a one-line error unless Triton imports and a CUDA device (or ``TRITON_INTERPRET=1``) is there."""
+    from overtone import ConfigError
+
+    try:
+        import triton  # noqa: F401
+    except ImportError as error:
+        raise ConfigError(f"[loss] impl = 'triton' needs the triton package ({error}); "
+                          "pip install 'overtone-harmonic[triton]', or use impl = 'torch'") from None
+    if not (triton_interpreter_requested() or torch.cuda.is_available()):
+        raise ConfigError("[loss] impl = 'triton' needs a CUDA device and none was found; use impl = 'torch' "
+                          "(chunk_size for long vocabularies), or set TRITON_INTERPRET=1 to run Triton's slow CPU interpreter")

@@ -24,6 +24,9 @@ def overtone_losses():
                                          "logits, forward or backward (default: no chunking)"),
                 "eps": Param(1e-12, type=(float, int), help="floor of d^2, so x = w_i gives a finite loss and no NaN"),
                 "init_scale": Param(1.0, type=(float, int), help="centres start as N(0, init_scale^2 / d_in)"),
+                "impl": Param("torch", choices=("torch", "triton"),
+                              help="'torch': plain or chunked autograd (any device); 'triton': fused GPU kernels "
+                                   "that never hold the logits (needs the overtone-harmonic[triton] extra and CUDA)"),
             },
         )
     ]
