@@ -188,6 +188,12 @@ def cpu_focus_loop() -> Callable | None:
     return _cpu_loop[0]
 
 
+def _runs_cpu_loop(name: str, row: Sequence[torch.Tensor]) -> bool:
+    """Whether kernel ``name`` on tensors like ``row`` runs :func:`cpu_focus_loop`."""
+    return (name == "focus" and row[0].device.type == "cpu"
+            and all(t.dtype == torch.float32 for t in row) and cpu_focus_loop() is not None)
+
+
 def _with_cpu_loop(kernel: Callable) -> Callable:
     """``kernel``, except that float32 CPU calls go to :func:`cpu_focus_loop` when it exists."""
     def run(p, g, m, bar, hp):
@@ -248,8 +254,10 @@ def apply(name: str, lists: Sequence[list[torch.Tensor]], hp: torch.Tensor) -> t
     kernel = compiled(name)
     mutated = KERNELS[name][1]
     rows = list(zip(*lists))
-    direct = [r for r in rows if r[0].numel() >= PACK and all(t.is_contiguous() for t in r)]
-    gathered = [r for r in rows if not (r[0].numel() >= PACK and all(t.is_contiguous() for t in r))]
+    # a direct C++ call costs microseconds: nothing to amortise by gathering small tensors
+    pack = 1 if rows and _runs_cpu_loop(name, rows[0]) else PACK
+    direct = [r for r in rows if r[0].numel() >= pack and all(t.is_contiguous() for t in r)]
+    gathered = [r for r in rows if not (r[0].numel() >= pack and all(t.is_contiguous() for t in r))]
     for i, row in enumerate(direct):
         try:
             kernel(*(t.view(-1) for t in row), hp)
