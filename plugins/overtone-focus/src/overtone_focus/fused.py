@@ -276,10 +276,20 @@ def apply(name: str, lists: Sequence[list[torch.Tensor]], hp: torch.Tensor) -> t
     kernel = compiled(name)
     mutated = KERNELS[name][1]
     rows = list(zip(*lists))
-    # a direct C++ call costs microseconds: nothing to amortise by gathering small tensors
-    pack = 1 if rows and _runs_cpu_loop(name, rows[0]) else PACK
-    direct = [r for r in rows if r[0].numel() >= pack and all(t.is_contiguous() for t in r)]
-    gathered = [r for r in rows if not (r[0].numel() >= pack and all(t.is_contiguous() for t in r))]
+    if rows and _runs_cpu_loop(name, rows[0]):
+        # direct C++ calls on the tensors as they are: microseconds each, nothing to gather
+        loop, threads, f32 = cpu_focus_loop(), torch.get_num_threads(), torch.float32
+        direct, gathered = [], []
+        for row in rows:
+            p, g, m, bar = row
+            if p.is_contiguous() and g.is_contiguous() and m.is_contiguous() and bar.is_contiguous() \
+                    and g.dtype == f32:
+                loop(p, g, m, bar, hp, p.numel(), threads)
+            else:
+                gathered.append(row)
+    else:
+        direct = [r for r in rows if r[0].numel() >= PACK and all(t.is_contiguous() for t in r)]
+        gathered = [r for r in rows if not (r[0].numel() >= PACK and all(t.is_contiguous() for t in r))]
     for i, row in enumerate(direct):
         try:
             kernel(*(t.view(-1) for t in row), hp)
