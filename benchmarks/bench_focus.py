@@ -10,13 +10,16 @@ below that.
 
 Each optimizer takes two untimed warm-up steps (state allocation, allocator caches; for the
 fused rows the first one compiles, timed and reported separately: with ``--cold`` in a fresh
-inductor cache, otherwise it may be a cache load), then ``--rounds`` timed steps; the table gives
+inductor cache, otherwise it may be a cache load), then ``--rounds`` timed steps, all optimizers
+once per round in a new (seeded) order each round, so that none always runs right after the same
+one (in a fixed order on a loaded machine, fused AdamW, always first after pytorch-optimizer's
+SignSGD, measured 156 ms CPU where interleaved runs of it measured 86-94 ms); the table gives
 the median wall time and the median CPU time (process time; with one thread it is the work done,
 robust to other processes on a shared machine) and their ratios to fused AdamW. Gradients are
 one shared set of tensors. ``--layers``/``--vocab`` shrink the model for a busy machine; with a
 CUDA device the same table is measured there too (``--device cuda``).
 
-    python benchmarks/bench_focus.py [--rounds 7] [--threads 1] [--cold] [--layers 12] [--vocab 50257]
+    python benchmarks/bench_focus.py [--rounds 7] [--threads 1] [--cold] [--layers 12] [--vocab 50257] [--only NAMES]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import random
 import statistics
 import tempfile
 import time
@@ -65,7 +69,8 @@ def makers() -> dict:
     return out
 
 
-def measure(device: str, shapes: list[tuple[int, ...]], rounds: int) -> tuple[dict, dict, dict]:
+def measure(device: str, shapes: list[tuple[int, ...]], rounds: int,
+            only: list[str] | None = None) -> tuple[dict, dict, dict]:
     """Wall and CPU seconds of ``rounds`` interleaved steps per optimizer, and first-step seconds."""
     import torch
 
@@ -80,7 +85,9 @@ def measure(device: str, shapes: list[tuple[int, ...]], rounds: int) -> tuple[di
             p.grad = g
         return ps
 
-    optimizers = {name: make(fresh_params()) for name, make in makers().items()}
+    chosen = {name: make for name, make in makers().items()
+              if name == BASE or not only or any(word.lower() in name.lower() for word in only)}
+    optimizers = {name: make(fresh_params()) for name, make in chosen.items()}
     first: dict[str, float] = {}
     for name, opt in optimizers.items():
         sync()
@@ -91,8 +98,11 @@ def measure(device: str, shapes: list[tuple[int, ...]], rounds: int) -> tuple[di
         opt.step()
     wall: dict[str, list[float]] = {name: [] for name in optimizers}
     cpu: dict[str, list[float]] = {name: [] for name in optimizers}
+    order, rng = list(optimizers), random.Random(0)
     for _ in range(rounds):
-        for name, opt in optimizers.items():
+        rng.shuffle(order)  # a new order each round: no optimizer always follows the same one
+        for name in order:
+            opt = optimizers[name]
             sync()
             c0, w0 = time.process_time(), time.perf_counter()
             opt.step()
@@ -110,6 +120,8 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=50257, help="embedding rows (50257: GPT-2)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cpu, and cuda too if present)")
     parser.add_argument("--cold", action="store_true", help="compile in a fresh inductor cache (cold compile time)")
+    parser.add_argument("--only", default="", help="comma-separated name parts: only the optimizers whose row name "
+                        "contains one (fused AdamW always runs), e.g. --only '(fused)'")
     args = parser.parse_args()
     if args.cold:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-focus-inductor-")
@@ -122,7 +134,7 @@ def main() -> None:
     for device in devices:
         with open("/proc/loadavg") if os.path.exists("/proc/loadavg") else open(os.devnull) as f:
             load_before = f.read().strip()
-        wall, cpu, first = measure(device, shapes, args.rounds)
+        wall, cpu, first = measure(device, shapes, args.rounds, [w for w in args.only.split(",") if w])
         load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
         where = (torch.cuda.get_device_name() if device == "cuda"
                  else f"CPU ({platform.processor() or platform.machine()}), {args.threads} thread(s)")

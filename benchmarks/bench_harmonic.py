@@ -6,7 +6,12 @@ when a GPU is present). Variants, each measured in its own subprocess:
 - naive cross-entropy: ``F.cross_entropy(x @ W.T, y)``, plain autograd (the peer);
 - chunked cross-entropy: overtone-torch's ``cross-entropy`` with ``chunk_size`` (when installed);
 - naive harmonic: ``harmonic`` without ``chunk_size`` (autograd over the full logits);
-- chunked harmonic: ``harmonic`` with ``chunk_size`` (never a ``(N, V)`` tensor).
+- chunked harmonic: ``harmonic`` with ``chunk_size`` (never a ``(N, V)`` tensor);
+- on CUDA only (the kernels need a GPU; each row is skipped, with a note, when its package is
+  not installed): triton harmonic (``harmonic`` with ``impl = "triton"``, the
+  ``overtone-harmonic[triton]`` extra), cut-cross-entropy (``cut_cross_entropy.linear_cross_entropy``,
+  the ``cut-cross-entropy`` package) and Liger's fused linear cross-entropy
+  (``liger_kernel.transformers.LigerFusedLinearCrossEntropyLoss``, the ``liger-kernel`` package).
 
 Peak memory is what one forward+backward adds on top of the inputs (x, W, y already
 allocated): on CPU the rise of the process's resident-set high-water mark (``VmHWM``, reset
@@ -20,12 +25,16 @@ on a shared machine); memory the largest. Goals: chunked harmonic
 at most 1.0x naive cross-entropy's time and 7% of its peak memory; chunked cross-entropy at
 most 1.1x its time. The load average is printed before and after the runs.
 
-    python benchmarks/bench_harmonic.py [--tokens 8192] [--chunk 256] [--repeats 3] [--threads 2]
+``--dtype bfloat16`` runs every variant with bf16 features and head (the GPU kernels' intended
+use; the harmonic paths still accumulate distances in float32).
+
+    python benchmarks/bench_harmonic.py [--tokens 8192] [--chunk 256] [--repeats 3] [--threads 2] [--dtype float32]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -34,7 +43,11 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ["naive cross-entropy", "chunked cross-entropy", "naive harmonic", "chunked harmonic"]
+VARIANTS = ["naive cross-entropy", "chunked cross-entropy", "naive harmonic", "chunked harmonic",
+            "triton harmonic", "cut-cross-entropy", "liger fused linear CE"]
+#: Variants that run on CUDA only, and the module each needs.
+GPU_ONLY = {"triton harmonic": "triton", "cut-cross-entropy": "cut_cross_entropy",
+            "liger fused linear CE": "liger_kernel"}
 D, V = 768, 50257
 
 
@@ -51,35 +64,48 @@ def _cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def build(variant: str, chunk: int, device: str):
+def build(variant: str, chunk: int, device: str, dtype: str = "float32"):
     """The loss callable ``(x, y) -> scalar`` and its head weight for one variant."""
     import torch
     import torch.nn.functional as F
 
     torch.manual_seed(0)
-    if variant == "naive cross-entropy":
-        w = torch.randn(V, D, device=device).mul_(D**-0.5).requires_grad_()
+    dt = getattr(torch, dtype)
+    if variant in ("naive cross-entropy", "cut-cross-entropy", "liger fused linear CE"):
+        w = torch.randn(V, D, device=device).mul_(D**-0.5).to(dt).requires_grad_()
+        if variant == "cut-cross-entropy":
+            from cut_cross_entropy import linear_cross_entropy
+
+            return (lambda x, y: linear_cross_entropy(x, w, y)), w
+        if variant == "liger fused linear CE":
+            from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+            liger = LigerFusedLinearCrossEntropyLoss()
+            return (lambda x, y: liger(w, x, y)), w
         return (lambda x, y: F.cross_entropy(x @ w.T, y)), w
     if variant == "chunked cross-entropy":
         from overtone_torch.losses.cross_entropy import CrossEntropyLoss
 
-        module = CrossEntropyLoss(d_in=D, n_classes=V, bias=False, chunk_size=chunk).to(device)
+        module = CrossEntropyLoss(d_in=D, n_classes=V, bias=False, chunk_size=chunk).to(device, dt)
         return module, module.weight
     from overtone_harmonic.loss import HarmonicLoss
 
-    module = HarmonicLoss(d_in=D, n_classes=V, chunk_size=chunk if variant.startswith("chunked") else None)
-    module = module.to(device)
+    if variant == "triton harmonic":
+        module = HarmonicLoss(d_in=D, n_classes=V, impl="triton")
+    else:
+        module = HarmonicLoss(d_in=D, n_classes=V, chunk_size=chunk if variant.startswith("chunked") else None)
+    module = module.to(device, dt)
     return module, module.weight
 
 
-def measure(variant: str, tokens: int, chunk: int, device: str, threads: int) -> dict:
+def measure(variant: str, tokens: int, chunk: int, device: str, threads: int, dtype: str = "float32") -> dict:
     """Time and peak memory of one forward+backward over ``tokens`` rows, after a warm-up call
     on 256 rows (thread pool and library start-up kept out of the figure; see module doc)."""
     import torch
 
     torch.set_num_threads(threads)
-    loss_fn, w = build(variant, chunk, device)
-    x = torch.randn(tokens, D, device=device, requires_grad=True)
+    loss_fn, w = build(variant, chunk, device, dtype)
+    x = torch.randn(tokens, D, device=device, dtype=getattr(torch, dtype), requires_grad=True)
     y = torch.randint(0, V, (tokens,), device=device)
     loss_fn(x[:256].detach().requires_grad_(), y[:256]).backward()
     w.grad = None
@@ -102,9 +128,9 @@ def measure(variant: str, tokens: int, chunk: int, device: str, threads: int) ->
             "gx_norm": float(x.grad.norm()), "gw_norm": float(w.grad.norm())}
 
 
-def analytic_bytes(variant: str, tokens: int, chunk: int) -> int:
+def analytic_bytes(variant: str, tokens: int, chunk: int) -> int | None:
     """Bytes the variant must hold at its peak, counted by hand (float32): the (N, V) or
-    (chunk, V) blocks alive together plus the gradients of x and W."""
+    (chunk, V) blocks alive together plus the gradients of x and W (None for the peers' kernels)."""
     grads = 4 * (tokens * D + V * D)
     full = 4 * tokens * V
     return {
@@ -112,7 +138,8 @@ def analytic_bytes(variant: str, tokens: int, chunk: int) -> int:
         "chunked cross-entropy": 2 * 4 * chunk * V + grads,
         "naive harmonic": 5 * full + grads,  # d^2 + |x|^2, clamp, log (saved), log-softmax, gradient
         "chunked harmonic": 2 * 4 * chunk * V + grads,  # B and P blocks; W's gradient is built in place
-    }[variant]
+        "triton harmonic": 2 * grads,  # float32 D W and D^T X buffers, then the gradients
+    }.get(variant)
 
 
 def main() -> None:
@@ -121,29 +148,31 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.tokens, args.chunk, args.device, args.threads)))
+        print(json.dumps(measure(args.child, args.tokens, args.chunk, args.device, args.threads, args.dtype)))
         return
     import torch
 
-    variants = [v for v in args.variants.split(",") if v]
-    try:
-        import overtone_torch  # noqa: F401
-    except ImportError:
-        variants = [v for v in variants if v != "chunked cross-entropy"]
+    requested = [v for v in args.variants.split(",") if v]
+    needs = {"chunked cross-entropy": "overtone_torch", **GPU_ONLY}
+    missing = [v for v in requested if v in needs and importlib.util.find_spec(needs[v]) is None]
+    for variant in missing:
+        print(f"# {variant}: skipped ({needs[variant]} is not installed)", file=sys.stderr)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
+        variants = [v for v in requested if v not in missing and (device == "cuda" or v not in GPU_ONLY)]
         load_before = os.getloadavg()[0]
         runs = {variant: [] for variant in variants}
         for _ in range(args.repeats):  # rounds interleave the variants: load drift hits all alike
             for variant in variants:
                 out = subprocess.run([sys.executable, __file__, "--child", variant, "--tokens", str(args.tokens),
                                       "--chunk", str(args.chunk), "--threads", str(args.threads),
-                                      "--device", device], capture_output=True, text=True)
+                                      "--device", device, "--dtype", args.dtype], capture_output=True, text=True)
                 if out.returncode:
                     raise SystemExit(f"{variant} on {device} failed:\n{out.stderr}")
                 runs[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -153,18 +182,19 @@ def main() -> None:
         base = results["naive cross-entropy"]
         name = torch.cuda.get_device_name() if device == "cuda" else f"{platform.processor() or 'CPU'}, " \
             f"{args.threads} threads, load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
-        print(f"\n{device} ({name}): d = {D}, V = {V:,}, {args.tokens:,} tokens, chunk {args.chunk}, float32, "
+        print(f"\n{device} ({name}): d = {D}, V = {V:,}, {args.tokens:,} tokens, chunk {args.chunk}, {args.dtype}, "
               f"best of {args.repeats} interleaved rounds of one forward+backward, torch {torch.__version__}\n")
         cpu_cols = " CPU time (s) | vs naive CE |" if device == "cpu" else ""
         print(f"| loss | wall time (s) | vs naive CE |{cpu_cols} peak memory (MiB) | vs naive CE | analytic (MiB) |")
         print("|---|---|---|" + ("---|---|" if device == "cpu" else "") + "---|---|---|")
         for variant, r in results.items():
             cpu = f" {r['cpu_s']:.1f} | {r['cpu_s'] / base['cpu_s']:.2f}x |" if device == "cpu" else ""
-            print(f"| {variant} | {r['wall_s']:.1f} | {r['wall_s'] / base['wall_s']:.2f}x |{cpu} "
+            analytic = analytic_bytes(variant, args.tokens, args.chunk)
+            print(f"| {variant} | {r['wall_s']:.3g} | {r['wall_s'] / base['wall_s']:.2f}x |{cpu} "
                   f"{r['peak_bytes'] / 2**20:,.0f} | {r['peak_bytes'] / base['peak_bytes']:.1%} | "
-                  f"{analytic_bytes(variant, args.tokens, args.chunk) / 2**20:,.0f} |")
+                  f"{'-' if analytic is None else format(analytic / 2**20, ',.0f')} |")
     if len(devices) == 1:
-        print("\nno CUDA device here: GPU rows not measured")
+        print(f"\nno CUDA device here: GPU rows ({', '.join(GPU_ONLY)}) not measured")
 
 
 if __name__ == "__main__":

@@ -299,3 +299,41 @@ def test_capturable_fused_step_replays_under_a_cuda_graph(cls):
     torch.cuda.synchronize()
     for pa, pb in zip(a, b):
         torch.testing.assert_close(pa, pb, rtol=0, atol=1e-5)
+
+
+def test_cpu_loop_is_built_and_equals_the_compiled_kernel():
+    """float32 on CPU runs the direct C++ loop (built wherever inductor has a vector ISA, as on
+    CI); it gives the compiled kernel's bits at lengths around the 16-wide vector (masked tails)
+    and split into 65,536-element blocks over two OpenMP threads, with zero momenta and
+    gradients (sign 0) among the elements."""
+    from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+    loop = fused.cpu_focus_loop()
+    assert (loop is not None) == bool(pick_vec_isa())
+    if loop is None:
+        return
+    kernel = torch.compile(fused.focus_kernel, dynamic=True, fullgraph=True,
+                           options={"cpp.enable_floating_point_contract_flag": "fast"})
+    hp = torch.tensor([0.1, 0.01, 0.3, 0.2, -1e-3, 0.0, -1e-4])
+    for n, threads in ((1, 1), (15, 1), (16, 1), (17, 1), (1000, 1), (200_003, 2)):
+        torch.manual_seed(n)
+        a = [torch.randn(n) * 0.01 for _ in range(4)]
+        a[1][::3] = 0.0
+        a[2][::3] = 0.0
+        b = [t.clone() for t in a]
+        for _ in range(5):
+            kernel(*a, hp)
+            loop(*b, hp, n, threads)  # 200,003 elements: four blocks on two threads, a short last one
+        assert all(torch.equal(x, y) for x, y in zip(a, b)), n
+
+
+def test_without_the_cpu_loop_the_compiled_kernel_gives_the_same_bits(monkeypatch):
+    monkeypatch.setattr(fused, "_cpu_loop", [None])
+    monkeypatch.setattr(fused, "_compiled", {})
+    hp = dict(lr=0.01, betas=(0.9, 0.99), gamma=0.2, weight_decay=0.1)
+    a = make_params([(64, 65), (257,)], torch.float32, seed=17)
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    grads = grads_for(a, 5, seed=18)
+    run(FOCUS, a, grads, fused=True, **hp)
+    run(FOCUS, b, grads, foreach=True, **hp)
+    assert all(torch.equal(pa, pb) for pa, pb in zip(a, b))

@@ -279,15 +279,17 @@ def test_is_a_tied_transformer_unembedding(tmp_path):
     assert loss.scores(model(x)).shape == (8, 16, task.n_classes)
 
 
-def test_member_forward_matches_forward_with_each_members_exponent():
+@pytest.mark.parametrize("eps_mode", ["floor", "add"])
+def test_member_forward_matches_forward_with_each_members_exponent(eps_mode):
     """HarmonicLoss.member_forward under vmap, ``n`` a tensor per member, against each member's own
-    forward (float64, ignored targets): the harmonic pack of ``overtone sweep --vectorize``."""
+    forward (float64, ignored targets): the harmonic pack of ``overtone sweep --vectorize``. Inputs
+    are small so that the reference's added eps (``eps_mode = "add"``) changes the result."""
     import torch
     from overtone_harmonic.loss import HarmonicLoss
 
     torch.manual_seed(4)
-    members = [HarmonicLoss(d_in=6, n_classes=5, n=n).double() for n in (2.0, 7.5, 30.0)]
-    x = torch.randn(3, 12, 6, dtype=torch.float64)
+    members = [HarmonicLoss(d_in=6, n_classes=5, n=n, eps_mode=eps_mode).double() for n in (2.0, 7.5, 30.0)]
+    x = 0.01 * torch.randn(3, 12, 6, dtype=torch.float64)
     y = torch.randint(0, 5, (3, 12))
     y[1, [0, 5]] = -100
     params = {"weight": torch.stack([m.weight for m in members])}

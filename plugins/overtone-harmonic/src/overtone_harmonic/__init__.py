@@ -16,6 +16,7 @@ _EXPORTS = {
     "exponent_on_distance": "overtone_harmonic.functional",
     "harmonic_logits": "overtone_harmonic.functional",
     "squared_distances": "overtone_harmonic.functional",
+    "triton_harmonic_loss": "overtone_harmonic.triton_head",
 }
 __all__ = sorted(_EXPORTS)
 

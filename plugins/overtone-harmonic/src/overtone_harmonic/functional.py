@@ -8,6 +8,7 @@ is tested against.
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 
@@ -78,3 +79,8 @@ def harmonic_logits(x: torch.Tensor, w: torch.Tensor, n: float | torch.Tensor, e
     be a 0-dim tensor (one member's exponent in a vectorized pack).
     """
     return -0.5 * n * torch.log(squared_distances(x, w, eps, eps_mode))
+
+
+def triton_interpreter_requested() -> bool:
+    """Whether ``TRITON_INTERPRET`` asks Triton to run kernels in its CPU interpreter."""
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on")  # as Triton reads it

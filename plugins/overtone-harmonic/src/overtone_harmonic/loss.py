@@ -14,6 +14,9 @@ raises the *squared* distance to ``-n``, so its ``n`` is half of ours; ``convent
 "squared"`` takes a reference-style value. The default ``n = 2 sqrt(d_in)`` on ``d`` is
 ``sqrt(d_in)`` on ``d^2``, the middle of the reference's suggestions (1, sqrt(D), D on ``d^2``)
 and its MNIST choice (28 = sqrt(784)).
+
+``impl = "triton"`` computes the same loss with the Triton kernels of
+:mod:`overtone_harmonic.triton_head` (GPU; the ``overtone-harmonic[triton]`` extra).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from overtone_harmonic.functional import (
     eps_floor_and_shift,
     exponent_on_distance,
     harmonic_logits,
+    triton_interpreter_requested,
 )
 
 
@@ -42,7 +46,9 @@ class HarmonicLoss(nn.Module):
     (features ``(N, d)`` or ``(B, T, d)``). Without ``chunk_size`` it is plain autograd over the
     full ``(N, V)`` logits (the reference path); with ``chunk_size`` it runs
     :func:`~overtone_harmonic.chunked.chunked_harmonic_loss`, which never holds more than two
-    ``(chunk_size, V)`` blocks. ``scores(features)``: the harmonic logits ``-n log d_i``
+    ``(chunk_size, V)`` blocks; with ``impl = "triton"`` it runs
+    :func:`~overtone_harmonic.triton_head.triton_harmonic_loss` (CUDA tensors, or CPU under
+    ``TRITON_INTERPRET=1``). ``scores(features)``: the harmonic logits ``-n log d_i``
     (``softmax`` gives ``p``; ``argmax`` is the nearest centre). Distances are computed in
     float32 even under autocast (float64 for float64 inputs): half precision cancels badly in
     ``||x||^2 + ||w||^2 - 2 x . w``.
@@ -53,7 +59,7 @@ class HarmonicLoss(nn.Module):
 
     def __init__(self, *, d_in: int, n_classes: int, n: float | None = None, convention: str = "distance",
                  chunk_size: int | None = None, eps: float | None = None, init_scale: float = 1.0,
-                 eps_mode: str = "floor") -> None:
+                 eps_mode: str = "floor", impl: str = "torch") -> None:
         super().__init__()
         from overtone import ConfigError
 
@@ -67,7 +73,17 @@ class HarmonicLoss(nn.Module):
         if not eps > 0:
             raise ConfigError(f"[loss] eps = {eps} must be positive (it floors d^2, or is added to it, "
                               "so that x = w_i stays finite)")
-        self.eps, self.eps_mode, self.chunk_size = float(eps), eps_mode, chunk_size
+        if impl not in ("torch", "triton"):
+            raise ConfigError(f"[loss] impl = {impl!r}; allowed: 'torch' (reference or chunked) or 'triton' (GPU kernels)")
+        if impl == "triton":
+            if chunk_size is not None:
+                raise ConfigError("[loss] chunk_size is for impl = 'torch'; impl = 'triton' tiles by itself "
+                                  "(leave chunk_size out)")
+            if eps_mode != "floor":
+                raise ConfigError(f"[loss] impl = 'triton' floors d^2 at eps; eps_mode = {eps_mode!r} needs "
+                                  "impl = 'torch'")
+            _require_triton()
+        self.eps, self.eps_mode, self.chunk_size, self.impl = float(eps), eps_mode, chunk_size, impl
         self.weight = nn.Parameter(torch.randn(n_classes, d_in) * (init_scale / math.sqrt(d_in)))
 
     def scores(self, features: torch.Tensor) -> torch.Tensor:
@@ -81,6 +97,10 @@ class HarmonicLoss(nn.Module):
     def forward(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean ``-log p_y`` over the targets that are not ``-100``."""
         x, t = features.reshape(-1, features.shape[-1]), targets.reshape(-1)
+        if self.impl == "triton":
+            from overtone_harmonic.triton_head import triton_harmonic_loss
+
+            return triton_harmonic_loss(x, self.weight, t, self.n, self.eps)
         if self.chunk_size:
             return chunked_harmonic_loss(x, self.weight, t, self.n, self.eps, self.chunk_size, self.eps_mode)
         return F.cross_entropy(self.scores(x), t, ignore_index=IGNORE)
@@ -100,7 +120,7 @@ class HarmonicLoss(nn.Module):
         x, t = features.reshape(-1, features.shape[-1]), targets.reshape(-1)
         weight = params["weight"]
         acc = accumulation_dtype(x, weight)
-        z = harmonic_logits(x.to(acc), weight.to(acc), values["n"], self.eps)
+        z = harmonic_logits(x.to(acc), weight.to(acc), values["n"], self.eps, self.eps_mode)
         logp = torch.log_softmax(z, -1)
         keep = t != IGNORE
         nll = -logp.gather(-1, torch.where(keep, t, 0).unsqueeze(-1)).squeeze(-1)
@@ -108,4 +128,18 @@ class HarmonicLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"d_in={self.weight.shape[1]}, n_classes={self.weight.shape[0]}, n={self.n:g} (on the distance), "
-                f"chunk_size={self.chunk_size}, eps={self.eps:g} ({self.eps_mode})")
+                f"chunk_size={self.chunk_size}, eps={self.eps:g} ({self.eps_mode}), impl={self.impl}")
+
+
+def _require_triton() -> None:
+    """Raise a one-line error unless Triton imports and a CUDA device (or ``TRITON_INTERPRET=1``) is there."""
+    from overtone import ConfigError
+
+    try:
+        import triton  # noqa: F401
+    except ImportError as error:
+        raise ConfigError(f"[loss] impl = 'triton' needs the triton package ({error}); "
+                          "pip install 'overtone-harmonic[triton]', or use impl = 'torch'") from None
+    if not (triton_interpreter_requested() or torch.cuda.is_available()):
+        raise ConfigError("[loss] impl = 'triton' needs a CUDA device and none was found; use impl = 'torch' "
+                          "(chunk_size for long vocabularies), or set TRITON_INTERPRET=1 to run Triton's slow CPU interpreter")

@@ -29,6 +29,9 @@ def overtone_losses():
                                   help="'floor': max(d^2, eps), scale invariant above eps; 'add': d^2 + eps, "
                                        "as the reference code (not scale invariant)"),
                 "init_scale": Param(1.0, type=(float, int), help="centres start as N(0, init_scale^2 / d_in)"),
+                "impl": Param("torch", choices=("torch", "triton"),
+                              help="'torch': plain or chunked autograd (any device); 'triton': fused GPU kernels "
+                                   "that never hold the logits (needs the overtone-harmonic[triton] extra and CUDA)"),
             },
         )
     ]
