@@ -14,7 +14,7 @@ key-frequency share of the grokking MLP's embedding before and after grokking.
     python examples/dynamics-claims.py runs            # add --toy for the noise toy alone
 
 Wall time on a loaded 2-core CPU (load 13-16, one thread): the five sweeps about 1.5, 4, 3, 1.5
-and 6 minutes, this script about 3 minutes: about 20 minutes in all.
+and 6 minutes, this script 14 s at load 3 and about 2 minutes at load 15: about 20 minutes in all.
 Needs overtone-dynamics; the toy's reference column needs `pip install dse-dsmi`.
 """
 
