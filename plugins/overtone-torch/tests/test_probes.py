@@ -119,3 +119,47 @@ def test_outputs_probe_stores_scores_or_probabilities_and_the_training_pairs(tmp
         assert ds["train_pair"].dims == ("a", "b")
         assert np.argwhere(ds["train_pair"].values).tolist() == [[0, 1], [1, 0], [2, 2]]
         rec.write()
+
+
+class SplitTask(Task):
+    """Training and evaluation tensors held in memory, as TensorTask holds them."""
+
+    def __init__(self):
+        g = torch.Generator().manual_seed(0)
+        self.x = {"train": torch.randn(7, 3, generator=g), "eval": torch.randn(4, 3, generator=g)}
+        self.y = {"train": torch.arange(7) % 3, "eval": torch.tensor([2, 2, 1, 0])}
+
+    def probe_batch(self, n):
+        return self.x["eval"][:n], self.y["eval"][:n]
+
+
+class FeatureNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = torch.nn.Linear(3, 2)
+
+
+def test_hidden_probe_reads_the_training_split_when_asked(tmp_path):
+    from overtone import ConfigError
+    from overtone_torch.probes import ProbeRecorder
+
+    net, task = FeatureNet(), SplitTask()
+    for split, n, want in (("train", 5, slice(0, 5)), ("eval", 3, slice(0, 3))):
+        (tmp_path / split).mkdir()
+        rec = ProbeRecorder([{"kind": "hidden", "every": 1, "samples": n, "split": split}], task,
+                            tmp_path / split, total_steps=1)
+        rec.record(1, net)
+        ds = rec.dataset()
+        x = task.x[split][want]
+        expected = (x.double() @ net.model.weight.detach().double().T + net.model.bias.detach().double()).numpy()
+        np.testing.assert_allclose(ds["hidden"].sel(step=1).values, expected, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(ds["labels"].values, task.y[split][want].numpy())
+        rec.write()
+    # a task without in-memory splits is refused when the recorder is built, naming the fix
+    try:
+        ProbeRecorder([{"kind": "hidden", "every": 1, "samples": 2, "split": "train"}], Task(),
+                      tmp_path / "none", total_steps=1)
+    except ConfigError as error:
+        assert "split = 'train'" in str(error) and "use split = 'eval'" in str(error)
+    else:
+        raise AssertionError("split = 'train' on a task without training tensors was accepted")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from overtone import runschema
+from overtone import ConfigError, runschema
 from overtone.runschema import (
     PROBE_VARIABLES,
     STEP,
@@ -49,6 +49,9 @@ class ProbeRecorder:
         self.probes, self.task, self.run_dir = probes, task, run_dir
         self.total_steps, self.batch_size = total_steps, batch_size
         self.path = Path(run_dir) / FILENAME if run_dir is not None else None
+        for probe in probes:  # refused before training, not at the first probe step
+            if probe.get("kind") == "hidden" and probe.get("split", "eval") == "train":
+                self._train_split()
         self._reader: xr.Dataset | None = None
         if self.path is not None and self.path.exists():
             from overtone.io import truncate_steps
@@ -138,7 +141,7 @@ class ProbeRecorder:
 
     def _hidden(self, net, probe):
         hidden, labels = PROBE_VARIABLES["hidden"], PROBE_VARIABLES["labels"]
-        x, y = self.task.probe_batch(probe["samples"])
+        x, y = self._probe_batch(probe)
         features = self._batched(net, net.model, x)
         if features.dim() == 3:  # sequences: the last position's features, and its target
             features = features[:, -1]
@@ -149,6 +152,25 @@ class ProbeRecorder:
             labels.name: xr.DataArray(y.cpu().numpy().astype(labels.dtype), dims=labels.dims,
                                       attrs=dict(labels.attrs)),
         }
+
+    def _probe_batch(self, probe):
+        """The hidden probe's fixed batch: the task's ``probe_batch`` (evaluation examples), or
+        with ``split = "train"`` the first ``samples`` training examples of a task holding its
+        splits in memory (``task.x["train"]``, ``task.y["train"]``), as neural collapse is defined
+        on the training features (Papyan, Han and Donoho 2020)."""
+        n = probe["samples"]
+        if probe.get("split", "eval") == "eval":
+            return self.task.probe_batch(n)
+        x, y = self._train_split()
+        return x[:n], y[:n]
+
+    def _train_split(self):
+        """The task's in-memory training tensors ``(x, y)``, or a ConfigError naming the fix."""
+        x, y = getattr(self.task, "x", None), getattr(self.task, "y", None)
+        if not (isinstance(x, dict) and isinstance(y, dict) and "train" in x and "train" in y):
+            raise ConfigError(f"[[probes]] hidden: split = 'train' needs a task that holds its training "
+                              f"examples in memory ({type(self.task).__name__} does not); use split = 'eval'")
+        return x["train"], y["train"]
 
     def _outputs(self, net, probe):
         """Softmax probabilities over the input grid, or with ``output = "scores"`` the loss

@@ -50,6 +50,9 @@ PROBE = {
                        "weights: weight_<name> for each parameter in names"),
     "every": Param(100, min=1, help="record every N steps (and at the end)"),
     "samples": Param(256, min=1, help="hidden: examples in the fixed probe batch"),
+    "split": Param("eval", choices=("eval", "train"),
+                   help="hidden: the probe batch's split: the task's fixed evaluation batch, or the "
+                        "first `samples` training examples (tasks that hold their data in memory)"),
     "output": Param("probabilities", choices=("probabilities", "scores"),
                     help="outputs, predictions: softmax probabilities, or the loss head's scores "
                          "(logits); predictions of a regression task are its outputs"),
