@@ -141,7 +141,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "hook": "overtone_optimizers",
         "attr": "plain_sgd",
         "summary": "plain SGD, theta <- theta - lr * grad",
-        "params": '{"lr": Param(0.01, help="learning rate")}',
+        "params": '{"lr": Param(0.01, min=0.0, exclusive_min=True, help="learning rate (> 0)")}',
         "code": '''
             def plain_sgd(params, lr: float = 0.01):
                 """Plain SGD: ``theta <- theta - lr * grad``."""
@@ -209,7 +209,8 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "hook": "overtone_tasks",
         "attr": "Parity",
         "summary": "parity of random bit strings",
-        "params": '{"bits": Param(8, help="length of each bit string"), "n_samples": Param(256)}',
+        "params": '{"bits": Param(8, min=1, help="length of each bit string"), '
+                  '"n_samples": Param(256, min=4, help="bit strings, half for training")}',
         "code": '''
             class Parity:
                 """Classify bit strings by parity (sum of bits mod 2); deterministic under seed."""
