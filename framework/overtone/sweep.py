@@ -148,7 +148,7 @@ def run_sweep(
         budget = parse_bytes(pack_memory) if pack_memory is not None else default_pack_memory(workers, scheduler)
         packs = plan_packs(jobs, resolved, registry, memory=budget)
         run_dirs, metrics = _execute_packs(jobs, packs, source, str(sweep_dir), workers, scheduler, registry,
-                                           resume)
+                                           resume, resolved)
     else:
         run_dirs = _execute(jobs, source, str(sweep_dir), workers, scheduler, registry, resume)
         metrics = None
@@ -296,7 +296,8 @@ def _available_memory() -> int | None:
 
 def _run_pack(configs: list[dict[str, Any]], source: str, out: str, registry: Any,
               resume: bool = False) -> list[tuple[str, Any]]:
-    """Train one pack (its members' raw configs); ``registry`` as in :func:`_run_job`. Returns
+    """Train one pack (its members' raw configs, or, in the process that resolved them, their
+    ``(engine, resolved config)`` pairs); ``registry`` as in :func:`_run_job`. Returns
     each member's ``(run directory, metrics)``: the metrics Dataset its trainer returned (the
     content of its ``metrics.nc``), or None when the trainer returns none (then
     :func:`combine` reads the file)."""
@@ -304,8 +305,11 @@ def _run_pack(configs: list[dict[str, Any]], source: str, out: str, registry: An
 
     if isinstance(registry, dict):
         registry = _rebuild(registry)
-    members = [resolve_experiment(c, source=source, default_name=c["run"]["name"], registry=registry)
-               for c in configs]
+    if all(isinstance(c, tuple) for c in configs):  # resolved in this process already: (engine, config)
+        members = list(configs)
+    else:
+        members = [resolve_experiment(c, source=source, default_name=c["run"]["name"], registry=registry)
+                   for c in configs]
     resolved = [config for _, config in members]
     exists = [(Path(out) / config["run"]["name"] / "config.toml").exists() for config in resolved]
     dirs = [prepare_run_dir(Path(out), config, resume=resume and there) for config, there in zip(resolved, exists)]
@@ -317,12 +321,16 @@ def _run_pack(configs: list[dict[str, Any]], source: str, out: str, registry: An
 
 def _execute_packs(jobs: list[dict[str, Any]], packs: list[tuple[Any, list[int]]], source: str, out: str,
                    workers: int, scheduler: str | None, registry: Any,
-                   resume: bool = False) -> tuple[list[str], list[Any]]:
+                   resume: bool = False, resolved: list[tuple[Any, dict[str, Any]]] | None = None,
+                   ) -> tuple[list[str], list[Any]]:
     """Train every pack (one task each: in turn, on a process pool or on dask); return every
-    job's run directory and its in-memory metrics (or None), in job order."""
+    job's run directory and its in-memory metrics (or None), in job order. Packs trained in
+    this process take the ``resolved`` (engine, config) pairs as they are; the others resolve
+    their raw configs where they run."""
     members = [indices for _, indices in packs]
-    done = _dispatch(functools.partial(_run_pack, resume=resume), [[jobs[i]["config"] for i in indices]
-                                                                   for indices in members],
+    here = resolved is not None and not scheduler and workers <= 1
+    items = [[resolved[i] if here else jobs[i]["config"] for i in indices] for indices in members]
+    done = _dispatch(functools.partial(_run_pack, resume=resume), items,
                      source, out, workers, scheduler, registry, unit="pack")
     run_dirs: list[str] = [""] * len(jobs)
     metrics: list[Any] = [None] * len(jobs)
