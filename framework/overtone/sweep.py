@@ -147,10 +147,12 @@ def run_sweep(
     if vectorize:
         budget = parse_bytes(pack_memory) if pack_memory is not None else default_pack_memory(workers, scheduler)
         packs = plan_packs(jobs, resolved, registry, memory=budget)
-        run_dirs = _execute_packs(jobs, packs, source, str(sweep_dir), workers, scheduler, registry, resume)
+        run_dirs, metrics = _execute_packs(jobs, packs, source, str(sweep_dir), workers, scheduler, registry,
+                                           resume, resolved)
     else:
         run_dirs = _execute(jobs, source, str(sweep_dir), workers, scheduler, registry, resume)
-    combined = combine(jobs, run_dirs)
+        metrics = None
+    combined = combine(jobs, run_dirs, metrics)
     from overtone.io import write_dataset
     from overtone.sweep_report import write_sweep_report
 
@@ -293,35 +295,49 @@ def _available_memory() -> int | None:
 
 
 def _run_pack(configs: list[dict[str, Any]], source: str, out: str, registry: Any,
-              resume: bool = False) -> list[str]:
-    """Train one pack (its members' raw configs); ``registry`` as in :func:`_run_job`. Returns
-    the members' run directories."""
+              resume: bool = False) -> list[tuple[str, Any]]:
+    """Train one pack (its members' raw configs, or, in the process that resolved them, their
+    ``(engine, resolved config)`` pairs); ``registry`` as in :func:`_run_job`. Returns
+    each member's ``(run directory, metrics)``: the metrics Dataset its trainer returned (the
+    content of its ``metrics.nc``), or None when the trainer returns none (then
+    :func:`combine` reads the file)."""
     from overtone.runs import prepare_run_dir, resolve_experiment
 
     if isinstance(registry, dict):
         registry = _rebuild(registry)
-    members = [resolve_experiment(c, source=source, default_name=c["run"]["name"], registry=registry)
-               for c in configs]
+    if all(isinstance(c, tuple) for c in configs):  # resolved in this process already: (engine, config)
+        members = list(configs)
+    else:
+        members = [resolve_experiment(c, source=source, default_name=c["run"]["name"], registry=registry)
+                   for c in configs]
     resolved = [config for _, config in members]
     exists = [(Path(out) / config["run"]["name"] / "config.toml").exists() for config in resolved]
     dirs = [prepare_run_dir(Path(out), config, resume=resume and there) for config, there in zip(resolved, exists)]
-    members[0][0].vectorized().run(resolved, dirs, resume=resume and any(exists))
-    return [str(d) for d in dirs]
+    metrics = members[0][0].vectorized().run(resolved, dirs, resume=resume and any(exists))
+    if metrics is None or len(metrics) != len(dirs):
+        metrics = [None] * len(dirs)
+    return [(str(d), m) for d, m in zip(dirs, metrics)]
 
 
 def _execute_packs(jobs: list[dict[str, Any]], packs: list[tuple[Any, list[int]]], source: str, out: str,
-                   workers: int, scheduler: str | None, registry: Any, resume: bool = False) -> list[str]:
+                   workers: int, scheduler: str | None, registry: Any,
+                   resume: bool = False, resolved: list[tuple[Any, dict[str, Any]]] | None = None,
+                   ) -> tuple[list[str], list[Any]]:
     """Train every pack (one task each: in turn, on a process pool or on dask); return every
-    job's run directory, in job order."""
+    job's run directory and its in-memory metrics (or None), in job order. Packs trained in
+    this process take the ``resolved`` (engine, config) pairs as they are; the others resolve
+    their raw configs where they run."""
     members = [indices for _, indices in packs]
-    done = _dispatch(functools.partial(_run_pack, resume=resume), [[jobs[i]["config"] for i in indices]
-                                                                   for indices in members],
+    here = resolved is not None and not scheduler and workers <= 1
+    items = [[resolved[i] if here else jobs[i]["config"] for i in indices] for indices in members]
+    done = _dispatch(functools.partial(_run_pack, resume=resume), items,
                      source, out, workers, scheduler, registry, unit="pack")
     run_dirs: list[str] = [""] * len(jobs)
-    for indices, dirs in zip(members, done):
-        for i, run_dir in zip(indices, dirs):
-            run_dirs[i] = run_dir
-    return run_dirs
+    metrics: list[Any] = [None] * len(jobs)
+    for indices, pairs in zip(members, done):
+        for i, (run_dir, dataset) in zip(indices, pairs):
+            run_dirs[i], metrics[i] = run_dir, dataset
+    return run_dirs, metrics
 
 
 def _execute(jobs: list[dict[str, Any]], source: str, out: str, workers: int,
@@ -369,8 +385,12 @@ def _on_worker(function: Any, *args: Any) -> Any:
         return function(*args)
 
 
-def combine(jobs: list[dict[str, Any]], run_dirs: Sequence[str]):
-    """Stack every run's metrics.nc into one Dataset with dims ``(variant, seed, step)``."""
+def combine(jobs: list[dict[str, Any]], run_dirs: Sequence[str], metrics: Sequence[Any] | None = None):
+    """Stack every run's metrics into one Dataset with dims ``(variant, seed, step)``.
+
+    A run's metrics are ``metrics[i]`` when given (the Dataset its ``metrics.nc`` holds, kept
+    in memory by a pack), else read from ``<run_dir>/metrics.nc``.
+    """
     import xarray as xr
 
     from overtone.io import open_dataset
@@ -378,7 +398,11 @@ def combine(jobs: list[dict[str, Any]], run_dirs: Sequence[str]):
     n_variants = max(job["variant"] for job in jobs) + 1
     n_seeds = max(job["seed"] for job in jobs) + 1
     grid: list[list[Any]] = [[None] * n_seeds for _ in range(n_variants)]
-    for job, run_dir in zip(jobs, run_dirs):
+    for index, (job, run_dir) in enumerate(zip(jobs, run_dirs)):
+        held = metrics[index] if metrics is not None else None
+        if held is not None:
+            grid[job["variant"]][job["seed"]] = held
+            continue
         with open_dataset(Path(run_dir) / "metrics.nc") as ds:
             grid[job["variant"]][job["seed"]] = ds.load()
     by_variant = [xr.concat(row, dim="seed", join="outer") for row in grid]

@@ -650,3 +650,35 @@ def test_the_cluster_example_writes_a_slurm_job_script():
                  "export OVERTONE_PROGRESS=0"):
         assert line in script
     assert "--nthreads 1" in script and "--nworkers 4" in script
+
+
+def test_sweep_nc_of_a_pack_has_the_plain_sweeps_layout_and_values(tmp_path, registry):
+    """sweep.nc, combined from the metrics a pack holds in memory, equals the plain sweep's:
+    the same variables, coords, dims, attributes (all but the run list) and, to float tolerance,
+    values; and it equals the Dataset combined from the members' metrics.nc files read back."""
+    import xarray as xr
+    from overtone.sweep import combine, plan
+
+    config = _config(tmp_path)
+    kwargs = {"grid": ["optimizer.lr=0.003,0.01"], "seeds": 2, "registry": registry,
+              "overrides": ["train.steps=8", "train.eval_every=4", "train.checkpoint_every=8"]}
+    plain = run_sweep(config, out=tmp_path / "plain", **kwargs)
+    packed = run_sweep(config, out=tmp_path / "packed", vectorize=True, **kwargs)
+    with open_dataset(plain) as solo, open_dataset(packed) as pack:
+        assert dict(pack.sizes) == dict(solo.sizes) == {"variant": 2, "seed": 2, "step": 8}
+        assert set(pack.data_vars) == set(solo.data_vars) and set(pack.coords) == set(solo.coords)
+        for name in list(solo.data_vars) + list(solo.coords):
+            assert pack[name].dims == solo[name].dims, name
+            assert pack[name].dtype == solo[name].dtype, name
+            assert pack[name].attrs == solo[name].attrs, name
+        for name in solo.coords:
+            np.testing.assert_array_equal(pack[name].values, solo[name].values)
+        for name in ("train_batch_loss", "train_loss", "eval_loss"):
+            np.testing.assert_allclose(pack[name].values, solo[name].values, rtol=1e-4, equal_nan=True)
+        np.testing.assert_array_equal(pack["lr"].values, solo["lr"].values)
+        assert {k: v for k, v in pack.attrs.items() if k != "runs"} == \
+            {k: v for k, v in solo.attrs.items() if k != "runs"}
+        runs = pack.attrs["runs"].splitlines()
+        jobs = plan({"run": {"name": "mod", "seed": 3}}, {"optimizer.lr": [0.003, 0.01]}, 2, "mod")
+        from_files = combine(jobs, runs)
+        xr.testing.assert_identical(pack.load(), from_files)

@@ -122,8 +122,11 @@ class PackTrainer:
 
         return member_bytes(config, self.registry)
 
-    def run(self, configs: Sequence[Mapping[str, Any]], run_dirs: Sequence[Path], *, resume: bool = False) -> None:
-        """Train every member; write each one's ``metrics.nc`` into its run directory.
+    def run(self, configs: Sequence[Mapping[str, Any]], run_dirs: Sequence[Path], *,
+            resume: bool = False) -> list[Any]:
+        """Train every member; write each one's ``metrics.nc`` into its run directory and return
+        the members' metrics Datasets (what those files hold; the sweep combines them without
+        reading the files back).
 
         Member ``i`` gets the metrics its solo run records (``train_batch_loss``, ``lr`` each
         step; ``train_loss``, ``train_acc``, ``eval_loss``, ``eval_acc`` and throughput at
@@ -249,6 +252,7 @@ class PackTrainer:
                 _save(done, run_dirs, nets, params, optimizer, generators, logs, recorders)
             clock.resume(restart=due_eval)
         failures = []
+        datasets = [log.dataset() for log in logs]
         for log, recorder, analysis in zip(logs, recorders, analyses):
             if log.last_checkpoint != train["steps"]:  # else the last checkpoint wrote these metrics
                 log.write(Path(recorder.run_dir) / "metrics.nc")
@@ -260,6 +264,7 @@ class PackTrainer:
 
             raise AnalyzerFailed(f"training finished (every member's metrics, probes and analyses are written), "
                                  f"but {'; '.join(failures)}; rerun it with 'overtone analyze RUN_DIR --with NAME'")
+        return datasets
 
 
 CHECKPOINT = "pack-checkpoint.pt"
