@@ -58,7 +58,8 @@ def methods() -> dict[str, Callable[[xr.Dataset], np.ndarray]]:
     ``fft``: ``fft-standing-wave`` with its defaults (telescope preset, ripple search, junk
     edges, lines of the guide spectrum, the Milky Way range); ``fft-detect``: the same with
     ``detect = 3`` (automatic protection per spectrum); ``fft-wide``: ``fft-detect`` keeping
-    +-0.04 us around each peak instead of +-0.02 (a chirped ripple spreads wider); ``sine-fit`` and ``running-median``
+    +-0.04 us around each peak instead of +-0.02 (a chirped ripple spreads wider);
+    ``fft-fixed``: ``fft-detect`` with ``adaptive_width = false`` (+-0.02 us alone); ``sine-fit`` and ``running-median``
     with their defaults; ``arpls``: pybaselines (an outside peer)."""
     from overtone_radio.baselines import RunningMedian, SineFit
     from overtone_radio.fftfilter import FFTStandingWave
@@ -70,6 +71,7 @@ def methods() -> dict[str, Callable[[xr.Dataset], np.ndarray]]:
             "fft": via(FFTStandingWave()),
             "fft-detect": via(FFTStandingWave(detect=3.0)),
             "fft-wide": via(FFTStandingWave(detect=3.0, keep_us=0.04)),
+            "fft-fixed": via(FFTStandingWave(detect=3.0, adaptive_width=False)),
             "sine-fit": via(SineFit()),
             "running-median": via(RunningMedian()),
             "arpls": _pybaselines_arpls}
