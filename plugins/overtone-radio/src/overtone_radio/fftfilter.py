@@ -71,6 +71,7 @@ from overtone_radio.spectra import (
 DEFAULT_WINDOWS_US = ((0.88, 0.97), (1.78, 1.92))
 EDGE_CHANNELS = 16
 EXTENT_SPECTRA = 64  # spectra measuring a dataset's adaptive kept width
+LOBE_BINS = 4  # bins either side of a fixed period's peak within 1% of its power: no widening
 
 
 def window_bins(axis: FrequencyAxis, windows: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -402,10 +403,11 @@ def _extents(amp: np.ndarray, rows: np.ndarray, w: _Span, lo: int, noise_power: 
     contiguous run around P's peak (inside the window proper) where P > P0 (1 + nsigma /
     sqrt(R)), P0 the batch's mean noise power per bin and R the rows averaged (the mean of R
     exponential powers has standard deviation P0 / sqrt(R)) and P > ``fraction`` P(peak);
-    its extent either side of the peak is returned, (0, 0) when the peak is not above that
-    level. The fraction (default 0.01, -20 dB) keeps a fixed period's own 1 / k leakage
+    its extent either side of the peak, less ``LOBE_BINS``, is returned, (0, 0) when the
+    peak is not above that level. The fraction (default 0.01, -20 dB) keeps a fixed period's own 1 / k leakage
     (power |X_k|^2 / |X_peak|^2 ~ 1 / (pi k)^2, below 1% beyond 3 bins, already inside the
-    margin) from widening the run, while a period drifting across the band spreads its
+    margin) from widening the run, and ``LOBE_BINS`` its main lobe (a period between two
+    bins puts as much power in the next bin as in the peak), while a period drifting across the band spreads its
     power nearly evenly over 1 / P_low - 1 / P_high of delay. The run is capped by the bins
     looked at (the window widened by the margin)."""
     count = int(rows.sum())
@@ -422,7 +424,7 @@ def _extents(amp: np.ndarray, rows: np.ndarray, w: _Span, lo: int, noise_power: 
     right_end = below[below > top]
     first = int(left_end[-1]) + 1 if left_end.size else 0
     last = int(right_end[0]) - 1 if right_end.size else power.size - 1
-    return top - first, last - top
+    return max(0, top - first - LOBE_BINS), max(0, last - top - LOBE_BINS)
 
 
 def _implausible(parts: list, plan: _Plan, work: np.ndarray) -> np.ndarray:
