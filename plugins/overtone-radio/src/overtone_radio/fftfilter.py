@@ -23,7 +23,7 @@ over the band spreads as 1/k bins around its peak, whatever the bandwidth, so th
 bins; +-10 bins, 0.02 us over 500 MHz, leave about 3% of its amplitude, mostly within a few
 MHz of the band edges, while removing about 0.1% of the noise power of a raw spectrum).
 With ``adaptive_width`` (:class:`FFTStandingWave`'s default) the kept width grows, per
-dataset and window (from 64 spectra spread over it, so that the output does not depend on
+dataset and window (from 32 spectra spread over it, so that the output does not depend on
 batching or chunking), by the contiguous run of bins around the peak whose batch-average power
 stands ``width_nsigma`` (3) sigma above the noise and above ``width_fraction`` (1%) of the
 peak's: a period drifting across the band (1.07 -> 1.11 MHz: 0.034 us, 17 bins over
@@ -70,7 +70,7 @@ from overtone_radio.spectra import (
 
 DEFAULT_WINDOWS_US = ((0.88, 0.97), (1.78, 1.92))
 EDGE_CHANNELS = 16
-EXTENT_SPECTRA = 64  # spectra measuring a dataset's adaptive kept width
+EXTENT_SPECTRA = 32  # spectra measuring a dataset's adaptive kept width
 LOBE_BINS = 4  # bins either side of a fixed period's peak within 1% of its power: no widening
 
 
@@ -648,7 +648,8 @@ def measure_extents(x: np.ndarray, protect: np.ndarray | None, *, step_mhz: floa
                     reference_us: tuple[float, float] = (5.0, 50.0), keep_bins: int = 10,
                     period_mhz: float | None = None,
                     protect_channels: np.ndarray | None = None, edge_channels: int = 16,
-                    robust_edges: bool = False) -> list[tuple[int, int]]:
+                    robust_edges: bool = False, workers: int | None = None
+                    ) -> list[tuple[int, int]]:
     """Per window of ``windows_us``: the delay bins (left, right) of :func:`_extents` from the
     spectra ``x`` (rows, N; protected channels substituted as the filter does), to pass as
     ``extents`` to :func:`remove_standing_waves` so that every batch of a dataset keeps the
@@ -670,7 +671,8 @@ def measure_extents(x: np.ndarray, protect: np.ndarray | None, *, step_mhz: floa
                  5, period_mhz, dtype, edge_channels, robust_edges, None, width_nsigma,
                  width_fraction)
     found: list = []
-    _clean_batch(rows, prot, channels, np.empty_like(rows), plan, 1, measure=found)
+    _clean_batch(rows, prot, channels, np.empty_like(rows), plan, _threads(workers),
+                 measure=found)
     return [tuple(int(v) for v in e) for e in found]
 
 
@@ -904,7 +906,7 @@ class FFTStandingWave:
                            bool)
         keys = ("step_mhz", "windows_us", "width_nsigma", "width_fraction", "nsigma",
                 "reference_us", "keep_bins", "period_mhz", "protect_channels", "edge_channels",
-                "robust_edges")
+                "robust_edges", "workers")
         return measure_extents(x, p, **{k: kwargs[k] for k in keys})
 
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
