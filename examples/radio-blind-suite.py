@@ -83,7 +83,7 @@ def summarize(paths: list[str]) -> str:
              "ripple left (1 ch) | line flux kept | worst line | continuum kept | fake runs |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     scenarios = [s for s in SCENARIOS if any(r["scenario"] == s for r in rows)]
-    order = ["raw", "fft", "fft-detect", "fft-wide", "sine-fit", "running-median", "arpls"]
+    order = ["raw", "fft", "fft-detect", "fft-fixed", "fft-wide", "sine-fit", "running-median", "arpls"]
     for s in scenarios:
         for m in order:
             sel = [r for r in rows if r["scenario"] == s and r["method"] == m]

@@ -34,6 +34,8 @@ BOUNDS = [
     ("rms-ratio", "edge_mhz", -1.0, "below the minimum 0.0; allowed: 0.0 <= edge_mhz"),
     ("fft-standing-wave", "batch", 0, "below the minimum 1; allowed: 1 <= batch"),
     ("fft-standing-wave", "keep_us", -0.01, "below the minimum 0.0"),
+    ("fft-standing-wave", "width_nsigma", 0.1, "below the minimum 0.5"),
+    ("fft-standing-wave", "width_fraction", 1.0, "above the maximum 0.99"),
     ("fft-standing-wave", "reference_us", [-5.0, 50.0], "reference_us\\[0\\] = -5.0 is below the minimum 0.0"),
     ("fft-standing-wave", "windows_us", [[-0.1, 0.6]], "windows_us\\[0\\]\\[0\\] = -0.1 is below the minimum 0.0"),
     ("sine-fit", "n_tau", 1, "below the minimum 2; allowed: 2 <= n_tau"),

@@ -57,8 +57,9 @@ def methods() -> dict[str, Callable[[xr.Dataset], np.ndarray]]:
     """Method name -> function from a blind Dataset to its cleaned spectra (time, frequency).
     ``fft``: ``fft-standing-wave`` with its defaults (telescope preset, ripple search, junk
     edges, lines of the guide spectrum, the Milky Way range); ``fft-detect``: the same with
-    ``detect = 3`` (automatic protection per spectrum); ``fft-wide``: ``fft-detect`` keeping
-    +-0.04 us around each peak instead of +-0.02 (a chirped ripple spreads wider); ``sine-fit`` and ``running-median``
+    ``detect = 3`` (automatic protection per spectrum); ``fft-wide``: ``fft-fixed`` keeping
+    +-0.04 us around each peak instead of +-0.02 (a chirped ripple spreads wider);
+    ``fft-fixed``: ``fft-detect`` with ``adaptive_width = false`` (+-0.02 us alone); ``sine-fit`` and ``running-median``
     with their defaults; ``arpls``: pybaselines (an outside peer)."""
     from overtone_radio.baselines import RunningMedian, SineFit
     from overtone_radio.fftfilter import FFTStandingWave
@@ -69,7 +70,8 @@ def methods() -> dict[str, Callable[[xr.Dataset], np.ndarray]]:
     return {"raw": lambda ds: ds["spectrum"].values,
             "fft": via(FFTStandingWave()),
             "fft-detect": via(FFTStandingWave(detect=3.0)),
-            "fft-wide": via(FFTStandingWave(detect=3.0, keep_us=0.04)),
+            "fft-wide": via(FFTStandingWave(detect=3.0, keep_us=0.04, adaptive_width=False)),
+            "fft-fixed": via(FFTStandingWave(detect=3.0, adaptive_width=False)),
             "sine-fit": via(SineFit()),
             "running-median": via(RunningMedian()),
             "arpls": _pybaselines_arpls}

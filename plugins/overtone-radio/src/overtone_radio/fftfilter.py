@@ -22,6 +22,12 @@ the peak is kept, including the leakage bins below the noise (a ripple that is n
 over the band spreads as 1/k bins around its peak, whatever the bandwidth, so this width is in
 bins; +-10 bins, 0.02 us over 500 MHz, leave about 3% of its amplitude, mostly within a few
 MHz of the band edges, while removing about 0.1% of the noise power of a raw spectrum).
+With ``adaptive_width`` (:class:`FFTStandingWave`'s default) the kept width grows, per
+dataset and window (from 32 spectra spread over it, so that the output does not depend on
+batching or chunking), by the contiguous run of bins around the peak whose batch-average power
+stands ``width_nsigma`` (3) sigma above the noise and above ``width_fraction`` (1%) of the
+peak's: a period drifting across the band (1.07 -> 1.11 MHz: 0.034 us, 17 bins over
+500 MHz) spreads its power over more bins than +-10 (see :func:`_extents`).
 ``"hifast"`` reproduces HiFAST's rule: bins within +-``hifast_bins`` of the peak whose
 |X| > factor * median over all tau of the mean |X| over the spectra of the chunk (factor 1.4
 per spectrum in HiFAST); on pure noise that threshold is about 1.4 sigma and some bins always
@@ -64,6 +70,8 @@ from overtone_radio.spectra import (
 
 DEFAULT_WINDOWS_US = ((0.88, 0.97), (1.78, 1.92))
 EDGE_CHANNELS = 16
+EXTENT_SPECTRA = 32  # spectra measuring a dataset's adaptive kept width
+LOBE_BINS = 4  # bins either side of a fixed period's peak within 1% of its power: no widening
 
 
 def window_bins(axis: FrequencyAxis, windows: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -150,12 +158,17 @@ class _Plan:
     looks: list[_Span]  # per window: the bins looked at and the ramp's DFT there
     ref_line: np.ndarray  # the ramp's DFT at the reference bins
     overlap: tuple[int, int] | None  # bins spanned by the windows when two of them overlap
+    width_nsigma: float | None  # adaptive kept width: see :func:`_extents`; None: fixed
+    width_fraction: float
+    extents: tuple[tuple[int, int], ...] | None  # per window, fixed for a dataset
 
 
 def _plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]], threshold: str,
           nsigma: float, factor: float, reference_us: tuple[float, float], keep_bins: int,
           hifast_bins: int, period_mhz: float | None, dtype: np.dtype, edge_channels: int = 16,
-          robust_edges: bool = False, refuse_ratio: float | None = None) -> _Plan:
+          robust_edges: bool = False, refuse_ratio: float | None = None,
+          width_nsigma: float | None = None, width_fraction: float = 0.01,
+          extents: Sequence[tuple[int, int]] | None = None) -> _Plan:
     """The :class:`_Plan` of a band, made once per set of arguments (every dask chunk, every
     call on a band of the same layout shares it; its arrays are read-only)."""
     return _cached_plan(n, float(step_mhz), tuple((float(a), float(b)) for a, b in windows_us),
@@ -163,17 +176,22 @@ def _plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]], th
                         tuple(float(v) for v in reference_us), int(keep_bins), int(hifast_bins),
                         None if period_mhz is None else float(period_mhz), np.dtype(dtype),
                         int(edge_channels), bool(robust_edges),
-                        None if refuse_ratio is None else float(refuse_ratio))
+                        None if refuse_ratio is None else float(refuse_ratio),
+                        None if width_nsigma is None else float(width_nsigma),
+                        float(width_fraction),
+                        None if extents is None else tuple((int(a), int(b)) for a, b in extents))
 
 
 @functools.lru_cache(maxsize=32)
 def _cached_plan(n: int, step_mhz: float, windows_us: tuple[tuple[float, float], ...],
                  threshold: str, nsigma: float, factor: float, reference_us: tuple[float, float],
                  keep_bins: int, hifast_bins: int, period_mhz: float | None, dtype: np.dtype,
-                 edge_channels: int, robust_edges: bool, refuse_ratio: float | None) -> _Plan:
+                 edge_channels: int, robust_edges: bool, refuse_ratio: float | None,
+                 width_nsigma: float | None, width_fraction: float,
+                 extents: tuple[tuple[int, int], ...] | None) -> _Plan:
     plan = _make_plan(n, step_mhz, windows_us, threshold, nsigma, factor, reference_us,
                       keep_bins, hifast_bins, period_mhz, dtype, edge_channels, robust_edges,
-                      refuse_ratio)
+                      refuse_ratio, width_nsigma, width_fraction, extents)
     arrays = [plan.ref, plan.ref_line, plan.probe, *(a for pair in plan.basis.values() for a in pair),
               *(a for w in plan.looks for a in (w.inside, w.line))]
     if isinstance(plan.ref_cols, np.ndarray):
@@ -186,7 +204,9 @@ def _cached_plan(n: int, step_mhz: float, windows_us: tuple[tuple[float, float],
 def _make_plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]],
                threshold: str, nsigma: float, factor: float, reference_us: tuple[float, float],
                keep_bins: int, hifast_bins: int, period_mhz: float | None, dtype: np.dtype,
-               edge_channels: int, robust_edges: bool, refuse_ratio: float | None) -> _Plan:
+               edge_channels: int, robust_edges: bool, refuse_ratio: float | None,
+               width_nsigma: float | None = None, width_fraction: float = 0.01,
+               extents: tuple[tuple[int, int], ...] | None = None) -> _Plan:
     bin_us = 1.0 / (n * step_mhz)  # delay resolution
     nbins = n // 2 + 1
     spans = []
@@ -198,6 +218,8 @@ def _make_plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]
         spans.append((a, b + 1))
     ref_lo, ref_hi = int(np.ceil(reference_us[0] / bin_us)), int(reference_us[1] / bin_us)
     ref = np.arange(max(ref_lo, 1), min(ref_hi, nbins - 1) + 1)
+    if extents is not None and len(extents) != len(spans):
+        raise ConfigError(f"extents has {len(extents)} entries for {len(spans)} delay windows")
     if threshold == "significance" and ref.size < 32:
         raise ConfigError(f"reference_us = {list(reference_us)} holds only {ref.size} delay bins "
                           f"(delays run to {(nbins - 1) * bin_us:.3g} us); widen it")
@@ -232,14 +254,20 @@ def _make_plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]
                  ctype=np.complex64 if dtype == np.float32 else np.complex128,
                  edge=max(1, min(edge_channels, n // 4)), robust_edges=robust_edges,
                  refuse_ratio=refuse_ratio, probe=probe, basis=basis, looks=looks,
-                 ref_line=_line_dft(ref, n), overlap=overlap)
+                 ref_line=_line_dft(ref, n), overlap=overlap,
+                 width_nsigma=width_nsigma if threshold == "significance" else None,
+                 width_fraction=width_fraction,
+                 extents=extents if threshold == "significance" else None)
 
 
 def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray | None,
-                 dest: np.ndarray, plan: _Plan, workers: int, filled: bool = False) -> np.ndarray:
+                 dest: np.ndarray, plan: _Plan, workers: int, filled: bool = False,
+                 measure: list | None = None) -> np.ndarray:
     """Filter the spectra ``chunk`` (rows, n) into ``dest``; returns the bins removed per row.
     ``p``: protected channels per row; ``channels``: protected in every row; ``filled``:
-    ``dest`` already holds a copy of ``chunk`` (substitution then works in it in place)."""
+    ``dest`` already holds a copy of ``chunk`` (substitution then works in it in place).
+    ``measure`` (with ``plan.width_nsigma`` and no ``plan.extents``): append each window's
+    :func:`_extents` to it and stop before filtering."""
     n, nbins = plan.n, plan.n // 2 + 1
     empty = np.zeros(len(chunk), bool)
     changed: tuple[np.ndarray | None, np.ndarray] = (None, np.zeros(0, np.int64))
@@ -286,7 +314,11 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
 
     if plan.threshold == "significance":
         amp_ref = np.abs(spec[:, plan.ref_cols] - line(plan.ref_line))
-        limit = plan.nsigma * row_median(amp_ref) / np.sqrt(np.log(4.0))
+        scale = row_median(amp_ref) / np.sqrt(np.log(4.0))
+        limit = plan.nsigma * scale
+        # mean noise power per delay bin, 2 s^2 for Rayleigh |X| of scale s, batch-averaged
+        good = ~empty & np.isfinite(scale)
+        noise_power = float(np.mean(2 * scale[good] ** 2)) if good.any() else np.inf
     else:
         ok = ~empty
         k_all = np.arange(1, nbins)
@@ -307,7 +339,20 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
         amp = np.abs(local)
         # the peak inside the window proper (first of equal maxima, as argmax gives)
         peak = w.a + np.argmax(amp[:, w.a - lo: w.b - lo], axis=1)
-        near = np.abs(w.inside[None, :] - peak[:, None]) <= half
+        left = right = half
+        if plan.extents is not None:  # measured once for the dataset (measure_extents)
+            more = plan.extents[len(parts)]
+            left, right = half + more[0], half + more[1]
+        elif plan.width_nsigma is not None:
+            more = _extents(amp, ~empty, w, lo, noise_power, plan.width_nsigma,
+                            plan.width_fraction)
+            if measure is not None:
+                measure.append(more)
+                parts.append(None)
+                continue
+            left, right = half + more[0], half + more[1]
+        offset = w.inside[None, :] - peak[:, None]
+        near = (offset >= -left) & (offset <= right)
         if plan.threshold == "significance":
             keep = near & ((amp[rows_at, peak - lo] > limit) & ~empty)[:, None]
         else:
@@ -316,14 +361,16 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
             mine = taken[:, lo - first: hi - first]
             keep &= ~mine
             mine |= keep
-        parts.append((lo, hi, keep, local, peak))
+        parts.append((lo, hi, keep, local, peak, (left, right)))
         kept += keep.sum(axis=1)
+    if measure is not None:
+        return kept
     if plan.refuse_ratio is not None and kept.any():
         refused = _implausible(parts, plan, work)
         kept[refused] = -1
     else:
         refused = None
-    for lo, hi, keep, local, _ in parts:
+    for lo, hi, keep, local, *_ in parts:
         if refused is not None:
             keep &= ~refused[:, None]
         spec[:, lo:hi] -= np.where(keep, local, 0)
@@ -348,6 +395,38 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
     return kept
 
 
+def _extents(amp: np.ndarray, rows: np.ndarray, w: _Span, lo: int, noise_power: float,
+             width_nsigma: float, fraction: float) -> tuple[int, int]:
+    """Bins to add left and right of each row's peak for a ripple whose power spreads over
+    more delay bins than a fixed-period one (a period drifting across the band). From the
+    batch-average power P(k) = mean over ``rows`` of |X_k|^2 in the looked-at bins: the
+    contiguous run around P's peak (inside the window proper) where P > P0 (1 + nsigma /
+    sqrt(R)), P0 the batch's mean noise power per bin and R the rows averaged (the mean of R
+    exponential powers has standard deviation P0 / sqrt(R)) and P > ``fraction`` P(peak);
+    its extent either side of the peak, less ``LOBE_BINS``, is returned, (0, 0) when the
+    peak is not above that level. The fraction (default 0.01, -20 dB) keeps a fixed period's own 1 / k leakage
+    (power |X_k|^2 / |X_peak|^2 ~ 1 / (pi k)^2, below 1% beyond 3 bins, already inside the
+    margin) from widening the run, and ``LOBE_BINS`` its main lobe (a period between two
+    bins puts as much power in the next bin as in the peak), while a period drifting across the band spreads its
+    power nearly evenly over 1 / P_low - 1 / P_high of delay. The run is capped by the bins
+    looked at (the window widened by the margin)."""
+    count = int(rows.sum())
+    if count == 0 or not np.isfinite(noise_power):
+        return 0, 0
+    power = np.einsum("rk,rk->k", amp[rows], amp[rows], dtype=np.float64) / count
+    level = noise_power * (1.0 + width_nsigma / np.sqrt(count))
+    top = w.a - lo + int(np.argmax(power[w.a - lo: w.b - lo]))
+    if not power[top] > level:
+        return 0, 0
+    level = max(level, fraction * power[top])
+    below = np.flatnonzero(power <= level)
+    left_end = below[below < top]
+    right_end = below[below > top]
+    first = int(left_end[-1]) + 1 if left_end.size else 0
+    last = int(right_end[0]) - 1 if right_end.size else power.size - 1
+    return max(0, top - first - LOBE_BINS), max(0, last - top - LOBE_BINS)
+
+
 def _implausible(parts: list, plan: _Plan, work: np.ndarray) -> np.ndarray:
     """Rows whose ripple model is implausible: somewhere inside the band (64 channels over
     its middle 80%) it exceeds ``refuse_ratio`` times the channel noise sigma there (median
@@ -361,17 +440,16 @@ def _implausible(parts: list, plan: _Plan, work: np.ndarray) -> np.ndarray:
     x = work[:, plan.probe].astype(np.float64)
     noise = row_median(np.abs(work[:, plan.probe + 1] - x)) / 0.954
     # |m(c)| <= (2 / N) sum_k |X_k|: rows below the limit even so need no model
-    bound = sum(np.abs(np.where(keep, local, 0)).sum(axis=1) for _, _, keep, local, _ in parts)
+    bound = sum(np.abs(np.where(keep, local, 0)).sum(axis=1) for _, _, keep, local, *_ in parts)
     rows = np.flatnonzero(bound * (2.0 / n) > plan.refuse_ratio * noise)
     refused = np.zeros(len(work), bool)
     if rows.size == 0:
         return refused
     model = np.zeros((rows.size, plan.probe.size))
-    h = plan.half
-    for lo, hi, keep, local, peak in parts:
+    for lo, hi, keep, local, peak, (left, right) in parts:
         cos, sin = plan.basis[lo]
-        # the kept bins of a row lie within +-half of its peak: gather those alone
-        idx = peak[rows, None] - lo + np.arange(-h, h + 1)[None, :]
+        # the kept bins of a row lie within [peak - left, peak + right]: gather those alone
+        idx = peak[rows, None] - lo + np.arange(-left, right + 1)[None, :]
         valid = (idx >= 0) & (idx < hi - lo)
         idx = np.clip(idx, 0, hi - lo - 1)
         coef = np.take_along_axis(np.where(keep[rows], local[rows], 0), idx, axis=1)
@@ -484,6 +562,9 @@ def remove_standing_waves(
     edge_channels: int = 16,
     robust_edges: bool = False,
     refuse_ratio: float | None = None,
+    width_nsigma: float | None = None,
+    width_fraction: float = 0.01,
+    extents: Sequence[tuple[int, int]] | None = None,
     prefill: Prefill | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Remove standing waves from spectra ``x`` (..., N); returns (cleaned, bins removed).
@@ -498,6 +579,12 @@ def remove_standing_waves(
     parallel as well as the transforms; a single batch uses ``workers`` FFT threads instead.
     ``prefill``: a :class:`Prefill` of these spectra, whose buffer becomes the output (it is
     ignored unless it holds these very spectra in batches of ``batch``).
+    ``width_nsigma`` (significance mode): widen the kept bins of each window by the run of
+    delay bins whose batch-average power stands ``width_nsigma`` sigma above the noise and
+    above ``width_fraction`` of the peak's (:func:`_extents`; a drifting period spreads its
+    ripple over more bins), measured per batch; None keeps +-``keep_bins`` alone.
+    ``extents``: per window, the bins (left, right) added to +-``keep_bins`` instead, the
+    same for every batch (:func:`measure_extents` gives them once for a dataset).
     """
     if prefill is not None:
         prefill.stop()
@@ -508,7 +595,8 @@ def remove_standing_waves(
             reference_us=reference_us, keep_bins=keep_bins, hifast_bins=hifast_bins,
             period_mhz=period_mhz, workers=workers, batch=batch,
             protect_channels=None if protect_channels is None else protect_channels[::-1],
-            edge_channels=edge_channels, robust_edges=robust_edges, refuse_ratio=refuse_ratio)
+            edge_channels=edge_channels, robust_edges=robust_edges, refuse_ratio=refuse_ratio,
+            width_nsigma=width_nsigma, width_fraction=width_fraction, extents=extents)
         return out[..., ::-1], counts
     shape = x.shape
     n = shape[-1]
@@ -519,7 +607,8 @@ def remove_standing_waves(
     if protect_channels is not None and protect_channels.any():
         channels = np.asarray(protect_channels, bool)
     plan = _plan(n, step_mhz, windows_us, threshold, nsigma, factor, reference_us, keep_bins,
-                 hifast_bins, period_mhz, dtype, edge_channels, robust_edges, refuse_ratio)
+                 hifast_bins, period_mhz, dtype, edge_channels, robust_edges, refuse_ratio,
+                 width_nsigma, width_fraction, extents)
     workers = _threads(workers)
     if prefill is not None and not prefill.matches(rows, batch):
         prefill = None
@@ -551,6 +640,40 @@ def remove_standing_waves(
             "standing wave); flag those channels (edges=true does) or check windows_us",
             RuntimeWarning, stacklevel=2)
     return out.reshape(shape), counts.reshape(shape[:-1])
+
+
+def measure_extents(x: np.ndarray, protect: np.ndarray | None, *, step_mhz: float,
+                    windows_us: Sequence[tuple[float, float]], width_nsigma: float = 3.0,
+                    width_fraction: float = 0.01, nsigma: float = 5.0,
+                    reference_us: tuple[float, float] = (5.0, 50.0), keep_bins: int = 10,
+                    period_mhz: float | None = None,
+                    protect_channels: np.ndarray | None = None, edge_channels: int = 16,
+                    robust_edges: bool = False, workers: int | None = None
+                    ) -> list[tuple[int, int]]:
+    """Per window of ``windows_us``: the delay bins (left, right) of :func:`_extents` from the
+    spectra ``x`` (rows, N; protected channels substituted as the filter does), to pass as
+    ``extents`` to :func:`remove_standing_waves` so that every batch of a dataset keeps the
+    same width (the output then does not depend on how the spectra are batched or chunked).
+    A decreasing axis (``step_mhz < 0``) is measured on its mirror image, as filtered."""
+    if step_mhz < 0:
+        x, step_mhz = x[..., ::-1], -step_mhz
+        protect = None if protect is None else protect[..., ::-1]
+        protect_channels = None if protect_channels is None else protect_channels[::-1]
+    n = x.shape[-1]
+    dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
+    rows = np.ascontiguousarray(x.reshape(-1, n), dtype=dtype)
+    prot = None if protect is None else np.ascontiguousarray(
+        np.broadcast_to(protect, x.shape).reshape(-1, n))
+    channels = None
+    if protect_channels is not None and protect_channels.any():
+        channels = np.asarray(protect_channels, bool)
+    plan = _plan(n, step_mhz, windows_us, "significance", nsigma, 1.4, reference_us, keep_bins,
+                 5, period_mhz, dtype, edge_channels, robust_edges, None, width_nsigma,
+                 width_fraction)
+    found: list = []
+    _clean_batch(rows, prot, channels, np.empty_like(rows), plan, _threads(workers),
+                 measure=found)
+    return [tuple(int(v) for v in e) for e in found]
 
 
 def per_spectrum(kernel: Any, data: xr.DataArray, protect: xr.DataArray | None
@@ -619,7 +742,8 @@ class FFTStandingWave:
                  refuse_ratio: float | None = 3.0, lines: bool = True, protect: bool = True,
                  protect_ranges_mhz: Sequence[Sequence[float]] = MILKY_WAY_MHZ,
                  period_mhz: float | None = None, workers: int | None = None,
-                 batch: int = 32, detect: float | None = None) -> None:
+                 batch: int = 32, detect: float | None = None, adaptive_width: bool = True,
+                 width_nsigma: float = 3.0, width_fraction: float = 0.01) -> None:
         if threshold not in ("significance", "hifast"):
             raise ConfigError(f"threshold = {threshold!r}; allowed: 'significance', 'hifast'")
         if nsigma <= 0 or factor <= 0:
@@ -636,6 +760,12 @@ class FFTStandingWave:
         if not 0 < search_p < 1:
             raise ConfigError(f"search_p = {search_p}; give the expected number of noise peaks "
                               "per search, between 0 and 1 (default 0.001)")
+        if not width_nsigma > 0:
+            raise ConfigError(f"width_nsigma = {width_nsigma}; give a positive number of sigma "
+                              "(default 3)")
+        if not 0 <= width_fraction < 1:
+            raise ConfigError(f"width_fraction = {width_fraction}; give a fraction of the peak "
+                              "power in [0, 1) (default 0.01)")
         if keep_us < 0 or hifast_us < 0 or edge_fit_mhz <= 0:
             raise ConfigError("keep_us and hifast_us must be >= 0 and edge_fit_mhz > 0")
         if refuse_ratio is not None and refuse_ratio <= 1:
@@ -656,6 +786,9 @@ class FFTStandingWave:
         self.nsigma = float(nsigma)
         self.factor = float(factor)
         self.keep_us = float(keep_us)
+        self.adaptive_width = bool(adaptive_width)
+        self.width_nsigma = float(width_nsigma)
+        self.width_fraction = float(width_fraction)
         self.hifast_us = float(hifast_us)
         self.edges = bool(edges)
         self.edge_fit_mhz = float(edge_fit_mhz)
@@ -683,6 +816,8 @@ class FFTStandingWave:
                 "search_range_us": list(self.search_range_us),
                 "threshold": self.threshold, "nsigma": self.nsigma, "factor": self.factor,
                 "reference_us": list(self.reference_us), "keep_us": self.keep_us,
+                "adaptive_width": self.adaptive_width, "width_nsigma": self.width_nsigma,
+                "width_fraction": self.width_fraction,
                 "hifast_us": self.hifast_us, "edges": self.edges,
                 "edge_fit_mhz": self.edge_fit_mhz, "refuse_ratio": self.refuse_ratio,
                 "lines": self.lines, "protect": self.protect,
@@ -755,6 +890,25 @@ class FFTStandingWave:
             return None
         return Prefill(x.reshape(-1, axis.n), self.batch)
 
+    def _extents(self, data: xr.DataArray, protect: xr.DataArray | None,
+                 kwargs: dict[str, Any]) -> list[tuple[int, int]]:
+        """The adaptive widening of every window for this dataset (:func:`measure_extents`),
+        from ``EXTENT_SPECTRA`` spectra spread evenly over it (a period that drifts in time
+        is seen over the whole observation); only those spectra are read."""
+        dims = [*batch_dims(data), "frequency"]
+        n = data.sizes["frequency"]
+        arr = data.transpose(*dims).data.reshape(-1, n)
+        idx = np.unique(np.linspace(0, arr.shape[0] - 1, EXTENT_SPECTRA).round().astype(np.int64))
+        x = np.asarray(arr[idx])
+        p = None
+        if protect is not None:
+            p = np.asarray(protect.broadcast_like(data).transpose(*dims).data.reshape(-1, n)[idx],
+                           bool)
+        keys = ("step_mhz", "windows_us", "width_nsigma", "width_fraction", "nsigma",
+                "reference_us", "keep_bins", "period_mhz", "protect_channels", "edge_channels",
+                "robust_edges", "workers")
+        return measure_extents(x, p, **{k: kwargs[k] for k in keys})
+
     def __call__(self, ds: xr.Dataset) -> xr.Dataset:
         name = pick_variable(ds, self.variable)
         axis = frequency_axis(ds)
@@ -801,7 +955,11 @@ class FFTStandingWave:
                           period_mhz=self.period_mhz, workers=self._workers(data),
                           batch=self.batch, protect_channels=channels,
                           edge_channels=max(4, int(round(self.edge_fit_mhz / axis.width_mhz))),
-                          robust_edges=True, refuse_ratio=self.refuse_ratio)
+                          robust_edges=True, refuse_ratio=self.refuse_ratio,
+                          width_nsigma=self.width_nsigma if self.adaptive_width else None,
+                          width_fraction=self.width_fraction)
+            if self.adaptive_width and self.threshold == "significance":
+                kwargs["extents"] = self._extents(data, protect, kwargs)
             cleaned, nbins = per_spectrum(
                 lambda x, p: remove_standing_waves(x, p, prefill=prefill, **kwargs), data, protect)
             out[name] = cleaned.transpose(*ds[name].dims).assign_attrs(ds[name].attrs)

@@ -43,6 +43,15 @@ def overtone_signal_processors():
                                       min=0.0, help="delay range (us) measuring the noise"),
                 "keep_us": Param(0.02, min=0.0, help="significance mode: delay kept either side of the "
                                  "peak, us (the ripple's leakage; 10 bins over 500 MHz)"),
+                "adaptive_width": Param(True, help="significance mode: also keep the run of delay "
+                                        "bins around each peak whose batch-average power is "
+                                        "width_nsigma above the noise (a drifting period); "
+                                        "false: +-keep_us alone"),
+                "width_nsigma": Param(3.0, min=0.5, max=50.0, help="adaptive_width: sigma of the "
+                                      "batch-average noise power a bin must exceed"),
+                "width_fraction": Param(0.01, min=0.0, max=0.99, help="adaptive_width: and the "
+                                        "fraction of the peak's power (keeps a fixed period's "
+                                        "own leakage out)"),
                 "hifast_us": Param(0.01, min=0.0, help="hifast mode: delay either side of the peak, us"),
                 "edges": Param(True, help="flag junk band-edge channels found in the data"),
                 "edge_fit_mhz": Param(0.12, help="width at each band end of the robust edge "
