@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import run_cli
 from overtone.io import open_dataset, read_groups, write_dataset
 from overtone.runschema import history_entries
+from overtone_core_testing import run_cli
 
 CONFIG = """
 [run]
@@ -269,7 +269,7 @@ def test_process_a_single_spectrum_and_a_cube_without_time(tmp_path):
 
 
 def _with_test_plugin(tmp_path):
-    from conftest import HERE, cli_env
+    from overtone_core_testing import HERE, cli_env
 
     return {"OVERTONE_PLUGINS": "overtone_example.plugin,lib_api_plugin",
             "PYTHONPATH": f"{HERE}:{cli_env()['PYTHONPATH']}"}
@@ -324,7 +324,7 @@ def test_a_closed_stdout_pipe_ends_quietly(tmp_path):
     import os
     import subprocess
 
-    from conftest import cli_env
+    from overtone_core_testing import cli_env
 
     read, write = os.pipe()
     os.close(read)

@@ -81,9 +81,9 @@ def test_groups_add_and_replace(tmp_path):
 
 
 def test_reader_plugin_claims_suffix_before_netcdf(tmp_path):
-    from conftest import make_plugin
     from overtone import Component
     from overtone.testing import registry_for
+    from overtone_core_testing import make_plugin
 
     def read(path, chunks=None):
         return sample(7.0)
@@ -98,9 +98,9 @@ def test_reader_plugin_claims_suffix_before_netcdf(tmp_path):
 
 
 def test_reader_params_are_validated_and_passed(tmp_path):
-    from conftest import make_plugin
     from overtone import Component, ConfigError, Param
     from overtone.testing import registry_for
+    from overtone_core_testing import make_plugin
 
     def read(path, chunks=None, scale=1.0):
         return sample(scale)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_plugin
 from overtone import KINDS, Component, ConfigError, Param, PluginError
 from overtone.params import check_value, describe_params, format_param, resolve_params
+from overtone_core_testing import make_plugin
 
 SPEC = {
     "width": Param(64, min=1, help="hidden width"),

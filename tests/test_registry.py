@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import conftest
+import overtone_core_testing
 import pytest
-from conftest import FakeDist, FakeEntryPoint, make_plugin
 from overtone import Component, DuplicateComponentError, UnknownComponentError
 from overtone.errors import OvertoneWarning
 from overtone.plugins import load_plugins
 from overtone.registry import Registry
+from overtone_core_testing import FakeDist, FakeEntryPoint, make_plugin
+
+#: where FakeEntryPoint.load raises a plugin's import error (the line a load failure names)
+RAISE_LINE = next(number for number, text in enumerate(open(overtone_core_testing.__file__), 1)
+                  if "raise self.error" in text)
 
 
 def loss(name: str) -> Component:
@@ -49,7 +53,7 @@ def test_broken_plugin_is_isolated_and_named(fake_entry_points):
     assert reg.names("loss") == ["mse"]
     assert reg.failures == [
         "plugin 'overtone-bad': import of 'overtone_bad.plugin' failed: ImportError: No module named 'nonexistent' "
-        f"(at {conftest.__file__}:41)"
+        f"(at {overtone_core_testing.__file__}:{RAISE_LINE})"
     ]
     with pytest.raises(UnknownComponentError, match="plugins that failed to load: 'overtone-bad'"):
         reg.get("loss", "harmonic")
@@ -157,9 +161,9 @@ def test_unknown_kind(example_registry):
 
 def test_contract_check_accepts_example_and_rejects_broken():
     import overtone_example.plugin as example
-    from conftest import make_plugin
     from overtone import Param, PluginError
     from overtone.testing import check_plugin
+    from overtone_core_testing import make_plugin
 
     assert {c.name for c in check_plugin(example)} == {"linreg", "moments", "demean"}
     bad_default = make_plugin("bd", overtone_losses=[Component("loss", "x", "math:sqrt", params={"n": Param("2", type=int)})])
@@ -233,7 +237,7 @@ def test_cli_lists_shadowed_names_as_warnings(tmp_path):
     import json
     import textwrap
 
-    from conftest import run_cli
+    from overtone_core_testing import run_cli
 
     (tmp_path / "shadow_plugin.py").write_text(textwrap.dedent("""
         from overtone import Component, hookimpl
@@ -256,7 +260,7 @@ def test_cli_warns_when_a_plugin_shadows_an_installed_first_party_name(tmp_path)
     import os
     from importlib.metadata import entry_points
 
-    from conftest import run_cli
+    from overtone_core_testing import run_cli
 
     if not any(ep.dist and ep.dist.name == "overtone-torch" for ep in entry_points(group="overtone")):
         pytest.skip("needs overtone-torch installed (tox env py311-all)")

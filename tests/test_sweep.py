@@ -40,7 +40,7 @@ def test_invalid_variant_fails_before_any_run(tmp_path, example_registry):
 
 
 def test_sweep_on_a_process_pool(tmp_path, monkeypatch):
-    from conftest import cli_env
+    from overtone_core_testing import cli_env
 
     for key, value in cli_env().items():
         monkeypatch.setenv(key, value)
@@ -55,8 +55,8 @@ def test_sweep_on_a_process_pool(tmp_path, monkeypatch):
 
 
 def test_sweep_on_a_dask_cluster(tmp_path, monkeypatch):
-    from conftest import cli_env
     from dask.distributed import LocalCluster
+    from overtone_core_testing import cli_env
 
     for key, value in cli_env().items():
         monkeypatch.setenv(key, value)
@@ -81,11 +81,11 @@ def tiny_registry(monkeypatch):
     import sys
     import types
 
-    from conftest import make_plugin
     from lib_api_plugin import TinyEngine
     from overtone import Component
     from overtone.plugins import load_plugins
     from overtone.registry import Registry
+    from overtone_core_testing import make_plugin
 
     module = make_plugin("sweep_only_plugin", overtone_engines=[
         Component("engine", "sweep-only", TinyEngine, "fixed loss curve")])
@@ -128,7 +128,7 @@ def test_sweep_progress_bar_follows_overtone_progress(tmp_path, tiny_registry, m
 
 def test_vectorize_refuses_an_engine_without_a_pack_trainer(tmp_path):
     """The linreg example engine has no ``vectorized()``: one line naming it, non-zero exit, nothing run."""
-    from conftest import run_cli
+    from overtone_core_testing import run_cli
 
     config = tmp_path / "fit.toml"
     config.write_text("[run]\nengine = 'linreg'\n[train]\nsteps = 3\n")

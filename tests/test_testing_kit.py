@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import make_plugin
 from overtone import Component, DatasetError, PluginError
 from overtone.testing import check_analyzer, check_signal_processor, registry_for
+from overtone_core_testing import make_plugin
 
 
 def test_testing_kit_is_torch_free():
