@@ -8,7 +8,7 @@ import torch
 from overtone import ConfigError
 from torch import nn
 
-from overtone_torch.models.mlp import ACTIVATIONS
+from overtone_torch.models.mlp import ACTIVATIONS, check_activation_and_scale
 from overtone_torch.models.spec import check_input_spec
 
 
@@ -43,10 +43,7 @@ class BottleneckAutoencoder(nn.Module):
         if bottleneck > width:
             raise ConfigError(f"[model] bottleneck = {bottleneck} is wider than width = {width}; a bottleneck "
                               f"is the narrowest layer (set bottleneck <= width)")
-        if activation not in ACTIVATIONS:
-            raise ConfigError(f"[model] activation = {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
-        if init_scale <= 0:
-            raise ConfigError(f"[model] init_scale = {init_scale} must be positive")
+        check_activation_and_scale(activation, init_scale)
         self.encoder = nn.Linear(input_spec["dim"], width)
         self.bottleneck1 = nn.Linear(width, bottleneck)
         self.bottleneck2 = nn.Linear(bottleneck, bottleneck)

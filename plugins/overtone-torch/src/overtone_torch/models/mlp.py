@@ -13,6 +13,15 @@ from overtone_torch.models.spec import check_input_spec
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 
 
+def check_activation_and_scale(activation: str, init_scale: float) -> None:
+    """Raise a one-line ``ConfigError`` unless ``activation`` is one of :data:`ACTIVATIONS` and
+    ``init_scale`` is positive (the guards of the MLP-like models, for direct Python use)."""
+    if activation not in ACTIVATIONS:
+        raise ConfigError(f"[model] activation = {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
+    if init_scale <= 0:
+        raise ConfigError(f"[model] init_scale = {init_scale} must be positive")
+
+
 class MLP(nn.Module):
     """``depth`` hidden layers ``h <- act(W h + b)`` of ``width`` units; features of width ``d_out``.
 
@@ -36,10 +45,7 @@ class MLP(nn.Module):
         if depth < 0 or width < 1 or embed_dim < 1 or d_out < 1:
             raise ConfigError(f"[model] mlp needs depth >= 0 and width, embed_dim, d_out >= 1 "
                               f"(got depth={depth}, width={width}, embed_dim={embed_dim}, d_out={d_out})")
-        if activation not in ACTIVATIONS:
-            raise ConfigError(f"[model] activation = {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
-        if init_scale <= 0:
-            raise ConfigError(f"[model] init_scale = {init_scale} must be positive")
+        check_activation_and_scale(activation, init_scale)
         embed_std = init_scale if embed_std is None else embed_std
         if not embed_std > 0:
             raise ConfigError(f"[model] embed_std = {embed_std} must be positive (or left out: init_scale)")
