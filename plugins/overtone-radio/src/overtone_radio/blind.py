@@ -38,6 +38,9 @@ import numpy as np
 import xarray as xr
 
 from overtone_radio.simulate import FAST_CHANNEL_MHZ
+from overtone_radio.simulate import Source as Line  # a Gaussian line (MHz, K, s)
+
+LINE_TRANSIT_S = 12.0  # FWHM in time of a transiting line here (the simulator's default is 20 s)
 
 HOUR_S = 3600.0
 MILKY_WAY_LINE_MHZ = 1420.406
@@ -74,18 +77,6 @@ class Ripple:
         lo = 1.0 / (max(self.p_low, self.p_high) * (1 + abs(self.drift)))
         hi = 1.0 / (min(self.p_low, self.p_high) * (1 - abs(self.drift)))
         return lo, hi
-
-
-@dataclass(frozen=True)
-class Line:
-    """A Gaussian line: centre and FWHM (MHz), peak (K), transit time and FWHM (s from the
-    start of the observation; ``transit_s=None``: in every spectrum)."""
-
-    freq_mhz: float
-    peak_k: float
-    fwhm_mhz: float
-    transit_s: float | None = None
-    duration_s: float = 12.0
 
 
 @dataclass(frozen=True)
@@ -325,10 +316,10 @@ def draw(scenario: str, seed: int, *, n_time: int = 30, nchan: int = 65536,
     t0 = u(0, HOUR_S - span)
     bumps = tuple((u(lo, hi), u(15, 60), u(0.03, 0.08) * rng.choice([-1, 1])) for _ in range(3))
     obs_lines = [Line(MILKY_WAY_LINE_MHZ, 3.0, 0.15)]
-    obs_lines += [Line(in_band(lo, hi), u(0.1, 0.5), u(0.2, 0.6), transit_s=u(0, span))
-                  for _ in range(4)]
-    broad = [Line(in_band(lo, hi), u(0.1, 0.4), u(0.8, 1.5), transit_s=u(0, span))
-             for _ in range(3)]
+    obs_lines += [Line(in_band(lo, hi), u(0.1, 0.5), u(0.2, 0.6), transit_s=u(0, span),
+                       duration_s=LINE_TRANSIT_S) for _ in range(4)]
+    broad = [Line(in_band(lo, hi), u(0.1, 0.4), u(0.8, 1.5), transit_s=u(0, span),
+                  duration_s=LINE_TRANSIT_S) for _ in range(3)]
     source = Continuum(u(2, 10), u(-1.0, -0.4), transit_s=u(0.2 * span, 0.8 * span))
     chirp = dict(p_low=1.07, p_high=1.11, drift=0.01, drift_phase=u(0, 2 * np.pi))
     second = Ripple(*(2 * [1 / u(0.5, 0.62)]), amplitude_k=u(0.03, 0.06), phase0=u(0, 2 * np.pi),
