@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from harmonic_reference import numpy_harmonic
 from overtone import ConfigError
 from overtone.registry import registry
 from overtone.testing import check_plugin
@@ -17,34 +18,6 @@ from overtone_harmonic import chunked_harmonic_loss, harmonic_logits
 
 def make(**params):
     return registry().get("loss", "harmonic").create(**params)
-
-
-def numpy_harmonic(x, w, t, n):
-    """float64 reference from the definition, independent of the torch code's algebra.
-
-    d_ri = ||x_r - w_i|| from explicit differences; p_ri = d_ri^-n / sum_j d_rj^-n (computed as
-    a max-shifted exp of -n log d); loss = mean over kept rows (t != -100) of -log p_ry.
-    Gradients by the chain rule on d: d(-log p_y)/dx = sum_i (p_i - [i=y]) (-n) (x - w_i) / d_i^2,
-    and the negative of each term for w_i.
-    """
-    keep = t != -100
-    x, t = x[keep], t[keep]
-    diff = x[:, None, :] - w[None, :, :]
-    d = np.sqrt((diff**2).sum(-1))
-    logits = -n * np.log(d)
-    logits -= logits.max(1, keepdims=True)
-    log_norm = np.log(np.exp(logits).sum(1, keepdims=True))
-    p = np.exp(logits - log_norm)
-    rows = np.arange(len(t))
-    loss = -(logits - log_norm)[rows, t].mean()
-    g = p.copy()
-    g[rows, t] -= 1
-    g /= len(t)
-    coef = g * (-n) / d**2
-    gx = np.zeros(keep.shape + (x.shape[1],))
-    gx[keep] = (coef[:, :, None] * diff).sum(1)
-    gw = -(coef[:, :, None] * diff).sum(0)
-    return loss, p, gx, gw
 
 
 def test_contract():
