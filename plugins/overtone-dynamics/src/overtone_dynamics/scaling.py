@@ -66,7 +66,8 @@ class Form:
                 x0 = np.exp(c / alpha)
             return np.stack([np.exp(log_inf), x0, alpha], axis=-1)
         a, b, e, alpha, beta = (theta[..., i] for i in range(5))
-        return np.stack([np.exp(e), np.exp(a), np.exp(b), alpha, beta], axis=-1)
+        with np.errstate(over="ignore"):  # a bootstrap refit may run off to A or B = inf
+            return np.stack([np.exp(e), np.exp(a), np.exp(b), alpha, beta], axis=-1)
 
     def predict(self, theta: np.ndarray, inputs: np.ndarray) -> np.ndarray:
         """Predicted loss L at ``inputs`` (points, 1 or 2)."""
