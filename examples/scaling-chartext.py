@@ -14,8 +14,9 @@ embeddings excluded; the head is tied to the token embedding), D the training ch
 (steps x batch x context). The second sweep (3 seeds of the 300-step budget) gives the seed
 spread; the script runs without it.
 
-Wall time on the project's loaded 2-core machine (one thread, nice 10, load 10-13): the
-first sweep about 25 minutes, the second about 10, this script under a minute.
+Wall time on the project's loaded 2-core machine (one thread, nice 10, load 10-16): the
+first sweep 21.5 minutes (about 4-5 CPU-minutes), the second 11, this script about 2 (23 s of
+CPU).
 Needs overtone-torch and overtone-dynamics.
 """
 
