@@ -150,6 +150,8 @@ def overtone_analyzers():
                                     help="confidence level of the intervals"),
                 "seed": _SEED,
                 "dropna": Param(False, help="drop points with NaN instead of failing"),
+                "last": Param("", help="a dim (e.g. step): fit each member's last finite loss along it "
+                                       "(a sweep.nc's final evaluations); empty: every element is a point"),
             },
         ),
         Component(

@@ -12,6 +12,10 @@ with delta = 1e-3, minimised by L-BFGS. Like them we start from a grid of initia
 keep it fast the objective is evaluated on the whole grid and L-BFGS runs from its best
 ``n_starts`` points. Confidence intervals are percentile intervals of the estimates refitted on
 ``n_bootstrap`` resamples of the points (drawn with replacement, fixed seed).
+
+A sweep's ``sweep.nc`` (dims ``(variant, seed, step)``, losses NaN between evaluations and
+after a shorter run's end) is fitted on each member's final evaluation with ``last="step"``
+(:func:`at_last`): one point per member, its ``step`` the step of that evaluation.
 """
 
 from __future__ import annotations
@@ -62,7 +66,8 @@ class Form:
                 x0 = np.exp(c / alpha)
             return np.stack([np.exp(log_inf), x0, alpha], axis=-1)
         a, b, e, alpha, beta = (theta[..., i] for i in range(5))
-        return np.stack([np.exp(e), np.exp(a), np.exp(b), alpha, beta], axis=-1)
+        with np.errstate(over="ignore"):  # a bootstrap refit may run off to A or B = inf
+            return np.stack([np.exp(e), np.exp(a), np.exp(b), alpha, beta], axis=-1)
 
     def predict(self, theta: np.ndarray, inputs: np.ndarray) -> np.ndarray:
         """Predicted loss L at ``inputs`` (points, 1 or 2)."""
@@ -166,6 +171,28 @@ def _fit_law(form: Form, inputs: np.ndarray, loss: np.ndarray, *, delta: float,
     return best
 
 
+def at_last(ds: xr.Dataset, loss: str, dim: str = "step") -> xr.Dataset:
+    """Every variable of ``ds`` at each member's last finite ``loss`` along ``dim``.
+
+    For a sweep's ``(variant, seed, step)`` dataset this is each run's final evaluation: the
+    result has dims ``(variant, seed)``, and the ``dim`` coordinate becomes a ``(variant,
+    seed)`` coordinate holding the step of that evaluation (so ``d="step"`` is the training
+    length). Variables without ``dim`` are unchanged; a member with no finite ``loss`` keeps
+    NaN there (``dropna`` drops it).
+    """
+    if loss not in ds.variables:
+        raise DatasetError(f"scaling-law: no variable {loss!r} to take the last value of; the dataset has "
+                           f"{', '.join(map(str, ds.data_vars)) or '(none)'}; set loss= to the right name")
+    if dim not in ds[loss].dims:
+        raise DatasetError(f"scaling-law: last = {dim!r} is not a dim of {loss!r} (its dims: "
+                           f"{', '.join(map(str, ds[loss].dims)) or 'none'}); set last= to one of them, or drop it")
+    finite = np.isfinite(ds[loss]).astype(np.int8)
+    size = ds.sizes[dim]
+    backwards = finite.isel({dim: slice(None, None, -1)})
+    index = (size - 1 - backwards.argmax(dim)).astype(np.int64)
+    return ds.isel({dim: index})
+
+
 class ScalingLaw:
     """Fit a scaling law to (x, loss) or (N, D, loss) points, with bootstrap intervals.
 
@@ -173,8 +200,10 @@ class ScalingLaw:
     coordinate named by ``x``; ``form="chinchilla"`` fits L = E + A / N^alpha + B / D^beta
     (Hoffmann et al. 2022) to those named by ``n`` and ``d``; ``"auto"`` picks chinchilla
     when ``n`` and ``d`` are given. Every element of the broadcast variables is one point
-    (so a sweep's (variant, seed) grid or a metrics file's steps both work). See the module
-    docstring for the objective and the bootstrap.
+    (so a sweep's (variant, seed) grid or a metrics file's steps both work). With ``last``
+    (e.g. ``"step"``), each member's last finite loss along that dim is its one point
+    (:func:`at_last`): a sweep's final evaluations. See the module docstring for the
+    objective and the bootstrap.
     """
 
     name = "scaling-law"
@@ -182,7 +211,7 @@ class ScalingLaw:
     def __init__(self, form: str = "auto", x: str = "x", n: str | None = None, d: str | None = None,
                  loss: str = "loss", objective: str = "huber", delta: float = 1e-3,
                  n_starts: int = 10, n_bootstrap: int = 200, confidence: float = 0.95,
-                 seed: int = 0, dropna: bool = False) -> None:
+                 seed: int = 0, dropna: bool = False, last: str = "") -> None:
         if form not in ("auto", "power", "chinchilla"):
             raise ConfigError(f"{self.name}: form = {form!r}; allowed: 'auto', 'power', 'chinchilla'")
         if objective not in ("huber", "mse"):
@@ -199,12 +228,15 @@ class ScalingLaw:
         self.form, self.x, self.n, self.d, self.loss = form, x, n, d, loss
         self.objective, self.delta, self.n_starts = objective, delta, n_starts
         self.n_bootstrap, self.confidence, self.seed, self.dropna = n_bootstrap, confidence, seed, dropna
+        self.last = last
 
     def _points(self, ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, list[str]]:
         names = [self.x] if self.form == "power" else [self.n, self.d]
         names = [*names, self.loss]
         if not isinstance(ds, xr.Dataset):
             raise DatasetError(f"{self.name}: expected an xarray.Dataset, got {type(ds).__name__}")
+        if self.last:
+            ds = at_last(ds, self.loss, self.last)
         for name in names:
             if name not in ds.variables:
                 raise DatasetError(
