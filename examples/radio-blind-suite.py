@@ -25,6 +25,17 @@ about 11 s, running-median about 10 s, pybaselines arpls about 40 s. The docs' t
 (9 scenarios; 8 seeds of the first five, 4 of running-median, 2 of arpls: the defaults) is
 about 9 x (8 x 11 + 4 x 10 + 2 x 40) s = 31 minutes there, in one process; less on a quiet
 machine or split over processes with --methods (rows of later files win in --summarize).
+The scenarios two-pol and rfi (added later; two-pol runs every method on XX and on YY):
+
+    python examples/radio-blind-suite.py --seeds 8 --scenarios two-pol,rfi \
+        --methods raw,fft,fft-detect,rfi+fft,sine-fit --out runs/blind-new.csv   # 8.5 min
+    python examples/radio-blind-suite.py --seeds 8 --scenarios control --methods rfi+fft \
+        --out runs/blind-new-control.csv                                         # 1 min
+
+took (load average 8-12) per seed: two-pol 0.1 s raw, 1.7 s fft, 3.1 s fft-detect, 5.9 s
+rfi+fft, 7.3 s sine-fit (both polarizations); rfi 0.7 s fft, 1.6 s fft-detect, 5.4 s
+rfi+fft, 3.6 s sine-fit. HiFAST's CLI takes 75-160 s per run (both twins: two hifast.bld +
+hifast.sw calls on 30 spectra), about 40 minutes for 2 seeds of the 11 scenarios.
 """
 
 from __future__ import annotations
@@ -123,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=8, help="simulated hours per scenario")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
-    parser.add_argument("--methods", default="raw,fft,fft-detect,fft-wide,rfi+fft,sine-fit,"
-                        "running-median,arpls,hifast-cli")
+    parser.add_argument("--methods", default="raw,fft,fft-detect,fft-wide,sine-fit,"
+                        "running-median,arpls,hifast-cli",
+                        help="also: rfi+fft, fft-fixed (see overtone_radio.blindsuite.methods)")
     parser.add_argument("--seeds-for", default="running-median=4,arpls=2,hifast-cli=2",
                         help="fewer seeds for slow methods, e.g. 'arpls=2'")
     parser.add_argument("--n-time", type=int, default=30, help="1 s spectra per hour drawn")
