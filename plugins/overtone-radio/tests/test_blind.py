@@ -174,3 +174,129 @@ def test_adaptive_width_follows_a_drifting_period():
                               windows_us=[(0.88, 0.97)], keep_bins=keep, robust_edges=True)
         assert (sum(ext[0]) > 0) == widened, (scenario, ext)
     assert FFTStandingWave().params()["adaptive_width"] is True
+
+
+def test_two_polarizations_differ_as_declared_and_share_the_rest():
+    """two-pol: XX and YY share bandpass, lines and continuum; YY's ripple is XX's with the
+    amplitude x 0.75-1.25, harmonic x 0.7-1.3, phase +-0.6 rad, rate +-0.3 deg/s and period
+    x (1 +- 0.004) that ``perturb`` declares; the rendered ripples differ by that much
+    (correlation below 1, RMS ratio within the amplitude range) and the noise is independent
+    (correlation of the noise below 0.02)."""
+    from overtone_radio.blind import mean_of
+
+    kw = dict(n_time=4, nchan=16384, f_start_mhz=1380.0)
+    xx, yy = (draw("two-pol", 3, polarization=p, **kw) for p in ("XX", "YY"))
+    assert (xx.lines, xx.continua, xx.tilt, xx.bumps, xx.t0_s) == (
+        yy.lines, yy.continua, yy.tilt, yy.bumps, yy.t0_s)
+    a, b = xx.ripples[0], yy.ripples[0]
+    assert 0.75 <= b.amplitude_k / a.amplitude_k <= 1.25
+    assert 0.7 <= b.harmonic / a.harmonic <= 1.3
+    assert 0 < abs(b.phase0 - a.phase0) <= 0.6 and abs(b.rate_deg_s - a.rate_deg_s) <= 0.3
+    assert 0 < abs(b.p_low / a.p_low - 1) <= 0.004 and b.p_low == b.p_high
+    ra, rb = render(xx), render(yy)
+    corr = np.corrcoef(ra.ripple.ravel(), rb.ripple.ravel())[0, 1]
+    assert 0.0 < corr < 0.999
+    na = ra.spectra - render(xx.without("noise")).spectra
+    nb = rb.spectra - render(yy.without("noise")).spectra
+    assert abs(np.corrcoef(na.ravel(), nb.ravel())[0, 1]) < 0.02
+    m = mean_of(ra, rb)
+    np.testing.assert_allclose(m.ripple, (ra.ripple + rb.ripple) / 2)
+    np.testing.assert_allclose(m.sigma, ra.sigma / np.sqrt(2), rtol=0.02)
+    with pytest.raises(ValueError, match="polarization"):
+        draw("two-pol", 3)
+    with pytest.raises(ValueError, match="polarization"):
+        draw("control", 3, polarization="XX")
+
+
+def test_rfi_is_where_it_was_put():
+    """rfi scenario: every spike's peak channel holds its height (in the spectra it is on
+    for), the 8.1 / 0.5 / 0.37 MHz combs put their teeth at start + k x period, the burst is
+    flat at its height inside its band and absent outside its spectra; the RFI mask covers
+    exactly those places, and the noise-free spectra minus everything else is the RFI."""
+    from overtone_radio.blind import rfi
+
+    obs = draw("rfi", 2, n_time=8)
+    f, t = obs.frequencies(), np.arange(obs.n_time) * obs.dt_s
+    interference, mask = rfi(obs)
+    assert len(obs.spikes) == 20 and sorted(c.period_mhz for c in obs.combs) == [0.37, 0.5, 8.1]
+    for s in obs.spikes:
+        i = int(np.argmin(np.abs(f - s.freq_mhz)))
+        on = np.ones(t.size, bool) if s.start_s is None else (
+            (t + obs.dt_s > s.start_s) & (t < s.start_s + s.duration_s))
+        at = s.peak_k * np.exp(-0.5 * ((f[i] - s.freq_mhz) / (s.width_ch * obs.channel_mhz)) ** 2)
+        assert at > 0.6 * s.peak_k
+        assert np.all(interference[on, i] >= at * (1 - 1e-9)) and mask[on, i].all()
+    for c in obs.combs:
+        teeth = np.arange(c.start_mhz, c.stop_mhz, c.period_mhz)
+        teeth = teeth[(teeth > f[0]) & (teeth < f[-1])]
+        idx = np.abs(f[:, None] - teeth[None, :]).argmin(axis=0)
+        assert np.all(interference[0, idx] >= 0.85 * c.height_k) and mask[:, idx].all()
+    (b,) = obs.bursts
+    inside = np.abs(f - b.centre_mhz) < b.width_mhz / 2 - 0.1
+    outside = np.abs(f - b.centre_mhz) > b.width_mhz / 2 + b.taper_mhz + 1
+    rows = (t + obs.dt_s > b.start_s) & (t < b.start_s + b.duration_s)
+    assert rows.any() and (~rows).any()
+    assert np.median(interference[rows][:, inside]) >= b.peak_k
+    clean = render(obs.without("noise"))
+    np.testing.assert_allclose(clean.rfi, interference)
+    rest = clean.spectra - clean.bandpass - clean.lines - clean.ripple - clean.continuum
+    np.testing.assert_allclose(rest, interference, atol=2e-5 * clean.spectra.max())
+    assert np.median(interference[rows][:, outside]) == 0
+    assert clean.mask[:, idx].all()
+    assert 0.001 < mask.mean() < 0.2
+
+
+def test_hifast_file_round_trips_through_the_hifast_reader(tmp_path):
+    """write_hifast's file opens with open_hifast (an independent reader of HiFAST's format):
+    same spectra (float32, one and two polarizations), frequencies, MJDs one dt apart."""
+    from overtone_radio.hifastcli import FILE_NAME, read_hifast, write_hifast
+    from overtone_radio.readers import open_hifast
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(20, 1, (5, 2, 64)).astype(np.float32)
+    freq = 1400 + 0.0076 * np.arange(64)
+    path = write_hifast(tmp_path / FILE_NAME, x, freq, dt_s=2.0, is_rfi=np.zeros((5, 64), bool))
+    ds = open_hifast(path)
+    np.testing.assert_array_equal(ds["spectrum"].values, x)
+    np.testing.assert_allclose(ds["frequency"].values, freq)
+    np.testing.assert_allclose(np.diff(ds["mjd"].values) * 86400, 2.0, rtol=1e-6)
+    assert "-M01" in path.name and not ds["flag"].values.any()
+    one = write_hifast(tmp_path / "one-M01_W-20261130-x.hdf5", x[:, 0], freq)
+    np.testing.assert_array_equal(read_hifast(one)[:, 0], x[:, 0])
+    with pytest.raises(ValueError, match="channels"):
+        write_hifast(tmp_path / "bad.hdf5", x[:, 0, :10], freq)
+
+
+def test_two_polarization_rows_and_the_mean_against_its_own_noise():
+    """two-pol through run_one: rows for XX, YY and the mean; after the filter the mean's
+    RMS ratio (measured against the two-polarization radiometer noise, sqrt(2) lower) is
+    near 1, as each polarization's is (without the sqrt(2) it would be near 0.71)."""
+    rows = {r["scenario"]: r for r in run_one("two-pol", 1, ["fft-detect"], n_time=10)}
+    assert set(rows) == {"two-pol:XX", "two-pol:YY", "two-pol:mean"}
+    for r in rows.values():
+        assert 0.9 < r["rms_ratio"] < 1.15, (r["scenario"], r["rms_ratio"])
+        assert not r["fake_run"]
+
+
+def test_rfi_flaggers_keep_spikes_out_of_the_ripple():
+    """rfi scenario, seed 3 (one blind-suite hour, 30 s): the filter alone fits narrow spikes
+    as ripple (what it removes away from the ripple's delays is above the fake limit, 0.02
+    of the noise; measured 0.105); with flag-narrow-rfi and harmonic-rfi first it is not
+    (measured 1e-5), and less ripple is left (0.139 vs 0.448)."""
+    rows = {r["method"]: r for r in run_one("rfi", 3, ["fft", "rfi+fft"], n_time=30)}
+    assert rows["fft"]["fake"] > 0.02
+    assert rows["rfi+fft"]["fake"] < 0.02
+    assert rows["rfi+fft"]["ripple_left"] < rows["fft"]["ripple_left"]
+
+
+def test_hifast_cli_needs_its_python():
+    """Without HIFAST_PYTHON (and no python given) the HiFAST runner says what to set."""
+    from overtone_radio.blind import to_dataset
+    from overtone_radio.hifastcli import HIFAST_ENV, run_sw
+
+    obs = draw("null", 0, n_time=2, nchan=16384, f_start_mhz=1380.0)
+    ds = to_dataset(obs, render(obs).spectra)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(HIFAST_ENV, raising=False)
+        with pytest.raises(RuntimeError, match=HIFAST_ENV):
+            run_sw(ds)

@@ -20,9 +20,18 @@ Per spectrum t (time t0 + t dt within a simulated hour) and channel frequency nu
   its shape is a cosine with a harmonic, or a sawtooth (a reflection with a sharp edge:
   harmonics k at amplitude 2 A / (pi k)); its amplitude scales with the total continuum
   power (T_sys + C) / T_sys (a standing wave is a reflection of what enters the feed);
+* ``F``: RFI (scenario ``rfi`` only): narrow spikes (:class:`Spike`, persistent or for a
+  few seconds), harmonic combs (:class:`Comb`, periods 8.1, 0.5 and 0.37 MHz) and broadband
+  bursts (:class:`Burst`, tens of MHz for a second or two); it does not enter the ripple's
+  gain (the ripple scales with T_sys + C only);
 * ``n``: radiometer noise, sigma(t, nu) = T(t, nu) / sqrt(dnu dt) (the radiometer equation
   for one polarization), drawn once per observation, so a twin with some parts left out
   (``include``) carries exactly the same noise.
+
+Two polarizations (scenario ``two-pol``): ``draw(..., polarization="XX")`` and ``"YY"`` share
+the sky, the bandpass and the continuum; each has its own noise, and YY's standing waves are
+XX's with amplitude, harmonic, phase, phase rate and period changed slightly
+(:func:`perturb`), as two feeds' reflections differ.
 
 :func:`draw` gives the observation of a named scenario (:data:`SCENARIOS`) for a seed: ripple
 phases, amplitudes, drift states (a random start within the hour), source positions, bandpass
@@ -37,7 +46,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import xarray as xr
 
-from overtone_radio.simulate import FAST_CHANNEL_MHZ
+from overtone_radio.simulate import FAST_CHANNEL_MHZ, Comb
 from overtone_radio.simulate import Source as Line  # a Gaussian line (MHz, K, s)
 
 LINE_TRANSIT_S = 12.0  # FWHM in time of a transiting line here (the simulator's default is 20 s)
@@ -91,6 +100,31 @@ class Continuum:
 
 
 @dataclass(frozen=True)
+class Spike:
+    """Narrow RFI: a Gaussian of ``peak_k`` and sigma ``width_ch`` channels at ``freq_mhz``,
+    on from ``start_s`` for ``duration_s`` (s from the start; ``None``: every spectrum)."""
+
+    freq_mhz: float
+    peak_k: float
+    width_ch: float = 1.0
+    start_s: float | None = None
+    duration_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Burst:
+    """Broadband RFI: ``peak_k`` flat over ``width_mhz`` around ``centre_mhz`` with raised-
+    cosine edges ``taper_mhz`` wide, in the spectra from ``start_s`` for ``duration_s``."""
+
+    centre_mhz: float
+    width_mhz: float
+    peak_k: float
+    start_s: float
+    duration_s: float = 1.0
+    taper_mhz: float = 2.0
+
+
+@dataclass(frozen=True)
 class BlindObservation:
     """One simulated observation with its truth (see the module docstring)."""
 
@@ -110,7 +144,11 @@ class BlindObservation:
     ripples: tuple[Ripple, ...] = ()
     lines: tuple[Line, ...] = ()
     continua: tuple[Continuum, ...] = ()
-    include: tuple[str, ...] = ("ripple", "lines", "continuum", "noise")
+    spikes: tuple[Spike, ...] = ()
+    combs: tuple[Comb, ...] = ()
+    bursts: tuple[Burst, ...] = ()
+    polarization: str = ""
+    include: tuple[str, ...] = ("ripple", "lines", "continuum", "rfi", "noise")
     mask_fraction: float = 0.01
     notes: dict = field(default_factory=dict, compare=False)
 
@@ -172,6 +210,42 @@ def lines(obs: BlindObservation) -> tuple[np.ndarray, list[np.ndarray]]:
     return out, masks
 
 
+def rfi(obs: BlindObservation) -> tuple[np.ndarray, np.ndarray]:
+    """F(t, nu) (K), (n_time, nchan): spikes, combs and bursts, and the (n_time, nchan) mask
+    of the channels where any of them is above ``mask_fraction`` of its peak (the truth)."""
+    f, t = obs.frequencies(), np.arange(obs.n_time) * obs.dt_s
+    out = np.zeros((obs.n_time, obs.nchan))
+    mask = np.zeros(out.shape, bool)
+
+    def on(start: float | None, duration: float) -> np.ndarray:
+        if start is None:
+            return np.ones(t.size, bool)
+        return (t + obs.dt_s > start) & (t < start + duration)
+
+    def narrow(nu: float, peak: float, width_ch: float, rows: np.ndarray) -> None:
+        sigma = width_ch * obs.channel_mhz
+        lo, hi = np.searchsorted(f, [nu - 8 * sigma, nu + 8 * sigma])
+        prof = peak * np.exp(-0.5 * ((f[lo:hi] - nu) / sigma) ** 2)
+        out[np.ix_(rows, np.arange(lo, hi))] += prof[None, :]
+        mask[np.ix_(rows, np.arange(lo, hi))] |= (prof > obs.mask_fraction * peak)[None, :]
+
+    for s in obs.spikes:
+        narrow(s.freq_mhz, s.peak_k, s.width_ch, np.flatnonzero(on(s.start_s, s.duration_s)))
+    every = np.arange(obs.n_time)
+    for c in obs.combs:
+        for nu in np.arange(c.start_mhz, c.stop_mhz + 1e-9, c.period_mhz):
+            if f[0] < nu < f[-1]:
+                narrow(float(nu), c.height_k, c.width_ch, every)
+    for b in obs.bursts:
+        d = np.abs(f - b.centre_mhz) - b.width_mhz / 2
+        prof = np.where(d <= 0, 1.0, np.where(d < b.taper_mhz,
+                                              0.5 * (1 + np.cos(np.pi * d / b.taper_mhz)), 0.0))
+        rows = on(b.start_s, b.duration_s)
+        out[rows] += b.peak_k * prof[None, :]
+        mask[rows] |= (prof > obs.mask_fraction)[None, :]
+    return out, mask
+
+
 def ripple_phase(r: Ripple, f: np.ndarray, t_s: np.ndarray) -> np.ndarray:
     """phi(t, nu) (rad), (len(t_s), len(f)): 2 pi int_{f0}^{nu} dnu' / P(t, nu') with P linear
     in nu from ``p_low`` to ``p_high`` (closed form: 2 pi B / (p_high - p_low) ln(P(nu) /
@@ -215,7 +289,8 @@ def ripples(obs: BlindObservation, power: np.ndarray | None = None) -> np.ndarra
 class Rendered:
     """An observation evaluated: ``spectra`` (n_time, nchan) float32 and its parts (float64):
     ``bandpass`` (nchan,), ``continuum``, ``lines``, ``ripple`` and ``sigma`` (the noise
-    standard deviation per channel), ``line_masks`` (one per line) and ``mask`` (any line)."""
+    standard deviation per channel), ``line_masks`` (one per line), ``rfi`` and ``rfi_mask``
+    (RFI's channels) and ``mask`` (any line or RFI: the channels a measurement leaves out)."""
 
     spectra: np.ndarray
     bandpass: np.ndarray
@@ -224,10 +299,13 @@ class Rendered:
     ripple: np.ndarray
     sigma: np.ndarray
     line_masks: list[np.ndarray]
+    rfi: np.ndarray | float = 0.0
+    rfi_mask: np.ndarray | None = None
 
     @property
     def mask(self) -> np.ndarray:
-        out = np.zeros(self.spectra.shape, bool)
+        """Channels of any line or RFI, (n_time, nchan)."""
+        out = np.zeros(self.spectra.shape, bool) if self.rfi_mask is None else self.rfi_mask.copy()
         for m in self.line_masks:
             out |= m
         return out
@@ -240,16 +318,31 @@ def render(obs: BlindObservation) -> Rendered:
     cont = continuum(obs)
     lin, masks = lines(obs)
     rip = ripples(obs, base[None, :] + cont)
-    total = base[None, :] + cont + lin + rip
+    interference, rfi_mask = rfi(obs)
+    total = base[None, :] + cont + lin + rip + interference
     sigma = total / np.sqrt(obs.channel_mhz * 1e6 * obs.dt_s)
     model = np.broadcast_to(base, total.shape).copy()
-    for name, part in (("continuum", cont), ("lines", lin), ("ripple", rip)):
+    for name, part in (("continuum", cont), ("lines", lin), ("ripple", rip),
+                       ("rfi", interference)):
         if name in obs.include:
             model += part
     if "noise" in obs.include:
-        rng = np.random.default_rng([obs.seed, _code(obs.scenario), 7])
+        name = obs.scenario + (f":{obs.polarization}" if obs.polarization else "")
+        rng = np.random.default_rng([obs.seed, _code(name), 7])
         model += sigma * rng.standard_normal(model.shape, dtype=np.float32)
-    return Rendered(model.astype(np.float32), base, cont, lin, rip, sigma, masks)
+    return Rendered(model.astype(np.float32), base, cont, lin, rip, sigma, masks, interference,
+                    rfi_mask)
+
+
+def mean_of(a: Rendered, b: Rendered) -> Rendered:
+    """The mean of two polarizations' renderings: every part averaged, ``sigma`` the mean's
+    noise sqrt(sigma_a^2 + sigma_b^2) / 2 (independent noise), masks OR-ed."""
+    masks = [ma | mb for ma, mb in zip(a.line_masks, b.line_masks)]
+    rfi_mask = None if a.rfi_mask is None else a.rfi_mask | b.rfi_mask
+    return Rendered(((a.spectra.astype(np.float64) + b.spectra) / 2).astype(np.float32),
+                    (a.bandpass + b.bandpass) / 2, (a.continuum + b.continuum) / 2,
+                    (a.lines + b.lines) / 2, (a.ripple + b.ripple) / 2,
+                    np.sqrt(a.sigma**2 + b.sigma**2) / 2, masks, (a.rfi + b.rfi) / 2, rfi_mask)
 
 
 def to_dataset(obs: BlindObservation, spectra: np.ndarray) -> xr.Dataset:
@@ -281,16 +374,41 @@ SCENARIOS: dict[str, str] = {
     "continuum": "the ~1.09 MHz ripple scaled by a 2-10 K continuum source drifting through",
     "null": "no standing wave; broad lines and a continuum source (what is removed is fake)",
     "combined": "drift + two-path + 0.039 MHz + broad lines + continuum at once",
+    "two-pol": "XX and YY: the ~1.09 MHz ripple differing per feed (amplitude, phase, period), "
+               "a continuum source in both",
+    "rfi": "the ~1.09 MHz ripple with narrow RFI spikes, harmonic combs (8.1, 0.5, 0.37 MHz) "
+           "and a broadband burst",
 }
+
+#: Scenarios drawn per polarization (``draw(..., polarization=...)``).
+POLARIZED = {"two-pol": ("XX", "YY")}
+
+
+def perturb(r: Ripple, rng: np.random.Generator) -> Ripple:
+    """The same standing wave as seen by the other feed: amplitude x U(0.75, 1.25), harmonic
+    x U(0.7, 1.3), phase + U(-0.6, 0.6) rad, phase rate + U(-0.3, 0.3) deg/s, period x
+    (1 + U(-0.004, 0.004)) (about +-0.004 MHz at 1.09 MHz)."""
+    scale = 1 + rng.uniform(-0.004, 0.004)
+    return replace(r, amplitude_k=r.amplitude_k * rng.uniform(0.75, 1.25),
+                   harmonic=r.harmonic * rng.uniform(0.7, 1.3),
+                   phase0=r.phase0 + rng.uniform(-0.6, 0.6),
+                   rate_deg_s=r.rate_deg_s + rng.uniform(-0.3, 0.3),
+                   p_low=r.p_low * scale, p_high=r.p_high * scale)
 
 
 def draw(scenario: str, seed: int, *, n_time: int = 30, nchan: int = 65536,
-         f_start_mhz: float = 1000.0, dt_s: float = 1.0) -> BlindObservation:
+         f_start_mhz: float = 1000.0, dt_s: float = 1.0,
+         polarization: str = "") -> BlindObservation:
     """The observation of ``scenario`` (:data:`SCENARIOS`) for ``seed``: a random start within
     the hour, random bandpass, ripple phases, amplitudes and drift states, and random source
-    positions, all from ``numpy.random.default_rng([seed, crc32(scenario)])``."""
+    positions, all from ``numpy.random.default_rng([seed, crc32(scenario)])``. Scenarios in
+    :data:`POLARIZED` need ``polarization`` (one of theirs); others take none."""
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+    pols = POLARIZED.get(scenario, ("",))
+    if polarization not in pols:
+        raise ValueError(f"scenario {scenario!r} takes polarization in {pols}, not "
+                         f"{polarization!r}")
     rng = np.random.default_rng([seed, _code(scenario)])
     span = n_time * dt_s
     band = nchan * FAST_CHANNEL_MHZ
@@ -346,7 +464,29 @@ def draw(scenario: str, seed: int, *, n_time: int = 30, nchan: int = 65536,
         obs_lines, cont = obs_lines + broad, [source]
     elif scenario == "combined":
         rip, obs_lines, cont = [main(**chirp), second, fast39], obs_lines + broad, [source]
+    spikes: list[Spike] = []
+    combs: list[Comb] = []
+    bursts: list[Burst] = []
+    if scenario == "two-pol":
+        rip, cont = [main()], [source]
+        other = perturb(rip[0], rng)  # drawn for both, so XX and YY share the rest
+        if polarization == "YY":
+            rip = [other]
+    elif scenario == "rfi":
+        rip = [main()]
+        for i in range(20):  # half persistent, half for 1-6 s
+            start = None if i % 2 == 0 else u(0, span)
+            spikes.append(Spike(in_band(lo, hi, avoid=1.0), float(10 ** u(np.log10(0.5), 2)),
+                                u(0.5, 2.0), start, u(1, 6)))
+        c81 = u(lo, lo + 8.1)
+        s05, s037 = in_band(lo + 20, hi - 60), in_band(lo + 20, hi - 40)
+        combs = [Comb(8.1, u(0.12, 0.3), c81, hi), Comb(0.5, u(0.12, 0.3), s05, s05 + 40),
+                 Comb(0.37, u(0.12, 0.3), s037, s037 + 20)]
+        bursts = [Burst(in_band(lo + 30, hi - 30, avoid=30), u(20, 40), u(0.5, 2.0),
+                        start_s=float(rng.integers(0, n_time)) * dt_s, duration_s=u(1, 2.5),
+                        taper_mhz=u(1, 3))]
     return BlindObservation(
         scenario=scenario, seed=seed, n_time=n_time, dt_s=dt_s, t0_s=t0, nchan=nchan,
         f_start_mhz=f_start_mhz, tilt=u(-0.08, 0.08), bumps=bumps, edge_rise=u(0.1, 0.4),
-        edge_mhz=u(1.0, 3.0), ripples=tuple(rip), lines=tuple(obs_lines), continua=tuple(cont))
+        edge_mhz=u(1.0, 3.0), ripples=tuple(rip), lines=tuple(obs_lines), continua=tuple(cont),
+        spikes=tuple(spikes), combs=tuple(combs), bursts=tuple(bursts), polarization=polarization)

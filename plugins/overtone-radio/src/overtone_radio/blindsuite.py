@@ -24,6 +24,14 @@ without lines and continuum (same noise), and these are measured:
   first two, a sawtooth's all), over the raw radiometer noise; a run counts as a fake subtraction when it
   exceeds ``FAKE_LIMIT`` (0.02: 2% of the noise RMS, what one false 5-sigma detection with
   its +-10 kept bins removes). Line flux a method takes at those delays counts too.
+
+Two polarizations (:data:`overtone_radio.blind.POLARIZED`): each method runs on XX and on YY
+apart (per polarization), and rows ``SCENARIO:XX``, ``SCENARIO:YY`` and ``SCENARIO:mean``
+are measured; the mean row measures (out_XX + out_YY) / 2 against the mean truth and the
+mean's own noise (``rms_ratio`` times sqrt(2): the radiometer equation of a two-polarization
+mean). RFI (scenario ``rfi``): the truth's RFI channels are left out of every measurement
+like the line channels; RFI a method fits as ripple shows in ``ripple_left`` (it spreads over
+all channels) and in ``fake`` (the combs sit at 0.123, 2.0, 2.7 us and multiples).
 """
 
 from __future__ import annotations
@@ -34,7 +42,15 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
-from overtone_radio.blind import BlindObservation, Rendered, draw, render, to_dataset
+from overtone_radio.blind import (
+    POLARIZED,
+    BlindObservation,
+    Rendered,
+    draw,
+    mean_of,
+    render,
+    to_dataset,
+)
 from overtone_radio.rms import RMSRatio, window_rms
 
 FAKE_LIMIT = 0.02
@@ -53,6 +69,17 @@ def _pybaselines_arpls(ds: xr.Dataset) -> np.ndarray:
     return (v - base + base.mean(axis=1, keepdims=True)).astype(np.float32)
 
 
+def _rfi_pipeline(ds: xr.Dataset) -> np.ndarray:
+    """What a user runs on RFI-laden spectra: ``flag-narrow-rfi``, then ``harmonic-rfi``
+    (both OR their finds into ``flag``), then ``fft-standing-wave`` (defaults: flagged
+    channels are substituted before the FFT); the output keeps the RFI channels' values."""
+    from overtone_radio.channels import NarrowRFIFlagger
+    from overtone_radio.fftfilter import FFTStandingWave
+    from overtone_radio.rfi import HarmonicRFI
+
+    return FFTStandingWave()(HarmonicRFI()(NarrowRFIFlagger()(ds)))["spectrum"].values
+
+
 def methods() -> dict[str, Callable[[xr.Dataset], np.ndarray]]:
     """Method name -> function from a blind Dataset to its cleaned spectra (time, frequency).
     ``fft``: ``fft-standing-wave`` with its defaults (telescope preset, ripple search, junk
@@ -60,7 +87,10 @@ def methods() -> dict[str, Callable[[xr.Dataset], np.ndarray]]:
     ``detect = 3`` (automatic protection per spectrum); ``fft-wide``: ``fft-fixed`` keeping
     +-0.04 us around each peak instead of +-0.02 (a chirped ripple spreads wider);
     ``fft-fixed``: ``fft-detect`` with ``adaptive_width = false`` (+-0.02 us alone); ``sine-fit`` and ``running-median``
-    with their defaults; ``arpls``: pybaselines (an outside peer)."""
+    with their defaults; ``arpls``: pybaselines (an outside peer); ``rfi+fft``:
+    ``flag-narrow-rfi``, ``harmonic-rfi``, then ``fft`` (:func:`_rfi_pipeline`);
+    ``hifast-cli``: HiFAST's own command-line pipeline in an outside Python
+    (:mod:`overtone_radio.hifastcli`, only where ``HIFAST_PYTHON`` is set)."""
     from overtone_radio.baselines import RunningMedian, SineFit
     from overtone_radio.fftfilter import FFTStandingWave
 
@@ -74,7 +104,17 @@ def methods() -> dict[str, Callable[[xr.Dataset], np.ndarray]]:
             "fft-fixed": via(FFTStandingWave(detect=3.0, adaptive_width=False)),
             "sine-fit": via(SineFit()),
             "running-median": via(RunningMedian()),
-            "arpls": _pybaselines_arpls}
+            "arpls": _pybaselines_arpls,
+            "rfi+fft": _rfi_pipeline,
+            "hifast-cli": _hifast_cli}
+
+
+def _hifast_cli(ds: xr.Dataset) -> np.ndarray:
+    """HiFAST's ``python -m hifast.sw --method fft`` with its CLI defaults, in the Python of
+    ``HIFAST_PYTHON`` (see :mod:`overtone_radio.hifastcli`)."""
+    from overtone_radio.hifastcli import run_sw
+
+    return run_sw(ds)
 
 
 def _groups(a: np.ndarray, mask: np.ndarray | None, average: int, binning: int) -> np.ndarray:
@@ -90,16 +130,17 @@ def _groups(a: np.ndarray, mask: np.ndarray | None, average: int, binning: int) 
 
 
 def ripple_left(obs: BlindObservation, truth: Rendered, removed: np.ndarray,
-                binning: int = BIN) -> float:
+                binning: int = BIN, npol: int = 1) -> float:
     """Residual standing wave (R - removed) RMS over the radiometer noise of the
-    ``AVERAGE``-spectrum x ``binning``-channel product (see the module docstring)."""
+    ``AVERAGE``-spectrum x ``binning``-channel product (see the module docstring) of a mean
+    of ``npol`` polarizations."""
     resid = truth.ripple - removed
     g = _groups(resid, truth.mask, AVERAGE, binning)
     width = obs.channel_mhz * binning
     std, _ = window_rms(g, int(round(EDGE_MHZ / width)), max(8, int(round(WINDOW_MHZ / width))))
     total = truth.bandpass[None, :] + truth.continuum + truth.lines + truth.ripple
     level = _groups(total, None, AVERAGE, binning)
-    expected = np.median(level, axis=1) / np.sqrt(width * 1e6 * AVERAGE * obs.dt_s)
+    expected = np.median(level, axis=1) / np.sqrt(width * 1e6 * AVERAGE * obs.dt_s * npol)
     return float(np.nanmedian(std / expected))
 
 
@@ -153,36 +194,53 @@ def continuum_kept(obs: BlindObservation, truth: Rendered, kept: np.ndarray) -> 
     return float((kept[:, sel] - truth.lines[:, sel]).sum() / injected)
 
 
+def _measure(obs: BlindObservation, truth: Rendered, out: np.ndarray, out_twin: np.ndarray,
+             npol: int = 1) -> dict:
+    """The metrics (module docstring) of one method's output ``out`` and its twin's."""
+    ds = to_dataset(obs, out.astype(np.float32))
+    measured = ds.assign(source_mask=xr.DataArray(truth.mask, dims=("time", "frequency")))
+    ratio = float(np.nanmedian(RMSRatio()(measured)["rms_ratio"].values)) * np.sqrt(npol)
+    removed = truth.spectra.astype(np.float64) - out
+    kept = out - out_twin
+    mean_flux, worst_flux = flux_kept(obs, truth, kept)
+    fake = fake_rms(obs, truth, removed)
+    return {"t0_s": obs.t0_s, "rms_ratio": ratio,
+            "ripple_left": ripple_left(obs, truth, removed, npol=npol),
+            "ripple_left_1ch": ripple_left(obs, truth, removed, binning=1, npol=npol),
+            "flux_kept": mean_flux, "flux_worst": worst_flux,
+            "continuum_kept": continuum_kept(obs, truth, kept),
+            "fake": fake, "fake_run": bool(fake > FAKE_LIMIT)}
+
+
 def run_one(scenario: str, seed: int, names: list[str] | None = None, **draw_kw) -> list[dict]:
     """Every method (or ``names``) on one observation of ``scenario`` for ``seed``: one row
     of metrics per method (see the module docstring), with ``seconds`` (the method's wall
-    time on both twins)."""
-    obs = draw(scenario, seed, **draw_kw)
-    twin_obs = obs.without("lines", "continuum")
-    truth, twin = render(obs), render(twin_obs)
-    ds, ds_twin = to_dataset(obs, truth.spectra), to_dataset(twin_obs, twin.spectra)
-    mask = xr.DataArray(truth.mask, dims=("time", "frequency"))
+    time on both twins); for a two-polarization scenario three rows per method (``:XX``,
+    ``:YY``, ``:mean``; ``seconds`` for both polarizations on each)."""
+    pols = POLARIZED.get(scenario, ("",))
+    obs = {p: draw(scenario, seed, polarization=p, **draw_kw) for p in pols}
+    twin_obs = {p: o.without("lines", "continuum") for p, o in obs.items()}
+    truth = {p: render(o) for p, o in obs.items()}
+    twin = {p: render(o) for p, o in twin_obs.items()}
     table = methods()
     rows = []
-    x = truth.spectra.astype(np.float64)
     for name in names or list(table):
         fn = table[name]
         start = time.perf_counter()
-        out = np.asarray(fn(ds), np.float64)
-        out_twin = np.asarray(fn(ds_twin), np.float64)
+        out, out_twin = {}, {}
+        for p in pols:
+            out[p] = np.asarray(fn(to_dataset(obs[p], truth[p].spectra)), np.float64)
+            out_twin[p] = np.asarray(fn(to_dataset(twin_obs[p], twin[p].spectra)), np.float64)
         seconds = time.perf_counter() - start
-        measured = ds.assign(spectrum=(("time", "frequency"), out.astype(np.float32)),
-                             source_mask=mask)
-        ratio = float(np.nanmedian(RMSRatio()(measured)["rms_ratio"].values))
-        removed = x - out
-        kept = out - out_twin
-        mean_flux, worst_flux = flux_kept(obs, truth, kept)
-        fake = fake_rms(obs, truth, removed)
-        rows.append({"scenario": scenario, "seed": seed, "method": name, "t0_s": obs.t0_s,
-                     "rms_ratio": ratio,
-                     "ripple_left": ripple_left(obs, truth, removed),
-                     "ripple_left_1ch": ripple_left(obs, truth, removed, binning=1),
-                     "flux_kept": mean_flux, "flux_worst": worst_flux,
-                     "continuum_kept": continuum_kept(obs, truth, kept),
-                     "fake": fake, "fake_run": bool(fake > FAKE_LIMIT), "seconds": seconds})
+        for p in pols:
+            label = f"{scenario}:{p}" if p else scenario
+            rows.append({"scenario": label, "seed": seed, "method": name,
+                         **_measure(obs[p], truth[p], out[p], out_twin[p]), "seconds": seconds})
+        if len(pols) == 2:
+            a, b = pols
+            mean = mean_of(truth[a], truth[b])
+            row = _measure(obs[a], mean, (out[a] + out[b]) / 2, (out_twin[a] + out_twin[b]) / 2,
+                           npol=2)
+            rows.append({"scenario": f"{scenario}:mean", "seed": seed, "method": name, **row,
+                         "seconds": seconds})
     return rows
