@@ -21,10 +21,11 @@ backward, none recomputed) and kept until backward, which only scales them by th
 gradient. Memory for the head: two ``(chunk, V)`` blocks plus the gradients ``(N, d)`` and
 ``(V, d)``; on CPU one block, when the element-wise work runs as one C++ loop per row
 (:mod:`overtone_harmonic.cpu_rows`: two passes over each row while it is in cache, ``Q`` written
-over ``x w^T``), which is the default wherever inductor can build it. Where the floor ``eps`` on ``B`` is active the gradient is zero (the floored value
-is a constant), so ``x = w_i`` gives a finite loss and no NaN. With ``eps_mode = "add"`` the
-block is ``B = max(d^2, 0) + eps`` instead (the reference code's ``d^2 + eps``); the formulas
-above hold unchanged for that ``B`` (the added constant has no gradient).
+over ``x w^T``), which is the default wherever inductor can build it. Where the floor ``eps``
+on ``B`` is active the gradient is zero (the floored value is a constant), so ``x = w_i`` gives
+a finite loss and no NaN. With ``eps_mode = "add"`` the block is ``B = max(d^2, 0) + eps``
+instead (the reference code's ``d^2 + eps``); the formulas above hold unchanged for that ``B``
+(the added constant has no gradient).
 """
 
 from __future__ import annotations
