@@ -23,8 +23,16 @@ def test_row_loop_is_built_for_float32_and_float64():
 
 
 @pytest.mark.parametrize("path", ["row loop", "aten"])
-@pytest.mark.parametrize(("n", "eps", "mode"), [(1.0, 1e-12, "floor"), (7.0, 1e-3, "floor"), (55.4, 1e-12, "floor"),
-                                                (1536.0, 1e-12, "floor"), (3.0, 1e-4, "add")])
+@pytest.mark.parametrize(
+    ("n", "eps", "mode"),
+    [
+        (1.0, 1e-12, "floor"),
+        (7.0, 1e-3, "floor"),
+        (55.4, 1e-12, "floor"),
+        (1536.0, 1e-12, "floor"),
+        (3.0, 1e-4, "add"),
+    ],
+)
 def test_both_paths_match_numpy_in_float64(monkeypatch, path, n, eps, mode):
     """float64, V = 2,061 (two sum blocks and a 13-element tail), chunks of 4 with a short last
     one, an ignored row, one row exactly at its target's centre and one at another centre (the

@@ -104,8 +104,18 @@ extern "C" void kernel(T* g, const T* xn, const T* wn, const T* hp, T* m, T* s, 
 }
 """
 
-_ARGS = ["T*", "const T*", "const T*", "const T*", "T*", "T*", "T*", "const int64_t", "const int64_t",
-         "const int64_t"]
+_ARGS = [
+    "T*",
+    "const T*",
+    "const T*",
+    "const T*",
+    "T*",
+    "T*",
+    "T*",
+    "const int64_t",
+    "const int64_t",
+    "const int64_t",
+]
 _built: dict[torch.dtype, Callable | None] = {}
 #: The C++ scalar type of each dtype the loop is built for.
 SCALARS = {torch.float32: "float", torch.float64: "double"}
@@ -133,8 +143,9 @@ def row_kernel(dtype: torch.dtype) -> Callable | None:
     return _built[dtype]
 
 
-def rows_softmax_parts(g: torch.Tensor, xn: torch.Tensor, wn: torch.Tensor, a: float, floor: float,
-                       shift: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+def rows_softmax_parts(
+    g: torch.Tensor, xn: torch.Tensor, wn: torch.Tensor, a: float, floor: float, shift: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """Run the row loop on the contiguous CPU block ``g = x w^T`` (overwritten with ``Q``):
     returns ``(m, S, sum_i Q)`` per row, or ``None`` (``g`` untouched) where no loop is built
     for its dtype. See the module docstring for what each is."""
