@@ -6,7 +6,9 @@ when a GPU is present). Variants, each measured in its own subprocess:
 - naive cross-entropy: ``F.cross_entropy(x @ W.T, y)``, plain autograd (the peer);
 - chunked cross-entropy: overtone-torch's ``cross-entropy`` with ``chunk_size`` (when installed);
 - naive harmonic: ``harmonic`` without ``chunk_size`` (autograd over the full logits);
-- chunked harmonic: ``harmonic`` with ``chunk_size`` (never a ``(N, V)`` tensor);
+- chunked harmonic: ``harmonic`` with ``chunk_size = --harmonic-chunk`` (never a ``(N, V)`` tensor;
+  on CPU one ``(chunk, V)`` block, where chunked cross-entropy holds two, so the default 512 rows
+  hold as much as two 256-row blocks);
 - on CUDA only (the kernels need a GPU; each row is skipped, with a note, when its package is
   not installed): triton harmonic (``harmonic`` with ``impl = "triton"``, the
   ``overtone-harmonic[triton]`` extra), cut-cross-entropy (``cut_cross_entropy.linear_cross_entropy``,
@@ -28,7 +30,8 @@ most 1.1x its time. The load average is printed before and after the runs.
 ``--dtype bfloat16`` runs every variant with bf16 features and head (the GPU kernels' intended
 use; the harmonic paths still accumulate distances in float32).
 
-    python benchmarks/bench_harmonic.py [--tokens 8192] [--chunk 256] [--repeats 3] [--threads 2] [--dtype float32]
+    python benchmarks/bench_harmonic.py [--tokens 8192] [--chunk 256] [--harmonic-chunk 512] [--repeats 3]
+        [--threads 2] [--dtype float32] [--variants "naive cross-entropy,chunked harmonic"]
 """
 
 from __future__ import annotations
@@ -128,16 +131,17 @@ def measure(variant: str, tokens: int, chunk: int, device: str, threads: int, dt
             "gx_norm": float(x.grad.norm()), "gw_norm": float(w.grad.norm())}
 
 
-def analytic_bytes(variant: str, tokens: int, chunk: int) -> int | None:
+def analytic_bytes(variant: str, tokens: int, chunk: int, device: str = "cpu") -> int | None:
     """Bytes the variant must hold at its peak, counted by hand (float32): the (N, V) or
-    (chunk, V) blocks alive together plus the gradients of x and W (None for the peers' kernels)."""
+    (chunk, V) blocks alive together plus the gradients of x and W (None for the peers' kernels).
+    The chunked harmonic head holds one block on CPU (its C++ row loop) and two elsewhere."""
     grads = 4 * (tokens * D + V * D)
     full = 4 * tokens * V
     return {
         "naive cross-entropy": 3 * full + grads,  # logits, log-softmax (saved), its gradient
         "chunked cross-entropy": 2 * 4 * chunk * V + grads,
         "naive harmonic": 5 * full + grads,  # d^2 + |x|^2, clamp, log (saved), log-softmax, gradient
-        "chunked harmonic": 2 * 4 * chunk * V + grads,  # B and P blocks; W's gradient is built in place
+        "chunked harmonic": (1 if device == "cpu" else 2) * 4 * chunk * V + grads,  # W's gradient built in place
         "triton harmonic": 2 * grads,  # float32 D W and D^T X buffers, then the gradients
     }.get(variant)
 
@@ -146,6 +150,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=8192)
     parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--harmonic-chunk", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
@@ -159,6 +164,10 @@ def main() -> None:
     import torch
 
     requested = [v for v in args.variants.split(",") if v]
+
+    def chunk_of(variant: str) -> int:
+        return args.harmonic_chunk if variant == "chunked harmonic" else args.chunk
+
     needs = {"chunked cross-entropy": "overtone_torch", **GPU_ONLY}
     missing = [v for v in requested if v in needs and importlib.util.find_spec(needs[v]) is None]
     for variant in missing:
@@ -171,7 +180,7 @@ def main() -> None:
         for _ in range(args.repeats):  # rounds interleave the variants: load drift hits all alike
             for variant in variants:
                 out = subprocess.run([sys.executable, __file__, "--child", variant, "--tokens", str(args.tokens),
-                                      "--chunk", str(args.chunk), "--threads", str(args.threads),
+                                      "--chunk", str(chunk_of(variant)), "--threads", str(args.threads),
                                       "--device", device, "--dtype", args.dtype], capture_output=True, text=True)
                 if out.returncode:
                     raise SystemExit(f"{variant} on {device} failed:\n{out.stderr}")
@@ -182,14 +191,15 @@ def main() -> None:
         base = results["naive cross-entropy"]
         name = torch.cuda.get_device_name() if device == "cuda" else f"{platform.processor() or 'CPU'}, " \
             f"{args.threads} threads, load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
-        print(f"\n{device} ({name}): d = {D}, V = {V:,}, {args.tokens:,} tokens, chunk {args.chunk}, {args.dtype}, "
+        print(f"\n{device} ({name}): d = {D}, V = {V:,}, {args.tokens:,} tokens, chunk {args.chunk} "
+              f"(chunked harmonic {args.harmonic_chunk}), {args.dtype}, "
               f"best of {args.repeats} interleaved rounds of one forward+backward, torch {torch.__version__}\n")
         cpu_cols = " CPU time (s) | vs naive CE |" if device == "cpu" else ""
         print(f"| loss | wall time (s) | vs naive CE |{cpu_cols} peak memory (MiB) | vs naive CE | analytic (MiB) |")
         print("|---|---|---|" + ("---|---|" if device == "cpu" else "") + "---|---|---|")
         for variant, r in results.items():
             cpu = f" {r['cpu_s']:.1f} | {r['cpu_s'] / base['cpu_s']:.2f}x |" if device == "cpu" else ""
-            analytic = analytic_bytes(variant, args.tokens, args.chunk)
+            analytic = analytic_bytes(variant, args.tokens, chunk_of(variant), device)
             print(f"| {variant} | {r['wall_s']:.3g} | {r['wall_s'] / base['wall_s']:.2f}x |{cpu} "
                   f"{r['peak_bytes'] / 2**20:,.0f} | {r['peak_bytes'] / base['peak_bytes']:.1%} | "
                   f"{'-' if analytic is None else format(analytic / 2**20, ',.0f')} |")

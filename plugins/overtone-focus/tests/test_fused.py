@@ -341,3 +341,28 @@ def test_without_the_cpu_loop_the_compiled_kernel_gives_the_same_bits(monkeypatc
         run(FOCUS, a, grads, fused=True, **hp)
     run(FOCUS, b, grads, foreach=True, **hp)
     assert all(torch.equal(pa, pb) for pa, pb in zip(a, b))
+
+
+@pytest.mark.parametrize("cls", [FOCUS, Signum])
+def test_parameters_of_many_ranks_share_one_compiled_graph(cls):
+    """float64 parameters of ranks 1 to 9 (PACK patched to 32: each gets its own kernel call),
+    one with a storage offset, plus gathered small ones: one graph serves them all, so dynamo's
+    recompile limit (8) is never hit and no fallback warning comes; results equal foreach (1e-12).
+
+    Passing ``view(-1)`` of each parameter compiled a graph per rank of the viewed base and ran
+    out of the limit here (FailOnRecompileLimitHit, then the foreach path with a warning)."""
+    shapes = [(40,), (6, 7), (2, 3, 7), (2, 2, 3, 5), (2, 2, 2, 3, 2), (2, 2, 2, 2, 2, 3), (2,) * 5 + (3, 2),
+              (2,) * 8, (2,) * 6 + (3, 2, 2), (5,), (3, 3)]
+    a = make_params(shapes, torch.float64, seed=21, transposed=False)
+    a.append(torch.nn.Parameter(torch.randn(90, dtype=torch.float64)[7:60]))  # storage offset 7
+    assert a[-1].storage_offset() == 7
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    grads = grads_for(a, 3, seed=22)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        run(cls, a, grads, fused=True, lr=0.01, weight_decay=0.1)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs <= 1
+    run(cls, b, grads, foreach=True, lr=0.01, weight_decay=0.1)
+    for pa, pb in zip(a, b):
+        np.testing.assert_allclose(pa.detach().numpy(), pb.detach().numpy(), rtol=0, atol=1e-12)

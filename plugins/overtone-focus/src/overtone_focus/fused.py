@@ -8,7 +8,8 @@ tensors runs the same step as a C++ loop (:func:`cpu_focus_loop`) built by induc
 and called directly, without dynamo's per-call guards and wrappers; every parameter then gets
 its own call (no gathering).
 
-Recompiles. The kernels are compiled with ``dynamic=True`` (one kernel for every length) and
+Recompiles. The kernels are compiled with ``dynamic=True`` (one kernel for every length), get
+each parameter as a 1-D alias that is not a view (:func:`flat_alias`: no guards on its rank), and
 take every hyperparameter, the bias correction included, as the values of one small tensor
 ``hp``: changing ``lr``, the betas, ``gamma``, ``weight_decay``, ``decay_order`` or the step count
 never recompiles. A new dtype combination (float32, float64, bf16 with a float32 average) or a
@@ -292,7 +293,7 @@ def apply(name: str, lists: Sequence[list[torch.Tensor]], hp: torch.Tensor) -> t
         gathered = [r for r in rows if not (r[0].numel() >= PACK and all(t.is_contiguous() for t in r))]
     for i, row in enumerate(direct):
         try:
-            kernel(*(t.view(-1) for t in row), hp)
+            kernel(*(flat_alias(t) for t in row), hp)
         except Exception as err:  # noqa: BLE001 - reported by the caller, which falls back
             return direct[i:] + gathered, _cause(err)
     if gathered:
@@ -306,6 +307,18 @@ def apply(name: str, lists: Sequence[list[torch.Tensor]], hp: torch.Tensor) -> t
             pieces = flats[k].split(sizes)
             torch._foreach_copy_([r[k] for r in gathered], [s.view(r[k].shape) for s, r in zip(pieces, gathered)])
     return [], None
+
+
+def flat_alias(t: torch.Tensor) -> torch.Tensor:
+    """A 1-D tensor over the same memory as the contiguous ``t``, which is not a view of it.
+
+    ``t.view(-1)`` would do for the arithmetic, but dynamo guards on a view's base (its rank,
+    sizes and strides) and on ``requires_grad``: parameters of each rank, and the gathered
+    buffers, would each compile a graph of their own, and a model with parameters of many ranks
+    ran out of dynamo's recompile limit (default 8) and fell back to foreach. This alias has no
+    base and no grad, so one graph per dtype combination serves every parameter.
+    """
+    return t.new_empty(0).set_(t.untyped_storage(), t.storage_offset(), (t.numel(),), (1,))
 
 
 def _cause(err: BaseException) -> str:

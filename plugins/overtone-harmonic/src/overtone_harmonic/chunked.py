@@ -19,10 +19,13 @@ the one-hot term needs no ``(V, d)`` scatter. When gradients are wanted they are
 pass (three matrix products per chunk in all, as many as a plain linear head's forward plus
 backward, none recomputed) and kept until backward, which only scales them by the incoming
 gradient. Memory for the head: two ``(chunk, V)`` blocks plus the gradients ``(N, d)`` and
-``(V, d)``. Where the floor ``eps`` on ``B`` is active the gradient is zero (the floored value
-is a constant), so ``x = w_i`` gives a finite loss and no NaN. With ``eps_mode = "add"`` the
-block is ``B = max(d^2, 0) + eps`` instead (the reference code's ``d^2 + eps``); the formulas
-above hold unchanged for that ``B`` (the added constant has no gradient).
+``(V, d)``; on CPU one block, when the element-wise work runs as one C++ loop per row
+(:mod:`overtone_harmonic.cpu_rows`: two passes over each row while it is in cache, ``Q`` written
+over ``x w^T``), which is the default wherever inductor can build it. Where the floor ``eps``
+on ``B`` is active the gradient is zero (the floored value is a constant), so ``x = w_i`` gives
+a finite loss and no NaN. With ``eps_mode = "add"`` the block is ``B = max(d^2, 0) + eps``
+instead (the reference code's ``d^2 + eps``); the formulas above hold unchanged for that ``B``
+(the added constant has no gradient).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import torch
 from overtone.runschema import accumulation_dtype_name
 
+from overtone_harmonic.cpu_rows import row_kernel, rows_softmax_parts
 from overtone_harmonic.functional import IGNORE, eps_floor_and_shift
 
 
@@ -39,9 +43,11 @@ def accumulation_dtype(*tensors: torch.Tensor) -> torch.dtype:
     return getattr(torch, accumulation_dtype_name(*(str(t.dtype) for t in tensors)))
 
 
-def _chunk_loss_and_grads(xs, w, wn, t, valid, a, eps, B, P, want_x, want_w, acc_c, acc_m, shift=0.0):
+def _chunk_loss_and_grads(xs, w, wn, t, valid, a, eps, B, P, want_x, want_w, acc_c, acc_m, shift=0.0,
+                          scale=1.0, first=False):
     """Row losses of one chunk (``B = max(d^2, eps) + shift``); adds this chunk's parts of ``c`` and ``H^T x`` into ``acc_c``,
-    ``acc_m`` and returns ``(losses, gx_chunk or None)`` with gradients before the ``-2a`` factor.
+    ``acc_m`` (times ``scale``, the mean's ``-2a / count``; ``first``: overwritten, not added to) and
+    returns ``(losses, gx_chunk or None)``, the chunk's rows of ``dL/dx`` (``scale`` included).
 
     ``H = s (Q - onehot * S / B_y)`` with ``s = 1 / S`` (0 on ignored rows): the one-hot term is
     written into ``Q`` at the targets (``chunk`` entries), so every product below uses ``Q``
@@ -79,10 +85,43 @@ def _chunk_loss_and_grads(xs, w, wn, t, valid, a, eps, B, P, want_x, want_w, acc
     gx = None
     if want_x:
         h = s * P.sum(1)
-        gx = torch.mm(P, w).mul_(-s[:, None]).addcmul_(h[:, None], xs)
+        gx = torch.mm(P, w).mul_(-scale * s[:, None]).addcmul_((scale * h)[:, None], xs)
     if want_w:
-        acc_c.addmv_(P.T, s)
-        acc_m.addmm_(P.T, s[:, None] * xs)
+        beta = 0.0 if first else 1.0
+        acc_c.addmv_(P.T, scale * s, beta=beta)
+        acc_m.addmm_(P.T, (-scale * s)[:, None] * xs, beta=beta)
+    return losses, gx
+
+
+def _chunk_loss_and_grads_fused(xs, w, wn, t, valid, a, floor, G, want_x, want_w, acc_c, acc_m, shift=0.0,
+                                scale=1.0, first=False):
+    """:func:`_chunk_loss_and_grads` with the element-wise work in one C++ row loop
+    (:mod:`overtone_harmonic.cpu_rows`) over the one block ``G``: ``x w^T`` is written into it,
+    then ``Q`` over it. Returns ``None`` (nothing done) where no loop is built for the dtype."""
+    torch.mm(xs, w.T, out=G)
+    tc = t.clamp_min(0)[:, None]
+    xn = torch.linalg.vector_norm(xs, dim=1).square_()
+    raw_y = torch.addcmul(xn + wn[tc[:, 0]], G.gather(1, tc)[:, 0], torch.full_like(xn, -2.0))
+    parts = rows_softmax_parts(G, xn, wn, a, floor, shift)
+    if parts is None:
+        return None
+    m, S, q_sum = parts
+    by = raw_y.clamp_min(floor) + shift
+    zero = torch.zeros_like(S)
+    losses = torch.where(valid, a * (torch.log(by) - torch.log(m)) + torch.log(S), zero)
+    if not (want_x or want_w):
+        return losses, None
+    hit = torch.where(valid & (raw_y >= floor), S / by, zero)  # a floored target has no gradient
+    G.scatter_add_(1, tc, -hit[:, None])
+    s = torch.where(valid, 1.0 / S, zero)
+    gx = None
+    if want_x:
+        h = s * (q_sum - hit)
+        gx = torch.mm(G, w).mul_(-scale * s[:, None]).addcmul_((scale * h)[:, None], xs)
+    if want_w:
+        beta = 0.0 if first else 1.0
+        acc_c.addmv_(G.T, scale * s, beta=beta)
+        acc_m.addmm_(G.T, (-scale * s)[:, None] * xs, beta=beta)
     return losses, gx
 
 
@@ -108,25 +147,37 @@ class ChunkedHarmonicLoss(torch.autograd.Function):
         count = valid_all.sum().clamp_min(1).to(acc)
         size = min(chunk, max(n_rows, 1))
         B = torch.empty(size, n_classes, dtype=acc, device=x.device)
-        P = torch.empty_like(B)
+        fused = x.device.type == "cpu" and row_kernel(acc) is not None
+        P = None if fused else torch.empty_like(B)
         gx = torch.empty(x.shape, dtype=acc, device=x.device) if want_x else None
-        acc_c = torch.zeros(n_classes, dtype=acc, device=x.device) if want_w else None
-        acc_m = torch.zeros(n_classes, x.shape[1], dtype=acc, device=x.device) if want_w else None
+        # the first chunk overwrites these (beta = 0): no zero-filling pass over (V, d)
+        new = torch.zeros if n_rows == 0 else torch.empty
+        acc_c = new(n_classes, dtype=acc, device=x.device) if want_w else None
+        acc_m = new(n_classes, x.shape[1], dtype=acc, device=x.device) if want_w else None
+        scale = float(-2.0 * a / count)
         total = torch.zeros((), dtype=acc, device=x.device)
         for start in range(0, n_rows, chunk):
             stop = min(start + chunk, n_rows)
             xs = x[start:stop].detach().to(acc)
-            losses, gxs = _chunk_loss_and_grads(xs, wa, wn, targets[start:stop], valid_all[start:stop], a, eps,
-                                                B[:stop - start], P[:stop - start], want_x, want_w, acc_c, acc_m, shift)
+            out = None
+            if fused:
+                out = _chunk_loss_and_grads_fused(xs, wa, wn, targets[start:stop], valid_all[start:stop], a, eps,
+                                                  B[:stop - start], want_x, want_w, acc_c, acc_m, shift, scale,
+                                                  start == 0)
+            if out is None:
+                P = torch.empty_like(B) if P is None else P
+                out = _chunk_loss_and_grads(xs, wa, wn, targets[start:stop], valid_all[start:stop], a, eps,
+                                            B[:stop - start], P[:stop - start], want_x, want_w, acc_c, acc_m, shift,
+                                            scale, start == 0)
+            losses, gxs = out
             total += losses.sum()
             if gxs is not None:
                 gx[start:stop] = gxs
-        scale = -2.0 * a / count
         gw = None
-        if want_w:  # -2a (c_i w_i - (H^T x)_i), built in place in acc_m
-            gw = acc_m.neg_().addcmul_(acc_c[:, None], wa).mul_(scale).to(w.dtype)
+        if want_w:  # -2a / count (c_i w_i - (H^T x)_i): both parts already scaled, one pass over (V, d)
+            gw = acc_m.addcmul_(acc_c[:, None], wa).to(w.dtype)
         if want_x:
-            gx = gx.mul_(scale).to(x.dtype)
+            gx = gx.to(x.dtype)
         ctx.save_for_backward(gx, gw)
         return total / count
 
