@@ -12,6 +12,7 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 #: The torch engine's own examples (other plugins' examples need those plugins installed).
 TORCH_EXAMPLES = [EXAMPLES / name for name in ("grokking-mlp.toml", "digits-mlp.toml", "char-transformer.toml",
                                                   "fokker-planck-autoencoder.toml", "progress-transformer.toml",
+                                                  "progress-transformer-p113.toml",
                                                   "mlp-fourier.toml", "kan-fourier.toml", "scaling-chartext.toml")]
 
 
