@@ -136,3 +136,83 @@ def test_a_failed_background_copy_is_redone_by_the_worker(monkeypatch):
     out, _ = remove_standing_waves(x, x > 2.5, step_mhz=0.0076, batch=16, prefill=prefill)
     assert np.shares_memory(out, prefill.out)
     np.testing.assert_array_equal(out, plain)
+
+
+@pytest.fixture(scope="module")
+def drifting():
+    """10 spectra of the blind suite's drifting period (seed 1): its fundamental is widened."""
+    from overtone_radio.blind import draw, render, to_dataset
+
+    obs = draw("drift", 1, n_time=10, nchan=65536)
+    return to_dataset(obs, render(obs).spectra)
+
+
+def test_extents_measured_in_parts_equal_one_part(drifting):
+    """measure_extents splits its spectra over threads; the widths do not depend on how."""
+    from overtone_radio.fftfilter import measure_extents
+    from overtone_radio.spectra import frequency_axis
+
+    axis = frequency_axis(drifting)
+    x = drifting["spectrum"].values
+    p = np.zeros(x.shape, bool)
+    p[:, 30000:30400] = True  # substitution runs in every part
+    kwargs = dict(step_mhz=axis.step_mhz, windows_us=[(0.88, 0.97), (1.78, 1.92)],
+                  keep_bins=10, robust_edges=True)
+    one = measure_extents(x, p, workers=1, **kwargs)
+    assert sum(one[0]) > 0  # the drifting fundamental is widened
+    for workers in (2, 3, 7):
+        assert measure_extents(x, p, workers=workers, **kwargs) == one
+
+
+def _spy_extents(monkeypatch) -> list:
+    """Record the shared protected channels of every adaptive-width measurement."""
+    measured = []
+    own = FFTStandingWave._extents
+
+    def spy(self, data, protect, kwargs):
+        measured.append(kwargs["protect_channels"])
+        return own(self, data, protect, kwargs)
+
+    monkeypatch.setattr(FFTStandingWave, "_extents", spy)
+    return measured
+
+
+def test_widths_are_measured_again_when_the_second_look_finds_lines(drifting, monkeypatch):
+    """The adaptive widths are measured while the second look for lines runs, with the
+    channels protected before it; when that look finds lines they are measured again with
+    them, and the output is bit for bit the one of measuring them after the plan."""
+    from overtone_radio import ripples
+
+    extra = np.zeros(drifting.sizes["frequency"], bool)
+    extra[20000:20300] = True
+    calls = []
+    guide_lines = ripples.guide_lines
+
+    def second_finds_more(*args, **kwargs):
+        calls.append(1)
+        found = guide_lines(*args, **kwargs)
+        return found | extra if len(calls) % 2 == 0 else found
+
+    monkeypatch.setattr(ripples, "guide_lines", second_finds_more)
+    measured = _spy_extents(monkeypatch)
+    windows = [[0.88, 0.97], [1.78, 1.92]]
+    got = FFTStandingWave(windows_us=windows)(drifting)
+    assert len(calls) == 2 and len(measured) == 2
+    assert not measured[0][extra].any() and measured[1][extra].all()
+    np.testing.assert_array_equal(measured[1], got["sw_protected"].values)
+    plan = FFTStandingWave.plan
+    monkeypatch.setattr(FFTStandingWave, "plan",
+                        lambda self, *args, early=None: plan(self, *args))  # no early start
+    after = FFTStandingWave(windows_us=windows)(drifting)
+    assert len(measured) == 3
+    for name in ("spectrum", "sw_bins", "sw_protected"):
+        np.testing.assert_array_equal(got[name].values, after[name].values, err_msg=name)
+    assert int((got["sw_bins"].values > 21).sum()) > 0  # some window kept more than +-10 bins
+
+
+def test_widths_measured_during_the_second_look_are_used_when_it_finds_no_line(band, monkeypatch):
+    """On the simulated FAST band the second look finds no new line: one measurement."""
+    measured = _spy_extents(monkeypatch)
+    out = FFTStandingWave()(band)
+    assert len(measured) == 1
+    np.testing.assert_array_equal(measured[0], out["sw_protected"].values)
