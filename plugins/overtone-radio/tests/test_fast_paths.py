@@ -216,3 +216,55 @@ def test_widths_measured_during_the_second_look_are_used_when_it_finds_no_line(b
     out = FFTStandingWave()(band)
     assert len(measured) == 1
     np.testing.assert_array_equal(measured[0], out["sw_protected"].values)
+
+
+def _junk_start_whole_profile(seg: np.ndarray, w: int, s0: float, zone: int) -> int:
+    """junk_edges' first cut at one end from the running median over the whole stretch."""
+    from scipy.ndimage import median_filter
+
+    prof = median_filter(np.abs(np.diff(seg)), size=w, mode="mirror")
+    bad = (prof > 1.5 * s0) | (prof < s0 / 1.5)
+    run = np.convolve(bad, np.ones(w // 4, int), mode="valid")  # bad channels per w / 4
+    clean = np.flatnonzero(run == 0)
+    return min(int(clean[0]) if clean.size else zone, zone)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_junk_edges_running_median_on_a_prefix_equals_the_whole(seed):
+    """junk_edges takes the scatter's running median over a growing prefix of each end; the
+    junk found (spikes left out) is the one of the running median over the whole stretch."""
+    from overtone_radio.ripples import junk_edges
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([3000, 8192, 65536]))
+    x = rng.normal(size=n)
+    kind = seed % 4
+    if kind == 1:  # a noisy low end, up to a fifth of the band
+        x[: rng.integers(300, n // 5)] *= rng.uniform(3, 5)
+    elif kind == 2:  # a quiet high end (raw counts rolling off)
+        x[-rng.integers(300, n // 5):] *= rng.uniform(0.1, 0.3)
+    elif kind == 3:  # roll-off decaying into the band
+        x = x * (1 + 3 * np.exp(-np.arange(n) / rng.uniform(10, n / 4)))
+    w, zone = 64, int(0.15 * n)
+    d = np.abs(np.diff(x))
+    s0 = float(np.median(d[n // 4: 3 * n // 4: 2]))
+    span = min(n, zone + 3 * w)
+    expected = [_junk_start_whole_profile(seg, w, s0, zone) for seg in (x[:span], x[::-1][:span])]
+    assert junk_edges(x, 0.0076, spike_sigma=np.inf) == tuple(expected)
+    if kind:
+        assert max(expected) > 0
+
+
+def test_junk_edges_no_clean_stretch_from_the_end_of_a_prefix():
+    """A short in-family gap inside the junk, right where the first prefix ends (512
+    channels): the running median there must be the whole stretch's (junk), not the prefix's
+    mirrored end (in-family)."""
+    from overtone_radio.ripples import junk_edges
+
+    x = np.random.default_rng(3).normal(size=8192)
+    x[:480] *= 4
+    x[510:1100] *= 4
+    start = _junk_start_whole_profile(x[:1420], 64, float(np.median(np.abs(np.diff(x))[2048:6144:2])),
+                                      int(0.15 * 8192))
+    assert start >= 1100
+    assert junk_edges(x, 0.0076, spike_sigma=np.inf)[0] == start
