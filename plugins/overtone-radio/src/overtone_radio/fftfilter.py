@@ -43,6 +43,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,8 +267,10 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
     """Filter the spectra ``chunk`` (rows, n) into ``dest``; returns the bins removed per row.
     ``p``: protected channels per row; ``channels``: protected in every row; ``filled``:
     ``dest`` already holds a copy of ``chunk`` (substitution then works in it in place).
-    ``measure`` (with ``plan.width_nsigma`` and no ``plan.extents``): append each window's
-    :func:`_extents` to it and stop before filtering."""
+    ``measure`` (significance mode): append ``(empty, scale, amps)`` to it and stop before
+    filtering: the rows left alone, each row's noise scale s and, per window of
+    ``plan.looks``, |X - line| over its looked-at bins (what :func:`measure_extents` needs,
+    row by row, so that rows measured in several parts give the same numbers)."""
     n, nbins = plan.n, plan.n // 2 + 1
     empty = np.zeros(len(chunk), bool)
     changed: tuple[np.ndarray | None, np.ndarray] = (None, np.zeros(0, np.int64))
@@ -317,8 +320,11 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
         scale = row_median(amp_ref) / np.sqrt(np.log(4.0))
         limit = plan.nsigma * scale
         # mean noise power per delay bin, 2 s^2 for Rayleigh |X| of scale s, batch-averaged
-        good = ~empty & np.isfinite(scale)
-        noise_power = float(np.mean(2 * scale[good] ** 2)) if good.any() else np.inf
+        if measure is not None:
+            measure.append((empty, scale, [np.abs(spec[:, w.lo:w.hi] - line(w.line))
+                                           for w in plan.looks]))
+            return np.zeros(len(chunk), np.int32)
+        noise_power = _noise_power(scale, empty)
     else:
         ok = ~empty
         k_all = np.arange(1, nbins)
@@ -346,10 +352,6 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
         elif plan.width_nsigma is not None:
             more = _extents(amp, ~empty, w, lo, noise_power, plan.width_nsigma,
                             plan.width_fraction)
-            if measure is not None:
-                measure.append(more)
-                parts.append(None)
-                continue
             left, right = half + more[0], half + more[1]
         offset = w.inside[None, :] - peak[:, None]
         near = (offset >= -left) & (offset <= right)
@@ -363,8 +365,6 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
             mine |= keep
         parts.append((lo, hi, keep, local, peak, (left, right)))
         kept += keep.sum(axis=1)
-    if measure is not None:
-        return kept
     if plan.refuse_ratio is not None and kept.any():
         refused = _implausible(parts, plan, work)
         kept[refused] = -1
@@ -393,6 +393,13 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
     if refused is not None and refused.any():  # left as they were, bit for bit
         dest[refused] = chunk[refused]
     return kept
+
+
+def _noise_power(scale: np.ndarray, empty: np.ndarray) -> float:
+    """Mean noise power per delay bin of a set of rows, 2 s^2 for Rayleigh |X| of scale s,
+    averaged over the rows that are not ``empty`` and have a finite s (inf when none has)."""
+    good = ~empty & np.isfinite(scale)
+    return float(np.mean(2 * scale[good] ** 2)) if good.any() else np.inf
 
 
 def _extents(amp: np.ndarray, rows: np.ndarray, w: _Span, lo: int, noise_power: float,
@@ -670,10 +677,29 @@ def measure_extents(x: np.ndarray, protect: np.ndarray | None, *, step_mhz: floa
     plan = _plan(n, step_mhz, windows_us, "significance", nsigma, 1.4, reference_us, keep_bins,
                  5, period_mhz, dtype, edge_channels, robust_edges, None, width_nsigma,
                  width_fraction)
-    found: list = []
-    _clean_batch(rows, prot, channels, np.empty_like(rows), plan, _threads(workers),
-                 measure=found)
-    return [tuple(int(v) for v in e) for e in found]
+    threads = max(1, min(_threads(workers), len(rows)))
+    bounds = np.linspace(0, len(rows), threads + 1).round().astype(int)
+    parts: list = []  # per part, in row order: (empty, scale, amps)
+
+    def one(i: int) -> list:
+        sl = slice(bounds[i], bounds[i + 1])
+        found: list = []
+        _clean_batch(rows[sl], None if prot is None else prot[sl], channels,
+                     np.empty_like(rows[sl]), plan, 1, measure=found)
+        return found
+
+    if threads <= 1:
+        parts = one(0)
+    else:  # the rows split over threads, whole (substitution and thresholds too)
+        with ThreadPoolExecutor(threads) as pool:
+            for found in pool.map(one, range(threads)):
+                parts += found
+    empty = np.concatenate([e for e, _, _ in parts])
+    scale = np.concatenate([s for _, s, _ in parts])
+    noise_power = _noise_power(scale, empty)
+    return [_extents(np.concatenate([a[k] for _, _, a in parts]), ~empty, w, w.lo,
+                     noise_power, width_nsigma, width_fraction)
+            for k, w in enumerate(plan.looks)]
 
 
 def per_spectrum(kernel: Any, data: xr.DataArray, protect: xr.DataArray | None
@@ -832,11 +858,14 @@ class FFTStandingWave:
         return ripples.preset_name(ripples.dataset_telescope(ds) if t == "auto" else t)
 
     def plan(self, ds: xr.Dataset, data: xr.DataArray, axis: FrequencyAxis,
-             protect: xr.DataArray | None, channels: np.ndarray | None
+             protect: xr.DataArray | None, channels: np.ndarray | None,
+             early: Any = None
              ) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray, np.ndarray]:
         """What the guide spectrum says about this dataset: the delay windows (us), the junk
         edge channels, the line channels and the (frequency,) channels protected in every
-        spectrum (``channels`` | junk | lines)."""
+        spectrum (``channels`` | junk | lines). ``early(windows, shared)``, when given, is
+        called before the second look for lines (which may add line channels to ``shared``)
+        with copies of what is known then, so that work needing both can start meanwhile."""
         n = axis.n
         junk = np.zeros(n, bool)
         found_lines = np.zeros(n, bool)
@@ -862,7 +891,10 @@ class FFTStandingWave:
                     filled, axis, min_us=self.search_range_us[0],
                     max_us=self.search_range_us[1], p_false=self.search_p, skip=windows)
             windows = _usable(windows, axis)
-        if guide is not None and self.protect and self.lines and windows:
+        second = guide is not None and self.protect and self.lines and bool(windows)
+        if early is not None and second:
+            early(list(windows), shared.copy())
+        if second:
             # a second look for lines with the ripple taken out of the guide spectrum: a
             # standing wave as strong as a faint line hides it from the first look
             try:
@@ -889,6 +921,23 @@ class FFTStandingWave:
         if x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
             return None
         return Prefill(x.reshape(-1, axis.n), self.batch)
+
+    def _kwargs(self, axis: FrequencyAxis, data: xr.DataArray,
+                windows: list[tuple[float, float]], reference: tuple[float, float],
+                shared: np.ndarray) -> dict[str, Any]:
+        """The arguments of :func:`remove_standing_waves` for this band, these windows, this
+        noise reference and these channels protected in every spectrum (no ``extents``)."""
+        bin_us = 1.0 / (axis.n * axis.width_mhz)
+        return dict(step_mhz=axis.step_mhz, windows_us=windows, threshold=self.threshold,
+                    nsigma=self.nsigma, factor=self.factor, reference_us=reference,
+                    keep_bins=max(1, int(round(self.keep_us / bin_us))),
+                    hifast_bins=max(1, int(round(self.hifast_us / bin_us))),
+                    period_mhz=self.period_mhz, workers=self._workers(data),
+                    batch=self.batch, protect_channels=shared if shared.any() else None,
+                    edge_channels=max(4, int(round(self.edge_fit_mhz / axis.width_mhz))),
+                    robust_edges=True, refuse_ratio=self.refuse_ratio,
+                    width_nsigma=self.width_nsigma if self.adaptive_width else None,
+                    width_fraction=self.width_fraction)
 
     def _extents(self, data: xr.DataArray, protect: xr.DataArray | None,
                  kwargs: dict[str, Any]) -> list[tuple[int, int]]:
@@ -929,37 +978,51 @@ class FFTStandingWave:
                                   threshold=self.threshold, reference_us=self.reference_us)
         protect, channels = (protection_masks(ds, data, axis, self.protect_ranges_mhz)
                              if self.protect else (None, None))
-        windows, junk, found_lines, shared = self.plan(ds, data, axis, protect, channels)
-        channels = shared if shared.any() else None
-        if self.detect is not None:  # strong signals nobody masked (overtone_radio.detect)
-            known = protect
-            if channels is not None:
-                both = xr.DataArray(channels, dims="frequency")
-                known = both if known is None else known | both
-            found = detect_mask(data, known, self.detect, step_mhz=axis.width_mhz)
-            protect = found if protect is None else protect | found
-        out = ds.copy()
         bin_us = 1.0 / (axis.n * axis.width_mhz)
         reference = self.reference_us
+        narrow = False
         if self.windows_us is None and reference[1] / bin_us - reference[0] / bin_us < 32:
             # a narrow band: measure the noise over the upper 7/8 of its delays instead
             top = (axis.n // 2) * bin_us
             reference = (top / 8, top)
-            if axis.n // 2 * 7 // 8 < 32:
-                windows = []  # too few delay bins to tell a ripple from noise
+            narrow = axis.n // 2 * 7 // 8 < 32  # too few delay bins to tell a ripple from noise
+        adaptive = self.adaptive_width and self.threshold == "significance"
+        guess: list = []  # (windows, shared, future): the widths measured during the plan
+
+        def early(windows: list, shared: np.ndarray) -> None:
+            # the second look for lines rarely finds any: measure the adaptive widths with
+            # what is known now, on other threads, and keep them if it found none
+            kwargs = self._kwargs(axis, data, windows, reference, shared)
+            runner = ThreadPoolExecutor(1, thread_name_prefix="fft-standing-wave-extents")
+            guess.append((windows, shared, runner.submit(self._extents, data, protect, kwargs)))
+            runner.shutdown(wait=False)
+
+        try:
+            windows, junk, found_lines, shared = self.plan(
+                ds, data, axis, protect, channels,
+                early=early if adaptive and self.detect is None and not narrow else None)
+            channels = shared if shared.any() else None
+            if self.detect is not None:  # strong signals nobody masked (overtone_radio.detect)
+                known = protect
+                if channels is not None:
+                    both = xr.DataArray(channels, dims="frequency")
+                    known = both if known is None else known | both
+                found = detect_mask(data, known, self.detect, step_mhz=axis.width_mhz)
+                protect = found if protect is None else protect | found
+            out = ds.copy()
+            if narrow:
+                windows = []
+            if windows:
+                kwargs = self._kwargs(axis, data, windows, reference, shared)
+                if adaptive:
+                    if guess and guess[0][0] == windows and np.array_equal(guess[0][1], shared):
+                        kwargs["extents"] = guess[0][2].result()
+                    else:
+                        kwargs["extents"] = self._extents(data, protect, kwargs)
+        finally:
+            for *_, future in guess:  # not left running past this call, whatever happened
+                futures_wait([future])
         if windows:
-            kwargs = dict(step_mhz=axis.step_mhz, windows_us=windows, threshold=self.threshold,
-                          nsigma=self.nsigma, factor=self.factor, reference_us=reference,
-                          keep_bins=max(1, int(round(self.keep_us / bin_us))),
-                          hifast_bins=max(1, int(round(self.hifast_us / bin_us))),
-                          period_mhz=self.period_mhz, workers=self._workers(data),
-                          batch=self.batch, protect_channels=channels,
-                          edge_channels=max(4, int(round(self.edge_fit_mhz / axis.width_mhz))),
-                          robust_edges=True, refuse_ratio=self.refuse_ratio,
-                          width_nsigma=self.width_nsigma if self.adaptive_width else None,
-                          width_fraction=self.width_fraction)
-            if self.adaptive_width and self.threshold == "significance":
-                kwargs["extents"] = self._extents(data, protect, kwargs)
             cleaned, nbins = per_spectrum(
                 lambda x, p: remove_standing_waves(x, p, prefill=prefill, **kwargs), data, protect)
             out[name] = cleaned.transpose(*ds[name].dims).assign_attrs(ds[name].attrs)

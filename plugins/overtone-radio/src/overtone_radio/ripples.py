@@ -131,16 +131,31 @@ def junk_edges(x: np.ndarray, step_mhz: float, *, window_mhz: float = 0.05,
         return 0, 0
     sigma = s0 / 0.954
 
+    quarter = w // 4
+
+    def first_clean(d: np.ndarray) -> int | None:
+        """Start of the first stretch of w / 4 in-family channels of the scatter profile of
+        ``d`` = |x(i+1) - x(i)|, or None. The running median is taken over a prefix of ``d``
+        that doubles until such a stretch lies where the prefix's median equals the whole
+        one's (more than a window from its end; a median is a selection, so equal there)."""
+        size = min(d.size, 8 * w)
+        while True:
+            prof = median_filter(d[:size], size=w, mode="mirror")
+            valid = prof.size if size == d.size else prof.size - w
+            bad = (prof[:valid] > ratio * s0) | (prof[:valid] < s0 / ratio)
+            csum = np.concatenate([[0], np.cumsum(bad)])
+            run = csum[quarter:] - csum[:-quarter]  # bad channels in each stretch of w / 4
+            clean = np.flatnonzero(run == 0)
+            if clean.size:
+                return int(clean[0])
+            if size == d.size:
+                return None
+            size = min(d.size, 2 * size)
+
     def one_end(seg: np.ndarray) -> int:
         """Junk channels at the start of ``seg`` (the band read from one end inward)."""
-        prof = median_filter(np.abs(np.diff(seg)), size=w, mode="mirror")
-        bad = (prof > ratio * s0) | (prof < s0 / ratio)
-        quarter = w // 4
-        csum = np.concatenate([[0], np.cumsum(bad)])
-        run = csum[quarter:] - csum[:-quarter]  # bad channels in each stretch of w / 4
-        clean = np.flatnonzero(run == 0)  # the first stretch of w / 4 in-family channels
-        cut = int(clean[0]) if clean.size else zone
-        cut = min(cut, zone)
+        clean = first_clean(np.abs(np.diff(seg)))
+        cut = min(zone if clean is None else clean, zone)
         look = seg[: min(cut + w, seg.size)]
         level = median_filter(seg[: min(cut + 2 * w, seg.size)], size=w, mode="mirror")[:look.size]
         spikes = np.flatnonzero(np.abs(look - level) > spike_sigma * sigma)
