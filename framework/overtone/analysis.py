@@ -119,7 +119,8 @@ def _targets(keys: list[str], source: Path | None, run_dir: bool, output: PathLi
 
 def _failure(step: Step, error: OvertoneError) -> Failure:
     message = str(error)
-    if not isinstance(error, PluginError) and not message.startswith(f"{step.name}:"):
+    if (not isinstance(error, PluginError) and not message.startswith(f"{step.name}:")
+            and step.label not in message):
         message = f"{step.name}: {message}"
     return Failure(step.name, step.plugin, message, error)
 
@@ -183,18 +184,24 @@ def analyze(
             done.failures[key] = _failure(step, exc)
             continue
         done.results[key] = result
-    groups: dict[str, xr.Dataset] = {}
-    for key, result in done.results.items():
-        if key not in targets:
+    for key, step in zip(keys, steps):
+        if key not in done.results or key not in targets:
             continue
         target, group = targets[key]
-        if group is None:
-            write_dataset(result, target)
-        else:
-            groups[key] = result
+        try:  # one at a time: a result netCDF cannot hold is that analyzer's failure alone
+            if group is None:
+                write_dataset(done.results[key], target)
+            else:
+                write_groups(target, {key: done.results[key]})
+        except (ValueError, TypeError) as exc:
+            detail = " ".join(str(exc).split())
+            done.failures[key] = _failure(step, PluginError(
+                f"analyzer {step.label} returned a Dataset that netCDF cannot hold "
+                f"({type(exc).__name__}: {detail}); expected numeric, bool, string or datetime "
+                f"variables and attrs"))
+            del done.results[key]
+            continue
         done.written[key] = (target, group)
-    if groups:
-        write_groups(path / ANALYSIS_FILE, groups)
     if plots is not None:
         done.plots = write_plots(steps, keys, done.results, plots, done.failures)
     return done

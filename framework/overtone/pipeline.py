@@ -158,7 +158,7 @@ def apply_step(step: Step, ds: xr.Dataset, kind: str = "step") -> xr.Dataset:
     """Run one step on ``ds`` and check that it returned an ``xr.Dataset``.
 
     The step's own :class:`~overtone.errors.OvertoneError` (it refused the input) passes on;
-    ``KeyError``/``ValueError`` become a :class:`DatasetError` naming the step; any other
+    ``KeyError``/``ValueError`` become a :class:`DatasetError` naming the step and its plugin; any other
     exception, or a product that is not a Dataset, becomes a :class:`PluginError` naming the
     step, its plugin, what it did and what was expected.
     """
@@ -168,7 +168,9 @@ def apply_step(step: Step, ds: xr.Dataset, kind: str = "step") -> xr.Dataset:
     except OvertoneError:
         raise
     except (KeyError, ValueError) as exc:
-        raise DatasetError(f"{step.name}: {exc}") from exc
+        detail = " ".join(str(exc).split())
+        raise DatasetError(f"{kind} {step.label} refused its input: {type(exc).__name__}: "
+                           f"{detail}") from exc
     except Exception as exc:
         detail = " ".join(str(exc).split())
         raise PluginError(f"{kind} {step.label} raised {type(exc).__name__}: {detail}; "
