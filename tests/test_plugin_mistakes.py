@@ -154,3 +154,43 @@ def test_analyzer_result_netcdf_cannot_hold_is_one_line(fake_entry_points, tmp_p
     )
     assert message.endswith("); expected numeric, bool, string or datetime variables and attrs")
     assert "\n" not in message
+
+
+def test_distribution_dot_name_finds_a_plugin_with_several_entry_points(fake_entry_points):
+    """The docs' qualified id ``<distribution>.<name>`` works for a ``dist:entry-point`` plugin."""
+    for point in ("clash", "other"):
+        module = make_plugin(
+            point, overtone_signal_processors=[Component("signal_processor", point, "math:sqrt")]
+        )
+        fake_entry_points.append(FakeEntryPoint(point, module, FakeDist("overtone-two")))
+    reg = registry_of()
+    assert {e.plugin for e in reg} == {"overtone-two:clash", "overtone-two:other"}
+    assert reg.entry("signal_processor", "overtone-two.clash").plugin == "overtone-two:clash"
+    assert reg.entry("signal_processor", "overtone-two:other.other").plugin == "overtone-two:other"
+
+
+def test_cli_prints_a_shadowing_warning_as_one_line(tmp_path):
+    import os
+
+    from overtone_core_testing import run_cli
+
+    pytest.importorskip("overtone_radio", reason="needs overtone-radio, whose 'smooth' is shadowed")
+    (tmp_path / "shadow_smooth.py").write_text(
+        "from overtone import Component, hookimpl\n\n\n@hookimpl\ndef overtone_signal_processors():\n"
+        "    return [Component('signal_processor', 'smooth', 'overtone_example.components:Demean')]\n"
+    )
+    source = tmp_path / "obs.nc"
+    spectra().to_netcdf(source)
+    env = {
+        "OVERTONE_PLUGINS": "overtone_radio.plugin,shadow_smooth",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = run_cli(
+        "process", str(source), "--with", "smooth", "-o", str(tmp_path / "out.nc"), **env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "overtone: warning: signal processor 'smooth' is registered by 'overtone_radio.plugin.smooth' and "
+        "'shadow_smooth.smooth'; using 'overtone_radio.plugin.smooth' (shipped with overtone); name "
+        "'shadow_smooth.smooth' to use the other"
+    ]

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -397,7 +398,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        code = args.handler(args)
+        with warnings.catch_warnings():
+            if not (args.debug or os.environ.get("OVERTONE_DEBUG")):
+                warnings.showwarning = _one_line_warning(warnings.showwarning)
+            code = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except BrokenPipeError:
@@ -411,6 +415,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("overtone: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line_warning(show: Any) -> Any:
+    """``warnings.showwarning`` that prints an OvertoneWarning as one line,
+    ``overtone: warning: ...`` (no file, line or source), and other warnings as ``show`` does."""
+    from overtone.errors import OvertoneWarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, OvertoneWarning):
+            print(f"overtone: warning: {message}", file=file or sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 def _silence_stdout() -> None:

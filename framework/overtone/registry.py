@@ -183,7 +183,11 @@ class Registry:
         return [_shadow_message(used, others) for used, others in self.shadowed().values()]
 
     def entry(self, kind: str, name: str) -> Entry:
-        """Find one entry by short name or qualified id ``<plugin>.<name>``."""
+        """Find one entry by short name or qualified id ``<plugin>.<name>``.
+
+        A distribution with several entry points registers as ``<dist>:<entry point>``; its
+        components are found as ``<dist>:<entry point>.<name>`` and as ``<dist>.<name>``.
+        """
         if kind not in KINDS:
             raise UnknownComponentError(
                 f"no component kind {kind!r}; kinds are: {', '.join(KINDS)}"
@@ -191,6 +195,9 @@ class Registry:
         of_kind = [e for e in self.entries if e.component.kind == kind]
         found = [e for e in of_kind if e.qualified_id == name] or [
             e for e in of_kind if e.component.name == name
+        ] or [  # <distribution>.<name> for a plugin loaded as 'dist:entry-point' (several entry points)
+            e for e in of_kind if ":" in e.plugin
+            and f"{e.plugin.partition(':')[0]}.{e.component.name}" == name
         ]
         label = kind.replace("_", " ")
         if len(found) > 1:
