@@ -194,3 +194,22 @@ def test_cli_prints_a_shadowing_warning_as_one_line(tmp_path):
         "'shadow_smooth.smooth'; using 'overtone_radio.plugin.smooth' (shipped with overtone); name "
         "'shadow_smooth.smooth' to use the other"
     ]
+
+
+def test_misspelt_param_gets_a_suggestion(fake_entry_points):
+    from overtone import ConfigError
+
+    component = Component("signal_processor", "sg", "math:sqrt", params={"window": 101, "order": 3})
+    reg = one_plugin(fake_entry_points, overtone_signal_processors=[component])
+    with pytest.raises(ConfigError) as info:
+        overtone.process(spectra(), ["sg"], params=["windo=51"], registry=reg)
+    assert str(info.value) == (
+        "--param 'windo=51': no step takes 'windo'; parameters: sg.order, sg.window (did you mean 'window'?)"
+    )
+
+
+def test_plugins_kind_is_repeatable():
+    from overtone_core_testing import run_cli
+
+    listing = run_cli("plugins", "--kind", "engine", "--kind", "analyzer").stdout.splitlines()[1:]
+    assert sorted(line.split()[0] for line in listing) == ["analyzer", "engine"]

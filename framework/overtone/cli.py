@@ -58,7 +58,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             row["params"] = describe_params(c.params)
         rows.append(row)
     if args.kind:
-        rows = [r for r in rows if r["kind"] == args.kind]
+        rows = [r for r in rows if r["kind"] in args.kind]
     plugins = [
         {"name": p.name, "source": p.source, "version": p.version, "ok": p.ok, "error": p.error}
         for p in reg.loaded.plugins
@@ -279,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "Never imports torch.")
     p.add_argument("--json", action="store_true", help="print JSON (components, plugins, problems)")
     p.add_argument("--verbose", "-v", action="store_true", help="show parameters and defaults")
-    p.add_argument("--kind", choices=list(KINDS), help="only components of this kind")
+    p.add_argument("--kind", choices=list(KINDS), action="append",
+                   help="only components of this kind (repeatable)")
     p.set_defaults(handler=cmd_plugins)
 
     p = sub.add_parser("run", parents=[common], help="run an experiment config",

@@ -7,6 +7,7 @@ into :class:`Step` s, and :func:`apply_step` runs one and checks what it returne
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
@@ -136,8 +137,11 @@ def resolve_steps(
         if not takers:
             allowed = sorted({f"{steps[i].name}.{p}" for i in registered
                               for p in steps[i].component.params})
+            keys = sorted({p for i in registered for p in steps[i].component.params} | set(allowed))
+            close = difflib.get_close_matches(key, keys, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(
-                f"--param {text!r}: no step takes {key!r}; parameters: {', '.join(allowed) or '(none)'}"
+                f"--param {text!r}: no step takes {key!r}; parameters: {', '.join(allowed) or '(none)'}{hint}"
             )
         for i in takers:
             given[i][key] = value
