@@ -213,3 +213,20 @@ def test_plugins_kind_is_repeatable():
 
     listing = run_cli("plugins", "--kind", "engine", "--kind", "analyzer").stdout.splitlines()[1:]
     assert sorted(line.split()[0] for line in listing) == ["analyzer", "engine"]
+
+
+def test_analyzer_result_that_is_all_nan_is_warned_about(fake_entry_points):
+    def nans(ds):
+        return xr.Dataset(
+            {"g": ("time", np.full(ds.sizes["time"], np.nan)), "n": ("time", np.arange(3.0))}
+        )
+
+    reg = one_plugin(
+        fake_entry_points, overtone_analyzers=[Component("analyzer", "nans", lambda: nans)]
+    )
+    done = overtone.analyze(spectra(), ["nans"], write=False, registry=reg)
+    assert done.exit_code == 0 and list(done.results) == ["nans"]
+    assert done.warnings == [
+        "analyzer 'nans' (plugin 'overtone-p'): result variable 'g' is NaN everywhere (written as it is); "
+        "check the analyzer and the data it reads"
+    ]

@@ -51,6 +51,7 @@ class Analysis:
     failures: dict[str, Failure] = field(default_factory=dict)
     written: dict[str, tuple[Path, str | None]] = field(default_factory=dict)
     plots: dict[str, Path] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -184,6 +185,12 @@ def analyze(
             done.failures[key] = _failure(step, exc)
             continue
         done.results[key] = result
+        empty = all_nan_variables(result)
+        if empty:
+            names = ", ".join(repr(v) for v in empty)
+            done.warnings.append(f"analyzer {step.label}: result variable{'s' * (len(empty) > 1)} {names} "
+                                 f"{'are' if len(empty) > 1 else 'is'} NaN everywhere (written as it is); "
+                                 f"check the analyzer and the data it reads")
     for key, step in zip(keys, steps):
         if key not in done.results or key not in targets:
             continue
@@ -205,6 +212,15 @@ def analyze(
     if plots is not None:
         done.plots = write_plots(steps, keys, done.results, plots, done.failures)
     return done
+
+
+def all_nan_variables(result: xr.Dataset) -> list[str]:
+    """The floating-point data variables of ``result`` that hold values but are NaN everywhere."""
+    empty = []
+    for name, var in result.data_vars.items():
+        if var.size and var.dtype.kind in "fc" and bool(var.isnull().all()):
+            empty.append(str(name))
+    return empty
 
 
 def _data_for(step: Step, ds: xr.Dataset, probes: bool) -> xr.Dataset:

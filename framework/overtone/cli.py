@@ -155,6 +155,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         for key in done.results:
             if key not in done.plots and key not in done.failures:
                 print(f"{key}: no plot available")
+    for warning in done.warnings:
+        print(f"overtone: warning: {warning}", file=sys.stderr)
     for failure in done.failures.values():
         print(f"overtone: error: {failure.message}", file=sys.stderr)
     return done.exit_code
