@@ -171,3 +171,15 @@ def test_nan_loss_before_any_update_blames_model_or_loss_not_lr(tmp_path, test_r
     assert text.endswith("It was computed before any optimizer update, so the learning rate is not the cause: "
                          "check that the model's features and the loss are finite at initialisation "
                          "(overtone.testing.check_model, check_loss)")
+
+
+def test_an_all_nan_analyzer_result_is_kept_with_one_warning(tmp_path, test_registry, capsys):
+    from overtone.io import read_groups
+
+    config = small(probes=[{"kind": "embeddings", "every": 10}],
+                   analyzers=[{"name": "test-wrong", "returns": "nan", "every": 10}])
+    run_dir = run_experiment(write(tmp_path, config), out=tmp_path, registry=test_registry)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "NaN everywhere" in line]
+    assert warnings == [f"overtone: warning: analyzer 'test-wrong' {PLUGIN} at step 10: result variable 'v' is "
+                        f"NaN everywhere (written as it is); check the analyzer and the data it reads"]
+    assert bool(read_groups(run_dir / "analysis.nc")["test-wrong"]["v"].isnull().all())

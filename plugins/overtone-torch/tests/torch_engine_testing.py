@@ -347,7 +347,8 @@ class WrongReturn:
         if self.returns == "raise":
             raise RuntimeError("test-wrong: boom")
         return {"dict": {"mean": 1.0}, "dataarray": xr.DataArray([1.0, 2.0], dims="x"), "int": 3,
-                "unwritable": xr.Dataset({"v": ("x", np.array([{"a": 1}], dtype=object))})}[self.returns]
+                "unwritable": xr.Dataset({"v": ("x", np.array([{"a": 1}], dtype=object))}),
+                "nan": xr.Dataset({"v": ("x", np.full(2, np.nan))})}[self.returns]
 
 
 @hookimpl
@@ -356,4 +357,4 @@ def overtone_analyzers():
                       params={"variable": Param("embeddings"), "fail": Param(False)}),
             Component("analyzer", "test-wrong", WrongReturn, "test only: returns the wrong type",
                       params={"returns": Param("dict", choices=("dict", "dataarray", "int", "raise",
-                                                                 "unwritable"))})]
+                                                                 "unwritable", "nan"))})]
