@@ -230,3 +230,22 @@ def test_analyzer_result_that_is_all_nan_is_warned_about(fake_entry_points):
         "analyzer 'nans' (plugin 'overtone-p'): result variable 'g' is NaN everywhere (written as it is); "
         "check the analyzer and the data it reads"
     ]
+
+
+def test_lazy_factory_module_that_raises_on_import_is_one_line(tmp_path, monkeypatch):
+    from overtone.errors import ComponentUnavailableError
+
+    (tmp_path / "typo_dsp.py").write_text("import numpy as np\nWINDOW = np.arange(3).reshap(3)\n")
+    (tmp_path / "unclosed_dsp.py").write_text("class Thing(\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ComponentUnavailableError) as info:
+        Component("signal_processor", "typo", "typo_dsp:Thing").load()
+    assert str(info.value) == (
+        "signal_processor 'typo' cannot be used: importing 'typo_dsp' raised AttributeError: "
+        "'numpy.ndarray' object has no attribute 'reshap' "
+        f"(at {tmp_path / 'typo_dsp.py'}:2); fix the plugin's module"
+    )
+    with pytest.raises(
+        ComponentUnavailableError, match=r"raised SyntaxError: .* \(at .*unclosed_dsp.py:1\); fix"
+    ):
+        Component("signal_processor", "unclosed", "unclosed_dsp:Thing").load()
