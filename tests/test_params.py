@@ -219,11 +219,11 @@ def test_check_plugin_compares_params_with_the_factory_signature():
                                           r"\(Param\(\.\.\., required=True\)\) or give it a default$"):
         check_plugin(_plugin(undeclared))
     bad_bound = Component("analyzer", "b", analyzer, params={"variable": Param(-1, type=int, min=0)})
-    with pytest.raises(PluginError, match="default of parameter 'variable' fails its own check: analyzer 'b': "
+    with pytest.raises(PluginError, match="analyzer 'b': the default of 'variable' fails its own Param: "
                                           "variable = -1 is below the minimum 0"):
         check_plugin(_plugin(bad_bound))
     at_strict = Component("analyzer", "c", analyzer, params={"variable": Param(0.0, min=0.0, exclusive_min=True)})
-    with pytest.raises(PluginError, match="default of parameter 'variable' fails its own check: analyzer 'c': "
+    with pytest.raises(PluginError, match="analyzer 'c': the default of 'variable' fails its own Param: "
                                           "variable = 0.0 must be above 0.0"):
         check_plugin(_plugin(at_strict))
 

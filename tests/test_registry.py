@@ -66,7 +66,8 @@ def test_hook_that_raises_or_returns_junk_is_blamed_on_its_plugin(fake_entry_poi
     reg = registry_of()
     assert reg.names("loss") == ["mse"]
     assert reg.problems == [
-        "plugin 'overtone-j': overtone_losses() returned 'not a component' (str); expected overtone.Component",
+        "plugin 'overtone-j': overtone_losses() returned 'not a component' (str) in its list; expected "
+        "overtone.Component('loss', name, 'module:attr', ...)",
         "plugin 'overtone-j': overtone_losses() returned a 'model' component 'm'; it belongs in overtone_models()",
         "plugin 'overtone-r': overtone_losses() raised RuntimeError: boom",
     ]
@@ -167,7 +168,7 @@ def test_contract_check_accepts_example_and_rejects_broken():
 
     assert {c.name for c in check_plugin(example)} == {"linreg", "moments", "demean"}
     bad_default = make_plugin("bd", overtone_losses=[Component("loss", "x", "math:sqrt", params={"n": Param("2", type=int)})])
-    with pytest.raises(PluginError, match="default of parameter 'n' fails its own check"):
+    with pytest.raises(PluginError, match="the default of 'n' fails its own Param"):
         check_plugin(bad_default)
     with pytest.raises(PluginError, match="registers no component"):
         check_plugin(make_plugin("empty"))

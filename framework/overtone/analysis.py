@@ -51,6 +51,7 @@ class Analysis:
     failures: dict[str, Failure] = field(default_factory=dict)
     written: dict[str, tuple[Path, str | None]] = field(default_factory=dict)
     plots: dict[str, Path] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -119,7 +120,8 @@ def _targets(keys: list[str], source: Path | None, run_dir: bool, output: PathLi
 
 def _failure(step: Step, error: OvertoneError) -> Failure:
     message = str(error)
-    if not isinstance(error, PluginError) and not message.startswith(f"{step.name}:"):
+    if (not isinstance(error, PluginError) and not message.startswith(f"{step.name}:")
+            and step.label not in message):
         message = f"{step.name}: {message}"
     return Failure(step.name, step.plugin, message, error)
 
@@ -183,21 +185,42 @@ def analyze(
             done.failures[key] = _failure(step, exc)
             continue
         done.results[key] = result
-    groups: dict[str, xr.Dataset] = {}
-    for key, result in done.results.items():
-        if key not in targets:
+        empty = all_nan_variables(result)
+        if empty:
+            names = ", ".join(repr(v) for v in empty)
+            done.warnings.append(f"analyzer {step.label}: result variable{'s' * (len(empty) > 1)} {names} "
+                                 f"{'are' if len(empty) > 1 else 'is'} NaN everywhere (written as it is); "
+                                 f"check the analyzer and the data it reads")
+    for key, step in zip(keys, steps):
+        if key not in done.results or key not in targets:
             continue
         target, group = targets[key]
-        if group is None:
-            write_dataset(result, target)
-        else:
-            groups[key] = result
+        try:  # one at a time: a result netCDF cannot hold is that analyzer's failure alone
+            if group is None:
+                write_dataset(done.results[key], target)
+            else:
+                write_groups(target, {key: done.results[key]})
+        except (ValueError, TypeError) as exc:
+            detail = " ".join(str(exc).split())
+            done.failures[key] = _failure(step, PluginError(
+                f"analyzer {step.label} returned a Dataset that netCDF cannot hold "
+                f"({type(exc).__name__}: {detail}); expected numeric, bool, string or datetime "
+                f"variables and attrs"))
+            del done.results[key]
+            continue
         done.written[key] = (target, group)
-    if groups:
-        write_groups(path / ANALYSIS_FILE, groups)
     if plots is not None:
         done.plots = write_plots(steps, keys, done.results, plots, done.failures)
     return done
+
+
+def all_nan_variables(result: xr.Dataset) -> list[str]:
+    """The floating-point data variables of ``result`` that hold values but are NaN everywhere."""
+    empty = []
+    for name, var in result.data_vars.items():
+        if var.size and var.dtype.kind in "fc" and bool(var.isnull().all()):
+            empty.append(str(name))
+    return empty
 
 
 def _data_for(step: Step, ds: xr.Dataset, probes: bool) -> xr.Dataset:

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             row["params"] = describe_params(c.params)
         rows.append(row)
     if args.kind:
-        rows = [r for r in rows if r["kind"] == args.kind]
+        rows = [r for r in rows if r["kind"] in args.kind]
     plugins = [
         {"name": p.name, "source": p.source, "version": p.version, "ok": p.ok, "error": p.error}
         for p in reg.loaded.plugins
@@ -154,6 +155,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         for key in done.results:
             if key not in done.plots and key not in done.failures:
                 print(f"{key}: no plot available")
+    for warning in done.warnings:
+        print(f"overtone: warning: {warning}", file=sys.stderr)
     for failure in done.failures.values():
         print(f"overtone: error: {failure.message}", file=sys.stderr)
     return done.exit_code
@@ -278,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "Never imports torch.")
     p.add_argument("--json", action="store_true", help="print JSON (components, plugins, problems)")
     p.add_argument("--verbose", "-v", action="store_true", help="show parameters and defaults")
-    p.add_argument("--kind", choices=list(KINDS), help="only components of this kind")
+    p.add_argument("--kind", choices=list(KINDS), action="append",
+                   help="only components of this kind (repeatable)")
     p.set_defaults(handler=cmd_plugins)
 
     p = sub.add_parser("run", parents=[common], help="run an experiment config",
@@ -397,7 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        code = args.handler(args)
+        with warnings.catch_warnings():
+            if not (args.debug or os.environ.get("OVERTONE_DEBUG")):
+                warnings.showwarning = _one_line_warning(warnings.showwarning)
+            code = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except BrokenPipeError:
@@ -411,6 +418,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("overtone: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line_warning(show: Any) -> Any:
+    """``warnings.showwarning`` that prints an OvertoneWarning as one line,
+    ``overtone: warning: ...`` (no file, line or source), and other warnings as ``show`` does."""
+    from overtone.errors import OvertoneWarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, OvertoneWarning):
+            print(f"overtone: warning: {message}", file=file or sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 def _silence_stdout() -> None:

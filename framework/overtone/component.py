@@ -77,6 +77,16 @@ class Component:
                 f"{self.kind} {self.name!r} cannot be used: importing {module_name!r} failed "
                 f"({exc}); install the plugin's dependencies"
             ) from exc
+        except Exception as exc:  # the plugin's own module is broken (a typo, a SyntaxError)
+            from overtone.plugins import _failure_location
+
+            where = _failure_location(exc)
+            detail = " ".join(str(exc).split())
+            raise ComponentUnavailableError(
+                f"{self.kind} {self.name!r} cannot be used: importing {module_name!r} raised "
+                f"{type(exc).__name__}: {detail}" + (f" (at {where})" if where else "")
+                + "; fix the plugin's module"
+            ) from exc
         try:
             target = module
             for part in attr.split("."):

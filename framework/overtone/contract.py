@@ -42,6 +42,8 @@ def describe(value: Any) -> str:
     """A short description of a returned value: ``None``, ``a dict``, ``an int (3)``, ..."""
     if value is None:
         return "None"
+    if isinstance(value, type):
+        return f"the class {value.__name__}"
     kind = type(value)
     name = kind.__name__
     if kind.__module__.startswith("xarray"):
@@ -61,6 +63,8 @@ def _article(word: str) -> str:
 def _hint(value: Any) -> str:
     if value is None:
         return " (does the function end without a return statement?)"
+    if isinstance(value, type):
+        return f" (not an instance: return {value.__name__}(...))"
     name = type(value).__name__
     if name == "DataArray":
         return " (wrap it: result.to_dataset(name='...'))"
@@ -87,8 +91,11 @@ def expect_dataset(value: Any, source: Any, *, action: str = "returned") -> Any:
 
 
 def expect_callable(value: Any, source: Any, *, expected: str | None = None) -> Callable[..., Any]:
-    """Return ``value`` if it is callable (an analyzer's or processor's factory product)."""
-    if not callable(value):
+    """Return ``value`` if it is callable (an analyzer's or processor's factory product).
+
+    A class is refused too: calling it on a Dataset would build an instance, not a result.
+    """
+    if not callable(value) or isinstance(value, type):
         kind = getattr(getattr(source, "component", source), "kind", "")
         raise fail(source, value, expected or PRODUCTS.get(kind, "a callable"),
                    action="factory returned")
@@ -107,3 +114,24 @@ def expect_attributes(value: Any, source: Any, names: tuple[str, ...], expected:
 def call_dataset_function(function: Callable[[Any], Any], data: Any, source: Any) -> Any:
     """``function(data)`` checked to be an ``xr.Dataset`` (an analyzer's or processor's result)."""
     return expect_dataset(function(data), source)
+
+
+def expect_structure_kept(before: Any, after: Any, source: Any) -> Any:
+    """Return ``after`` if it keeps every dim, coordinate and attribute of ``before``.
+
+    A signal processor's result must keep its input's dims, coords and attrs (values may
+    change: a decimating smoother shortens ``frequency``); a missing one is a one-line
+    PluginError naming what was dropped, since later steps and readers of the output rely on
+    them (``frequency`` for every spectral step, ``telescope`` for presets). Metadata only: a
+    lazy (dask) result is not computed.
+    """
+    for what, old, new in (("dim", before.dims, after.dims), ("coordinate", before.coords, after.coords),
+                           ("attribute", before.attrs, after.attrs)):
+        lost = [str(k) for k in old if k not in new]
+        if lost:
+            names = ", ".join(repr(k) for k in lost)
+            plural = "s" if len(lost) > 1 else ""
+            raise PluginError(
+                f"{label(source)} dropped the input's {what}{plural} {names}; expected its dims, coords "
+                f"and attrs kept (assign into ds.copy(), or xr.apply_ufunc(..., keep_attrs=True))")
+    return after

@@ -18,6 +18,14 @@ from overtone.errors import ConfigError
 _ListTypes = (list, tuple)
 
 
+def _as_number_hint(bound: Any) -> str:
+    """``bound`` written as the number it was probably meant to be, for an error message."""
+    try:
+        return repr(float(bound))
+    except (TypeError, ValueError):
+        return "0.0"
+
+
 @dataclass(frozen=True)
 class Param:
     """A documented parameter: default, type, bounds, allowed values, help text.
@@ -52,6 +60,9 @@ class Param:
             raise ValueError("Param: put min/max on the element Param given as items=, not on the list")
         for side, bound, exclusive in (("min", self.min, self.exclusive_min),
                                        ("max", self.max, self.exclusive_max)):
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, numbers.Real)):
+                raise ValueError(f"Param: {side}={bound!r} is a {type(bound).__name__}; a bound must "
+                                 f"be a number ({side}={_as_number_hint(bound)})")
             if exclusive and bound is None:
                 raise ValueError(f"Param: exclusive_{side}=True needs {side}=")
         if self.min is not None and self.max is not None:

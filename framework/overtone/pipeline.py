@@ -7,6 +7,7 @@ into :class:`Step` s, and :func:`apply_step` runs one and checks what it returne
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
@@ -136,8 +137,11 @@ def resolve_steps(
         if not takers:
             allowed = sorted({f"{steps[i].name}.{p}" for i in registered
                               for p in steps[i].component.params})
+            keys = sorted({p for i in registered for p in steps[i].component.params} | set(allowed))
+            close = difflib.get_close_matches(key, keys, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(
-                f"--param {text!r}: no step takes {key!r}; parameters: {', '.join(allowed) or '(none)'}"
+                f"--param {text!r}: no step takes {key!r}; parameters: {', '.join(allowed) or '(none)'}{hint}"
             )
         for i in takers:
             given[i][key] = value
@@ -158,7 +162,7 @@ def apply_step(step: Step, ds: xr.Dataset, kind: str = "step") -> xr.Dataset:
     """Run one step on ``ds`` and check that it returned an ``xr.Dataset``.
 
     The step's own :class:`~overtone.errors.OvertoneError` (it refused the input) passes on;
-    ``KeyError``/``ValueError`` become a :class:`DatasetError` naming the step; any other
+    ``KeyError``/``ValueError`` become a :class:`DatasetError` naming the step and its plugin; any other
     exception, or a product that is not a Dataset, becomes a :class:`PluginError` naming the
     step, its plugin, what it did and what was expected.
     """
@@ -168,7 +172,9 @@ def apply_step(step: Step, ds: xr.Dataset, kind: str = "step") -> xr.Dataset:
     except OvertoneError:
         raise
     except (KeyError, ValueError) as exc:
-        raise DatasetError(f"{step.name}: {exc}") from exc
+        detail = " ".join(str(exc).split())
+        raise DatasetError(f"{kind} {step.label} refused its input: {type(exc).__name__}: "
+                           f"{detail}") from exc
     except Exception as exc:
         detail = " ".join(str(exc).split())
         raise PluginError(f"{kind} {step.label} raised {type(exc).__name__}: {detail}; "

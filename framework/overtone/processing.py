@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from overtone import contract
 from overtone.errors import ConfigError, OvertoneError
 from overtone.pipeline import Step, StepSpec, apply_step, describe, draw_plot, resolve_steps
 from overtone.runschema import add_history
@@ -133,7 +134,8 @@ def process(
         ds = inputs
     stages = [ds]
     for step in resolved:
-        stages.append(apply_step(step, stages[-1], "signal processor"))
+        after = apply_step(step, stages[-1], "signal processor")
+        stages.append(contract.expect_structure_kept(stages[-1], after, f"signal processor {step.label}"))
     result = stages[-1]
     names = " ".join(Path(p).name for p in paths[:3]) + (
         f" (+{len(paths) - 3} more)" if len(paths) > 3 else "") if paths else "<dataset>"

@@ -44,6 +44,33 @@ class Entry:
         return f"{self.plugin}.{self.component.name}"
 
 
+def _describe_item(item: object) -> str:
+    """What a hook handed back instead of a Component, for a problem line."""
+    if isinstance(item, type):
+        return f"the class {item.__module__}.{item.__qualname__}"
+    text = repr(item)
+    return f"{text if len(text) <= 60 else text[:57] + '...'} ({type(item).__name__})"
+
+
+def _bad_default(component: Component) -> str | None:
+    """The first declared ``Param`` default that fails its own type, bounds or choices, as one
+    line naming the component and the parameter; ``None`` when every default is valid."""
+    from overtone.errors import OvertoneError
+    from overtone.params import as_param, check_value
+
+    for key, spec in component.params.items():
+        param = as_param(spec)
+        if param.default is None or param.required:
+            continue
+        try:
+            check_value(key, param.default, param, "")
+        except OvertoneError as exc:
+            detail = str(exc).lstrip(": ").strip()
+            return (f"{component.kind.replace('_', ' ')} {component.name!r}: the default of {key!r} "
+                    f"fails its own Param: {detail}; fix the default or the Param's type/bounds")
+    return None
+
+
 class Registry:
     """Components of the loaded plugins, with lookup errors written for people.
 
@@ -64,18 +91,33 @@ class Registry:
 
     def _collect(self, kind: str, hook_name: str, plugin: str, function) -> None:
         try:
-            returned = list(function() or ())
+            returned = function()
         except Exception as exc:
             self.problems.append(
                 f"plugin {plugin!r}: {hook_name}() raised {type(exc).__name__}: {exc}"
             )
             return
+        where = f"plugin {plugin!r}: {hook_name}()"
+        if returned is None:
+            self.problems.append(f"{where} returned None; expected a list of overtone.Component "
+                                 f"(does the function end without a return statement?)")
+            return
+        if isinstance(returned, Component):
+            self.problems.append(f"{where} returned a single Component {returned.name!r}; "
+                                 f"return a list of them: [Component(...)]")
+            return
+        try:
+            returned = list(returned)
+        except TypeError:
+            self.problems.append(f"{where} returned {_describe_item(returned)}; expected a list "
+                                 f"of overtone.Component")
+            return
         version = self.loaded.version_of(plugin)
         for item in returned:
             if not isinstance(item, Component):
                 self.problems.append(
-                    f"plugin {plugin!r}: {hook_name}() returned {item!r} "
-                    f"({type(item).__name__}); expected overtone.Component"
+                    f"{where} returned {_describe_item(item)} in its list; expected "
+                    f"overtone.Component({kind!r}, name, 'module:attr', ...)"
                 )
             elif item.kind != kind:
                 self.problems.append(
@@ -83,6 +125,9 @@ class Registry:
                     f"{item.name!r}; it belongs in {KINDS[item.kind]}()"
                 )
             else:
+                bad = _bad_default(item)
+                if bad:
+                    self.problems.append(f"{where}: {bad}")
                 self.entries.append(Entry(item, plugin, version))
 
     # -- queries ---------------------------------------------------------------------------
@@ -138,7 +183,11 @@ class Registry:
         return [_shadow_message(used, others) for used, others in self.shadowed().values()]
 
     def entry(self, kind: str, name: str) -> Entry:
-        """Find one entry by short name or qualified id ``<plugin>.<name>``."""
+        """Find one entry by short name or qualified id ``<plugin>.<name>``.
+
+        A distribution with several entry points registers as ``<dist>:<entry point>``; its
+        components are found as ``<dist>:<entry point>.<name>`` and as ``<dist>.<name>``.
+        """
         if kind not in KINDS:
             raise UnknownComponentError(
                 f"no component kind {kind!r}; kinds are: {', '.join(KINDS)}"
@@ -146,6 +195,9 @@ class Registry:
         of_kind = [e for e in self.entries if e.component.kind == kind]
         found = [e for e in of_kind if e.qualified_id == name] or [
             e for e in of_kind if e.component.name == name
+        ] or [  # <distribution>.<name> for a plugin loaded as 'dist:entry-point' (several entry points)
+            e for e in of_kind if ":" in e.plugin
+            and f"{e.plugin.partition(':')[0]}.{e.component.name}" == name
         ]
         label = kind.replace("_", " ")
         if len(found) > 1:

@@ -44,6 +44,23 @@ BAD_PRODUCTS = [
      f"task 'test-broken-task' {PLUGIN} returned a BrokenTask; expected an object with sample_batch, "
      f"eval_batches, probe_batch, input_grid, token_labels, describe (the members of "
      f"overtone_torch.task_api.Task)"),
+    ({"model": {"name": "test-class"}},
+     f"model 'test-class' {PLUGIN} returned the class Linear; expected a torch.nn.Module mapping inputs to "
+     f"features (return an instance: Linear(...))"),
+    ({"model": {"name": "test-dtype"}},
+     f"model 'test-dtype' {PLUGIN} returned features of dtype torch.int64 from forward; expected "
+     f"floating-point features of the loss head's dtype torch.float32 (cast in forward: .to(torch.float32))"),
+    ({"model": {"name": "test-dtype", "dtype": "float64"}},
+     f"model 'test-dtype' {PLUGIN} returned features of dtype torch.float64 from forward; expected "
+     f"floating-point features of the loss head's dtype torch.float32"),
+    ({"optimizer": {"name": "test-no-step"}},
+     f"optimizer 'test-no-step' {PLUGIN} returned a _NoStep without its own step(); expected an optimizer "
+     f"that defines step(closure=None), the update rule"),
+    ({"optimizer": {"name": "test-keyword-params"}},
+     f"optimizer 'test-keyword-params' {PLUGIN} raised TypeError: KeywordParamsOptimizer() takes 0 positional "
+     f"arguments but 1 positional argument (and 1 keyword-only argument) were given; an optimizer factory is "
+     f"called as factory(params, **hparams): take the parameters (or param groups) as the first positional "
+     f"argument"),
     ({"optimizer": {"name": "sgd", "lr": -1.0}},
      "[optimizer] (optimizer 'sgd'): lr = -1.0 is below the minimum 0.0; allowed: 0.0 <= lr"),
 ]
@@ -141,3 +158,28 @@ def test_resume_may_not_change_training_sections(tmp_path, test_registry):
     changed = small(probes=[], train={"steps": 4}, optimizer={"name": "adamw", "lr": 0.5, "weight_decay": 0.1})
     with pytest.raises(ConfigError, match=r"differs from the saved one in optimizer.lr;"):
         run_experiment(write(tmp_path, changed), out=tmp_path, resume=True, registry=test_registry)
+
+
+def test_nan_loss_before_any_update_blames_model_or_loss_not_lr(tmp_path, test_registry):
+    from overtone_torch.engine import TrainingDiverged
+
+    config = small(model={"name": "test-nan"}, probes=[], train={"steps": 3, "log_every": 1})
+    with pytest.raises(TrainingDiverged) as info:
+        run_experiment(write(tmp_path, config), out=tmp_path / "runs", registry=test_registry)
+    text = str(info.value)
+    assert text.startswith("the training loss at step 1 is nan; training stopped.") and "\n" not in text
+    assert text.endswith("It was computed before any optimizer update, so the learning rate is not the cause: "
+                         "check that the model's features and the loss are finite at initialisation "
+                         "(overtone.testing.check_model, check_loss)")
+
+
+def test_an_all_nan_analyzer_result_is_kept_with_one_warning(tmp_path, test_registry, capsys):
+    from overtone.io import read_groups
+
+    config = small(probes=[{"kind": "embeddings", "every": 10}],
+                   analyzers=[{"name": "test-wrong", "returns": "nan", "every": 10}])
+    run_dir = run_experiment(write(tmp_path, config), out=tmp_path, registry=test_registry)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "NaN everywhere" in line]
+    assert warnings == [f"overtone: warning: analyzer 'test-wrong' {PLUGIN} at step 10: result variable 'v' is "
+                        f"NaN everywhere (written as it is); check the analyzer and the data it reads"]
+    assert bool(read_groups(run_dir / "analysis.nc")["test-wrong"]["v"].isnull().all())

@@ -147,6 +147,67 @@ def WrongWidthModel(*, input_spec, d_out, **params):
     return _Model()
 
 
+def ClassModel(*, input_spec, d_out, **params):
+    """A plugin author's mistake: the factory returns the module's class, not an instance."""
+    import torch
+
+    return torch.nn.Linear
+
+
+def DtypeModel(*, input_spec, d_out, dtype="int64", **params):
+    """Features of the wrong dtype (``dtype``): integer, or float64 against a float32 head."""
+    import torch
+
+    class _Model(torch.nn.Module):
+        d_features = 8
+
+        def __init__(self):
+            super().__init__()
+            self.token_embedding = torch.nn.Embedding(input_spec["vocab_size"], 4)
+            self.linear = torch.nn.Linear(4 * input_spec["seq_len"], 8)
+
+        def forward(self, x):
+            return self.linear(self.token_embedding(x).flatten(1)).to(getattr(torch, dtype))
+
+    return _Model()
+
+
+def NaNModel(*, input_spec, d_out, **params):
+    """Features that are NaN from the start, before any optimizer update."""
+    import torch
+
+    class _Model(torch.nn.Module):
+        d_features = 8
+
+        def __init__(self):
+            super().__init__()
+            self.token_embedding = torch.nn.Embedding(input_spec["vocab_size"], 4)
+            self.linear = torch.nn.Linear(4 * input_spec["seq_len"], 8)
+
+        def forward(self, x):
+            return self.linear(self.token_embedding(x).flatten(1)) * float("nan")
+
+    return _Model()
+
+
+def NoStepOptimizer(params, lr=0.01):
+    """A plugin author's mistake: an Optimizer subclass that never defines step()."""
+    import torch
+
+    class _NoStep(torch.optim.Optimizer):
+        def __init__(self):
+            super().__init__(params, {"lr": lr})
+
+    return _NoStep()
+
+
+def KeywordParamsOptimizer(*, params, lr=0.01):
+    """A plugin author's mistake: the parameters as a keyword, where the engine passes them first."""
+    import torch
+
+    return torch.optim.SGD(params, lr=lr)
+
+
 def NoScoresLoss(*, d_in, n_classes):
     """A loss without ``scores``: the engine cannot evaluate accuracy with it."""
     import torch
@@ -213,7 +274,11 @@ def overtone_models():
     return [Component("model", "test-item-init", ItemInitModel, "test only: .item() in __init__"),
             Component("model", "test-lambda", LambdaModel, "test only: returns a lambda"),
             Component("model", "test-none", NoneModel, "test only: returns None"),
-            Component("model", "test-wrong-width", WrongWidthModel, "test only: declares 16, gives 5")]
+            Component("model", "test-wrong-width", WrongWidthModel, "test only: declares 16, gives 5"),
+            Component("model", "test-class", ClassModel, "test only: returns a class"),
+            Component("model", "test-dtype", DtypeModel, "test only: features of another dtype",
+                      params={"dtype": Param("int64", choices=("int64", "float64"))}),
+            Component("model", "test-nan", NaNModel, "test only: NaN features")]
 
 
 def ZLoss(*, d_in, n_classes, coefficient: float = 1e-2):
@@ -265,7 +330,11 @@ def overtone_optimizers():
     return [Component("optimizer", "test-poisoned-sgd", PoisonedSGD, "test only: SGD that writes NaN",
                       params={"lr": Param(0.01), "nan_at": Param(10)}),
             Component("optimizer", "test-step-fails", StepFailsSGD, "test only: step() raises",
-                      params={"lr": Param(0.01)})]
+                      params={"lr": Param(0.01)}),
+            Component("optimizer", "test-no-step", NoStepOptimizer, "test only: no step()",
+                      params={"lr": Param(0.01)}),
+            Component("optimizer", "test-keyword-params", KeywordParamsOptimizer,
+                      "test only: params as a keyword", params={"lr": Param(0.01)})]
 
 
 class WrongReturn:
@@ -278,7 +347,8 @@ class WrongReturn:
         if self.returns == "raise":
             raise RuntimeError("test-wrong: boom")
         return {"dict": {"mean": 1.0}, "dataarray": xr.DataArray([1.0, 2.0], dims="x"), "int": 3,
-                "unwritable": xr.Dataset({"v": ("x", np.array([{"a": 1}], dtype=object))})}[self.returns]
+                "unwritable": xr.Dataset({"v": ("x", np.array([{"a": 1}], dtype=object))}),
+                "nan": xr.Dataset({"v": ("x", np.full(2, np.nan))})}[self.returns]
 
 
 @hookimpl
@@ -287,4 +357,4 @@ def overtone_analyzers():
                       params={"variable": Param("embeddings"), "fail": Param(False)}),
             Component("analyzer", "test-wrong", WrongReturn, "test only: returns the wrong type",
                       params={"returns": Param("dict", choices=("dict", "dataarray", "int", "raise",
-                                                                 "unwritable"))})]
+                                                                 "unwritable", "nan"))})]

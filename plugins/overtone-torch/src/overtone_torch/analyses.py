@@ -36,6 +36,7 @@ class Analyses:
             self.entries[key] = entry
         self.results: dict[str, Any] = {}
         self.failures: dict[str, str] = {}
+        self.nan_warned: set[str] = set()
         self.steps: dict[str, Step] = {}
         for key, entry in self.entries.items():
             found = registry.entry("analyzer", entry["name"])
@@ -78,8 +79,22 @@ class Analyses:
                 ran[name] = apply_step(self.steps[name], data, "analyzer")
             except OvertoneError as exc:
                 self.fail(name, step, exc)
+                continue
+            self.warn_if_nan(name, ran[name], step)
         if ran:
             self.write(ran, step)
+
+    def warn_if_nan(self, name: str, result: Any, step: int) -> None:
+        """Warn once per analyzer when a result variable is NaN everywhere (it is still kept)."""
+        from overtone.analysis import all_nan_variables
+
+        empty = all_nan_variables(result)
+        if empty and name not in self.nan_warned:
+            self.nan_warned.add(name)
+            names = ", ".join(repr(v) for v in empty)
+            print(f"overtone: warning: analyzer {self.steps[name].label} at step {step}: result variable"
+                  f"{'s' * (len(empty) > 1)} {names} {'are' if len(empty) > 1 else 'is'} NaN everywhere "
+                  f"(written as it is); check the analyzer and the data it reads", file=sys.stderr)
 
     def fail(self, name: str, step: int, problem: Any) -> None:
         """Record (and warn about) analyzer ``name``'s failure at ``step`` as one line."""

@@ -64,7 +64,8 @@ def label(registry: Any, kind: str, name: str) -> str:
 def product_error(registry: Any, kind: str, name: str, product: Any, expected: str, *,
                   got: str | None = None) -> PluginError:
     """One line naming the component, its plugin, what its factory returned and what was expected."""
-    return PluginError(f"{label(registry, kind, name)} returned {got or describe(product)}; expected {expected}")
+    hint = f" (return an instance: {product.__name__}(...))" if isinstance(product, type) and got is None else ""
+    return PluginError(f"{label(registry, kind, name)} returned {got or describe(product)}; expected {expected}{hint}")
 
 
 def describe(value: Any) -> str:
@@ -73,6 +74,8 @@ def describe(value: Any) -> str:
         return "None"
     if isinstance(value, torch.Tensor):
         return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, type):
+        return f"the class {value.__qualname__}"
     if callable(value) and hasattr(value, "__qualname__") and not isinstance(value, nn.Module):
         return f"a function {value.__qualname__}"
     return f"a {type(value).__name__}"
@@ -150,6 +153,13 @@ def check_forward(net: TrainNet, task: Any, registry: Any, config: Mapping[str, 
             raise product_error(registry, "model", model_name, features,
                                 f"features of shape {(*lead, width)} (batch, d_features = {width})",
                                 got=f"{describe(features)} from forward")
+        head = next((p for p in net.loss.parameters() if p.is_floating_point()), None)
+        dtype = head.dtype if head is not None else torch.get_default_dtype()
+        if features.dtype != dtype:
+            raise product_error(registry, "model", model_name, features,
+                                f"floating-point features of the loss head's dtype {_dtype(dtype)} "
+                                f"(cast in forward: .to({_dtype(dtype)}))",
+                                got=f"features of dtype {_dtype(features.dtype)} from forward")
         loss = _call(registry, "loss", loss_name, net.loss, features, y)
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
             raise product_error(registry, "loss", loss_name, loss, "a scalar (0-dim tensor) from forward",
@@ -164,6 +174,11 @@ def check_forward(net: TrainNet, task: Any, registry: Any, config: Mapping[str, 
         if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != expected:
             raise product_error(registry, "loss", loss_name, scores, f"scores of shape {expected} (n_classes last)",
                                 got=f"{describe(scores)} from scores")
+
+
+def _dtype(dtype: torch.dtype) -> str:
+    """``torch.float32`` for ``torch.float32``: a dtype as it is written in code."""
+    return str(dtype)
 
 
 def _call(registry: Any, kind: str, name: str, function: Any, *args: torch.Tensor) -> Any:
@@ -226,9 +241,31 @@ def create_optimizer(config: Mapping[str, Any], registry: Any, net: nn.Module) -
     section = config["optimizer"]
     hparams = {k: v for k, v in params_of(section).items() if k != "decay"}
     decay = section.get("decay", "matrices") if hparams.get("weight_decay") else "all"
-    optimizer = registry.get("optimizer", section["name"]).create(parameter_groups(net, decay), **hparams)
+    import inspect
+
+    name = section["name"]
+    component = registry.get("optimizer", name)
+    try:
+        optimizer = component.create(parameter_groups(net, decay), **hparams)
+    except TypeError as exc:
+        try:
+            inspect.signature(component.load()).bind([], **hparams)
+        except ValueError:  # no signature to read (a builtin): the error is the factory's own
+            raise exc from None
+        except TypeError:
+            pass
+        else:
+            raise
+        raise PluginError(f"{label(registry, 'optimizer', name)} raised TypeError: {exc}; an optimizer factory "
+                          f"is called as factory(params, **hparams): take the parameters (or param groups) "
+                          f"as the first positional argument") from exc
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise product_error(registry, "optimizer", section["name"], optimizer, "a torch.optim.Optimizer")
+        raise product_error(registry, "optimizer", name, optimizer, "a torch.optim.Optimizer")
+    step = getattr(type(optimizer), "step", None)
+    if not callable(step) or inspect.unwrap(step) is inspect.unwrap(torch.optim.Optimizer.step):
+        raise product_error(registry, "optimizer", name, optimizer,
+                            "an optimizer that defines step(closure=None), the update rule",
+                            got=f"a {type(optimizer).__name__} without its own step()")
     return optimizer
 
 

@@ -430,7 +430,7 @@ class LossReadback:
         for (step, _, lr, _), value in zip(pending, values):
             if not math.isfinite(value):
                 raise TrainingDiverged(_diverged_message(f"the training loss at step {step} is {value}",
-                                                         run_dir, metrics))
+                                                         run_dir, metrics, before_update=step == 1))
             metrics.add(step, train_batch_loss=value, lr=lr)
         for name in dict.fromkeys(name for *_, extras in pending for name in extras):
             steps = [(step, extras[name]) for step, _, _, extras in pending if name in extras]
@@ -538,11 +538,19 @@ def _run_attrs(config: Mapping[str, Any], task: Any) -> dict[str, Any]:
     return attrs
 
 
-def _diverged_message(what: str, run_dir: Path, metrics: Any) -> str:
+def _diverged_message(what: str, run_dir: Path, metrics: Any, *, before_update: bool = False) -> str:
+    """One line: what went non-finite, where the run's files are, and what to change.
+
+    ``before_update``: the loss of the very first step, computed before any optimizer update,
+    so the learning rate cannot be the cause; the message points at model and loss instead.
+    """
     kept = (f"the last good checkpoint (step {metrics.last_checkpoint}) is {run_dir / 'checkpoint.pt'}"
             if metrics.last_checkpoint else "no checkpoint was reached")
-    return (f"{what}; training stopped. The metrics so far are in {run_dir / 'metrics.nc'} and {kept}. "
-            f"Lower [optimizer] lr (or set [train] grad_clip, or add [schedule] warmup_steps)")
+    fix = ("It was computed before any optimizer update, so the learning rate is not the cause: "
+           "check that the model's features and the loss are finite at initialisation "
+           "(overtone.testing.check_model, check_loss)" if before_update else
+           "Lower [optimizer] lr (or set [train] grad_clip, or add [schedule] warmup_steps)")
+    return (f"{what}; training stopped. The metrics so far are in {run_dir / 'metrics.nc'} and {kept}. {fix}")
 
 
 def _postfix(metrics: Any) -> dict[str, str]:
