@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -621,34 +622,37 @@ def test_the_member_estimate_counts_parameters_states_and_activations(registry):
 
 
 RSS_SCRIPT = """
-import json, resource, sys, tempfile
+import json, sys, tempfile
 from pathlib import Path
 import torch
+import overtone.sweep_report
 from overtone.registry import registry
 from overtone.sweep import run_sweep
 torch.set_num_threads(1)
+overtone.sweep_report.write_sweep_report = lambda *args, **kwargs: None  # its plots are not the pack's
 reg = registry()
 with tempfile.TemporaryDirectory() as tmp:
     path = Path(tmp) / "m.toml"
     path.write_text(sys.argv[2])
     run_sweep(path, seeds=1, out=Path(tmp) / "warm", registry=reg, vectorize=True, pack_memory="1TB")
+    Path("/proc/self/clear_refs").write_text("5")  # the peak resident memory (VmHWM) starts again from now
     run_sweep(path, seeds=int(sys.argv[1]), out=Path(tmp) / "run", registry=reg, vectorize=True, pack_memory="1TB")
-print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+peak = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:"))
+print(json.dumps(int(peak.split()[1]) * 1024))
 """
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="resets and reads the peak through /proc")
 def test_the_member_estimate_is_within_the_spread_of_the_resident_memory(tmp_path, registry):
-    """The estimate against what a pack holds: the slope of the peak resident memory (ru_maxrss)
-    of a sweep process from 1 to 9 members of an MLP (width 192, batch 384, 3 steps; each
-    process first runs a one-member sweep, so imports and first calls are paid in both) is
-    within 0.6-1.5x of member_bytes (1.35x measured). The tolerance is the spread of the measure
-    itself: the resident memory per member of one config varied by up to 2x between runs and
-    pack sizes (docs/torch-engine.md), the C allocator's doing; over six configs the estimate
-    was 0.72-1.35x of the measured slope. About 1.6 MB a member, far above page-level noise."""
+    """The estimate against what a pack holds: the slope of the peak resident memory (VmHWM,
+    reset after a one-member warm-up sweep that pays imports and first calls; the sweep report's
+    plots left out) of a sweep process from 1 to 9 members of an MLP (width 192, batch 384, 3 steps) is
+    within 0.6-1.5x of member_bytes (0.79x measured, twice: 2.75 MB a member, far above page-level
+    noise). The tolerance is wider than the estimate's measured range (0.72-1.09x over six packs)
+    because the slack it models is the C allocator's, which varies with sizes and versions."""
     import json
     import os
     import subprocess
-    import sys
 
     from overtone.config import load_config
     from overtone.runs import resolve_experiment

@@ -23,7 +23,7 @@ The estimate for one member, in bytes, is
 
 ``h`` was chosen against the resident memory per member (the slope of ``ru_maxrss`` from 1 to 9
 members) of six packs: MLPs at batch 384, 512 and 3764, a wider MLP, and one-layer transformers
-with ``d_model`` 32 and 128; with ``h = 0.25`` the estimate is 0.72-1.35x of the measured slope
+with ``d_model`` 32 and 128; with ``h = 0.25`` the estimate is 0.72-1.09x of the measured slope
 (docs/torch-engine.md gives the table). The slack grows with the size of the stacked
 activations (0.1-1.0 S over these packs): a single ``h`` is a compromise.
 """
