@@ -7,7 +7,8 @@ one-member, two-step sweep, then times ``run_sweep`` (validation, training, eval
 member's files and ``sweep.nc``).
 
 - vectorized: ``--vectorize`` at every size (one pack; ``--pack-memory`` large enough).
-- plain: the plain sweep measured at the sizes up to ``--plain-upto`` members; at larger sizes
+- plain: the plain sweep measured at the sizes up to ``--plain-upto`` members, each just before
+  the pack of the same size (so that both see about the same load); at larger sizes
   its time is extrapolated linearly per member from the largest measured size (the plain sweep
   runs its members one after another, so its time is a sum over members; stated in the output).
 
@@ -112,15 +113,14 @@ def main() -> None:
     print(f"modular addition p = 97, MLP 128 (embed 64), AdamW, {args.steps} steps of batch {args.batch}, "
           f"1 thread; load average at start {load()}")
     plain: dict[int, float] = {}
-    for n in sizes:
+    rows = []
+    for n in sizes:  # each size's plain sweep and pack one after the other, so that both see the same load
         if n <= args.plain_upto:
             plain[n] = measure(n, args.steps, args.batch, False)["wall"]
-    base = max(plain)
-    per_member = plain[base] / base
-    rows = []
-    for n in sizes:
         got = measure(n, args.steps, args.batch, True)
         rows.append((n, got, load()))
+    base = max(plain)
+    per_member = plain[base] / base
     peak1 = next((g["peak"] for n, g, _ in rows if n == 1), None)
     print("| members | plain sweep (s) | vectorized (s) | ratio | members/s plain | members/s vectorized | "
           "peak RSS (MB) | peak per member (MB) | load |")

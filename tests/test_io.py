@@ -266,3 +266,83 @@ def test_truncating_a_damaged_file_says_what_to_do(tmp_path):
     path.write_bytes(path.read_bytes()[:300])
     with pytest.raises(DatasetError, match=r"cannot cut .*probes.nc' back to step 5 .*damaged .*move it away"):
         truncate_steps(path, 5)
+
+
+def _hdf5_layout(path):
+    """Every object's shape, dtype, storage, dimension scales, attributes and bytes, as h5py sees them."""
+    import h5py
+
+    def attrs(obj):
+        out = {}
+        for key in obj.attrs:
+            if key in ("REFERENCE_LIST", "DIMENSION_LIST", "_NCProperties"):
+                continue  # references (checked through dims) and the writer's versions
+            value = obj.attrs[key]
+            out[key] = (repr(value), type(value).__name__, obj.attrs.get_id(key).get_type().__class__.__name__)
+        return out
+
+    layout = {}
+    with h5py.File(path) as f:
+        layout["/"] = attrs(f)
+
+        def visit(name, obj):
+            layout[name] = (obj.shape, str(obj.dtype), obj.chunks, obj.maxshape, repr(obj.fillvalue), obj.is_scale,
+                            [[s.name for s in d.values()] for d in obj.dims], attrs(obj), obj[()].tobytes())
+
+        f.visititems(visit)
+    return layout
+
+
+def _metrics_like():
+    steps = np.arange(1, 51)
+    loss = np.where(steps % 10 == 0, 1.0 / steps, np.nan)
+    return xr.Dataset(
+        {"train_batch_loss": ("step", 1.0 / steps, {"long_name": "loss on the training batch", "units": "nat"}),
+         "eval_loss": ("step", loss, {"long_name": "mean loss", "units": "nat", "scale": np.array([1.0, 2.0])}),
+         "eval_acc_skill": (("step", "skill"), np.random.default_rng(0).random((50, 3)), {"units": "1"}),
+         "count": ("step", steps * 2, {"units": "1", "offset": 3})},
+        coords={"step": ("step", steps.astype(np.int64), {"long_name": "optimizer steps done"}),
+                "skill": ("skill", np.arange(1, 4), {"long_name": "skill (task) index"})},
+        attrs={"task": "modular-arithmetic", "seed": 3, "lr": 0.01, "stopped": "member 'x' stopped"})
+
+
+def test_metrics_netcdf_has_the_layout_h5netcdf_writes(tmp_path):
+    """The h5py-only writer's file is, object by object and attribute by attribute, what
+    xarray's h5netcdf engine writes, and reads back identical."""
+    from overtone.io import write_metrics_netcdf
+
+    ds = _metrics_like()
+    write_dataset(ds, tmp_path / "reference.nc")
+    write_metrics_netcdf(ds, tmp_path / "fast.nc")
+    reference, fast = _hdf5_layout(tmp_path / "reference.nc"), _hdf5_layout(tmp_path / "fast.nc")
+    assert sorted(reference) == sorted(fast)
+    for name in reference:
+        assert fast[name] == reference[name], name
+    with open_dataset(tmp_path / "fast.nc") as got, open_dataset(tmp_path / "reference.nc") as want:
+        assert got.identical(want)
+        assert got.identical(ds)
+        for name in want.variables:
+            assert repr({k: v for k, v in got[name].encoding.items() if k != "source"}) == \
+                   repr({k: v for k, v in want[name].encoding.items() if k != "source"})  # NaN fill
+
+
+def test_metrics_netcdf_hands_other_datasets_to_xarray(tmp_path, monkeypatch):
+    """A dataset outside the simple layout (a non-index coordinate, a string variable, an empty
+    dim, a list attribute) is written by write_dataset, and reads back identical."""
+    import overtone.io as io
+
+    calls = []
+    original = io.write_dataset
+    monkeypatch.setattr(io, "write_dataset", lambda ds, path: calls.append(path) or original(ds, path))
+    base = _metrics_like()
+    others = [base.assign_coords(lr=("step", np.full(50, 0.1))),
+              base.assign(label=("skill", np.array(["a", "b", "c"]))),
+              base.isel(step=slice(0, 0)),
+              base.assign_attrs(names=["a", "b"])]
+    for i, ds in enumerate(others):
+        io.write_metrics_netcdf(ds, tmp_path / f"{i}.nc")
+        with open_dataset(tmp_path / f"{i}.nc") as got:
+            assert got.identical(ds), i
+    assert len(calls) == len(others)
+    io.write_metrics_netcdf(base, tmp_path / "simple.nc")
+    assert len(calls) == len(others)  # the simple one did not go through xarray

@@ -128,6 +128,81 @@ def write_dataset(ds: xr.Dataset, path: str | Path, *, progress: bool = False) -
     return path
 
 
+def write_metrics_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write ``ds`` atomically to the netCDF file ``path``, as :func:`write_dataset` does, but
+    through h5py alone when the dataset is simple: every dim has an index coordinate of its own
+    name and no other coordinate exists, every variable is an int or float array with at least
+    one non-empty dim and no encoding, and every attribute is a string, a number or a numeric
+    array. Such a file has the layout h5netcdf writes (dimension scales, ``_Netcdf4Dimid``,
+    ``_Netcdf4Coordinates``, ``_FillValue`` NaN on float variables) and reads back identical,
+    at a tenth of the cost (a run's ``metrics.nc``: about 10 ms instead of 90). Any other
+    dataset goes through :func:`write_dataset`."""
+    import h5py
+    import numpy as np
+
+    if not _simple_dataset(ds):
+        return write_dataset(ds, path)
+    path = Path(path)
+    dim_ids = {str(d): i for i, d in enumerate(ds.dims)}
+    with atomic_target(path) as tmp, h5py.File(tmp, "w") as f:
+        for key, value in ds.attrs.items():
+            f.attrs[str(key)] = value if isinstance(value, str) else np.atleast_1d(np.asarray(value))
+        f.attrs["_NCProperties"] = np.bytes_(f"version=2,h5py={h5py.__version__},"
+                                             f"hdf5={h5py.version.hdf5_version}")
+        for dim, number in dim_ids.items():
+            scale = f.create_dataset(dim, data=np.asarray(ds[dim].values))
+            scale.make_scale(dim)
+            scale.attrs["_Netcdf4Coordinates"] = np.array([number], dtype=np.int32)
+            scale.attrs["_Netcdf4Dimid"] = np.int32(number)
+            _write_attrs(scale, ds[dim].attrs)
+        for name, var in ds.data_vars.items():
+            values = np.asarray(var.values)
+            floating = np.issubdtype(values.dtype, np.floating)
+            target = f.create_dataset(str(name), data=values,
+                                      fillvalue=values.dtype.type(np.nan) if floating else None)
+            ids = [dim_ids[str(d)] for d in var.dims]
+            target.attrs["_Netcdf4Coordinates"] = np.array(ids, dtype=np.int32)
+            target.attrs["_Netcdf4Dimid"] = np.int32(ids[0])
+            if floating:
+                target.attrs["_FillValue"] = np.array([np.nan], dtype=values.dtype)
+            _write_attrs(target, var.attrs)
+            for axis, dim in enumerate(var.dims):
+                target.dims[axis].attach_scale(f[str(dim)])
+    return path
+
+
+def _simple_dataset(ds: xr.Dataset) -> bool:
+    """Whether :func:`write_metrics_netcdf` can write ``ds`` through h5py alone."""
+    if set(map(str, ds.coords)) != set(map(str, ds.dims)) or any(ds[d].dims != (d,) for d in ds.dims):
+        return False
+    for var in ds.variables.values():
+        if var.encoding or not var.dims or 0 in var.shape or var.dtype.kind not in "iuf":
+            return False
+        if not all(_simple_attr(v) for v in var.attrs.values()):
+            return False
+    return all(_simple_attr(v) for v in ds.attrs.values()) and not any(
+        k in ("_FillValue", "coordinates") for var in ds.variables.values() for k in var.attrs)
+
+
+def _simple_attr(value: Any) -> bool:
+    """Whether ``value`` is an attribute :func:`write_metrics_netcdf` writes as h5netcdf does."""
+    import numpy as np
+
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (str, int, float, np.integer, np.floating)):
+        return True
+    return isinstance(value, np.ndarray) and value.dtype.kind in "iuf" and value.ndim <= 1
+
+
+def _write_attrs(target: Any, attrs: Mapping[str, Any]) -> None:
+    """Set ``attrs`` on an h5py object as h5netcdf does: strings as they are, numbers as arrays."""
+    import numpy as np
+
+    for key, value in attrs.items():
+        target.attrs[str(key)] = value if isinstance(value, str) else np.atleast_1d(np.asarray(value))
+
+
 def open_dataset(
     path: str | Path,
     *,

@@ -312,7 +312,10 @@ def _run_pack(configs: list[dict[str, Any]], source: str, out: str, registry: An
                    for c in configs]
     resolved = [config for _, config in members]
     exists = [(Path(out) / config["run"]["name"] / "config.toml").exists() for config in resolved]
-    dirs = [prepare_run_dir(Path(out), config, resume=resume and there) for config, there in zip(resolved, exists)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(8, len(resolved))) as pool:  # each config.toml's fsyncs overlap the others'
+        dirs = list(pool.map(lambda c, there: prepare_run_dir(Path(out), c, resume=resume and there), resolved, exists))
     metrics = members[0][0].vectorized().run(resolved, dirs, resume=resume and any(exists))
     if metrics is None or len(metrics) != len(dirs):
         metrics = [None] * len(dirs)

@@ -162,9 +162,8 @@ class PackTrainer:
         for config, task, seed in zip(configs, tasks, seeds):
             torch.manual_seed(seed)  # each member's initialisation is its solo run's
             nets.append(TrainNet(*create_model_and_loss(config, self.registry, task)).to(device))
-        params, buffers = torch.func.stack_module_state(nets)
-        params = {n: p.detach().requires_grad_() for n, p in params.items()}
         template = copy.deepcopy(nets[0]).to("meta")
+        params, buffers, values, pack_loss = stacked_loss(nets, template)
         exempt = exempt_from_decay(nets[0])
         decay_all = first["optimizer"].get("decay", "matrices") == "all"
         decays = {n: decay_all or id(p) not in exempt for n, p in nets[0].named_parameters()}
@@ -180,25 +179,6 @@ class PackTrainer:
         recorders = [ProbeRecorder(c["probes"], t, Path(d), total_steps=train["steps"], keep_upto=start,
                                    batch_size=eval_batch) for c, t, d in zip(configs, tasks, run_dirs)]
         analyses = [Analyses(c["analyzers"], self.registry, Path(d)) for c, d in zip(configs, run_dirs)]
-
-        head = nets[0].loss
-        values = {k: torch.tensor([float(n.loss.member_values()[k]) for n in nets], device=device)
-                  for k in head.member_values()}  # (M,) each: the members' own loss values
-        model_template = template.model.eval()  # no dropout in a pack (refused); eval = train for the rest
-        ids = {id(p): n for n, p in nets[0].named_parameters()}  # a head tied to the embedding is stacked once
-        head_names = {n: ids[id(p)] for n, p in head.named_parameters(remove_duplicate=False)}
-
-        def member_loss(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor,
-                        y: torch.Tensor, v: dict[str, torch.Tensor]) -> torch.Tensor:
-            features = torch.func.functional_call(model_template, (_under(p, "model."), _under(b, "model.")), (x,))
-            return head.member_forward({n: p[full] for n, full in head_names.items()}, features, y, v)
-
-        vmapped = torch.func.vmap(member_loss)
-
-        def pack_loss(*args: Any) -> torch.Tensor:
-            with warnings.catch_warnings():  # attention has no batching rule: vmap loops over members there
-                warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet")
-                return vmapped(*args)
 
         clock = Throughput(train["batch_size"], _tokens_per_example(tasks[0]))
         pending: list[tuple[int, torch.Tensor, float]] = []
@@ -267,24 +247,69 @@ class PackTrainer:
         return datasets
 
 
+def stacked_loss(nets: Sequence[torch.nn.Module], template: torch.nn.Module) -> tuple[
+        dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor], Any]:
+    """The pack's training loss over ``nets`` (TrainNets of one architecture; ``template`` a
+    copy of the first on the meta device): the stacked parameters (leaves that require grad) and
+    buffers with a leading member dim, the members' loss values (name -> ``(M,)`` tensor), and
+    ``loss(params, buffers, x, y, values)``, the ``(M,)`` losses of ``vmap`` over the members of
+    ``functional_call`` on the template's model and the loss's ``member_forward``."""
+    params, buffers = torch.func.stack_module_state(nets)
+    params = {n: p.detach().requires_grad_() for n, p in params.items()}
+    head = nets[0].loss
+    device = next(iter(params.values())).device
+    values = {k: torch.tensor([float(n.loss.member_values()[k]) for n in nets], device=device)
+              for k in head.member_values()}  # (M,) each: the members' own loss values
+    model_template = template.model.eval()  # no dropout in a pack (refused); eval = train for the rest
+    ids = {id(p): n for n, p in nets[0].named_parameters()}  # a head tied to the embedding is stacked once
+    head_names = {n: ids[id(p)] for n, p in head.named_parameters(remove_duplicate=False)}
+
+    def member_loss(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor,
+                    y: torch.Tensor, v: dict[str, torch.Tensor]) -> torch.Tensor:
+        features = torch.func.functional_call(model_template, (_under(p, "model."), _under(b, "model.")), (x,))
+        return head.member_forward({n: p[full] for n, full in head_names.items()}, features, y, v)
+
+    vmapped = torch.func.vmap(member_loss)
+
+    def pack_loss(*args: Any) -> torch.Tensor:
+        with warnings.catch_warnings():  # attention has no batching rule: vmap loops over members there
+            warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet")
+            return vmapped(*args)
+
+    return params, buffers, values, pack_loss
+
+
 CHECKPOINT = "pack-checkpoint.pt"
+
+
+#: Threads that write the members' files at a checkpoint: each member's probes, metrics and
+#: checkpoint are written (and fsync'ed) in turn by one thread, the members side by side, so the
+#: disk's flushes overlap instead of queueing one member after another.
+IO_THREADS = 8
 
 
 def _save(step: int, run_dirs: Sequence[Path], nets: Sequence[torch.nn.Module], params: Mapping[str, torch.Tensor],
           optimizer: PackOptimizer, generators: Sequence[torch.Generator], logs: Sequence[Any],
           recorders: Sequence[Any]) -> None:
     """Each member's slice of the pack into its run directory's :data:`CHECKPOINT` (probes and
-    metrics made durable first, as a solo run's checkpoint does)."""
+    metrics made durable first, as a solo run's checkpoint does); the members are written by
+    :data:`IO_THREADS` threads side by side, each member's files in that order."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from overtone_torch import checkpoint
 
-    for i, (run_dir, net, generator, log, recorder) in enumerate(zip(run_dirs, nets, generators, logs, recorders)):
+    def member(i: int) -> None:
+        net, log, run_dir = nets[i], logs[i], Path(run_dirs[i])
         load_member(net, params, i)
         log.last_checkpoint = step
-        recorder.write()
-        log.write(Path(run_dir) / "metrics.nc")
-        checkpoint.save(Path(run_dir) / CHECKPOINT, {
-            "net": net.state_dict(), "optimizer": optimizer.member_state(i), "rng": checkpoint.rng_state(generator),
-            "metrics": log.state(), "step": step})
+        recorders[i].write()
+        log.write(run_dir / "metrics.nc")
+        checkpoint.save(run_dir / CHECKPOINT, {
+            "net": net.state_dict(), "optimizer": optimizer.member_state(i),
+            "rng": checkpoint.rng_state(generators[i]), "metrics": log.state(), "step": step})
+
+    with ThreadPoolExecutor(min(IO_THREADS, len(nets))) as pool:
+        list(pool.map(member, range(len(nets))))  # re-raises the first member's error
 
 
 def _restore(run_dirs: Sequence[Path], nets: Sequence[torch.nn.Module], params: Mapping[str, torch.Tensor],
