@@ -84,8 +84,7 @@ class MetricsLog:
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
     def write(self, path: Path) -> None:
-        """Write the dataset to netCDF atomically (``overtone.io.write_metrics_netcdf``: the
-        layout h5netcdf writes, through h5py alone)."""
-        from overtone.io import write_metrics_netcdf
+        """Write the dataset to netCDF atomically (``overtone.io.write_dataset``)."""
+        from overtone.io import write_dataset
 
-        write_metrics_netcdf(self.dataset(), path)
+        write_dataset(self.dataset(), path)
