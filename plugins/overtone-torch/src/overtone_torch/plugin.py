@@ -72,7 +72,11 @@ def overtone_models():
                           "embed_std": Param(None, type=(float, int), min=0.0, exclusive_min=True,
                                              help="std of the token embedding at init (default: init_scale)"),
                           "tie_weights": Param(False, help="the loss head's weight is the token embedding "
-                                                           "(needs d_out = embed_dim, vocabulary = classes)")}),
+                                                           "(needs d_out = embed_dim, vocabulary = classes)"),
+                          "norm": Param("none", choices=("none", "batch"),
+                                        help="batch: BatchNorm1d after each hidden linear layer (then "
+                                             "bias-free), before its activation; running averages in "
+                                             "evaluation")}),
         Component("model", "transformer", "overtone_torch.models.transformer:Transformer",
                   "GPT-2-style pre-LN decoder (preset 'gpt2-small': 124M parameters)",
                   params={"n_layer": Param(2, min=1, help="transformer blocks"),
