@@ -53,7 +53,13 @@ def overtone_tasks():
                           "context": Param(128, min=1, help="characters per training window (sequence length)"),
                           "eval_fraction": Param(0.1, min=0.0, max=1.0, exclusive_min=True, exclusive_max=True,
                                                  help="tail of the text held out for evaluation"),
-                          "eval_windows": Param(64, min=1, help="evenly spaced windows in the evaluation set")}),
+                          "eval_windows": Param(64, min=1, help="evenly spaced windows in the evaluation set"),
+                          "validation_fraction": Param(0.0, min=0.0, max=1.0, exclusive_max=True,
+                                                       help="a block just before the tail, held out of "
+                                                            "training too (0: none)"),
+                          "evaluate_on": Param("tail", choices=("tail", "validation"),
+                                               help="the held-out block the eval split holds (validation: "
+                                                    "for choosing hyper-parameters apart from the tail)")}),
     ] + kan.tasks()
 
 
