@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import overtone
 import pytest
 import torch
@@ -179,3 +180,69 @@ def test_mlp_embed_std_and_tied_head():
 def test_bad_mlp_embedding_params(params, message):
     with pytest.raises(ConfigError, match=message):
         make("mlp", **params)
+
+
+def test_mlp_batch_norm_matches_a_hand_built_torch_reference():
+    """norm = "batch": Linear (no bias) -> BatchNorm1d -> activation per hidden layer, as a torch.nn.Sequential
+    built by hand with the same weights gives it, in training mode (batch statistics) and in eval
+    mode (running averages), and the running averages after the same training forwards agree."""
+    torch.manual_seed(0)
+    model = make("mlp", input_spec=VECTOR, d_out=10, width=16, depth=3, activation="gelu", norm="batch")
+    assert [type(m).__name__ for m in model.layers] == ["Linear", "BatchNorm1d", "GELU"] * 3 + ["Linear"]
+    nn = torch.nn
+    reference = nn.Sequential(nn.Linear(64, 16, bias=False), nn.BatchNorm1d(16), nn.GELU(),
+                              nn.Linear(16, 16, bias=False), nn.BatchNorm1d(16), nn.GELU(),
+                              nn.Linear(16, 16, bias=False), nn.BatchNorm1d(16), nn.GELU(), nn.Linear(16, 10))
+    reference.load_state_dict(model.layers.state_dict())
+    with torch.no_grad():  # non-trivial gains and shifts
+        for ours, theirs in zip(model.layers, reference):
+            if isinstance(ours, nn.BatchNorm1d):
+                ours.weight.uniform_(0.5, 1.5), ours.bias.uniform_(-0.5, 0.5)
+                theirs.weight.copy_(ours.weight), theirs.bias.copy_(ours.bias)
+    for _ in range(3):
+        x = torch.randn(8, 64)
+        torch.testing.assert_close(model(x), reference(x), rtol=1e-6, atol=1e-6)
+    for ours, theirs in zip(model.layers.modules(), reference.modules()):
+        if isinstance(ours, nn.BatchNorm1d):
+            torch.testing.assert_close(ours.running_mean, theirs.running_mean)
+            torch.testing.assert_close(ours.running_var, theirs.running_var)
+            assert int(ours.num_batches_tracked) == 3
+    model.eval(), reference.eval()
+    x = torch.randn(5, 64)
+    torch.testing.assert_close(model(x), reference(x), rtol=1e-6, atol=1e-6)
+
+
+def test_mlp_batch_norm_uses_batch_statistics_in_training_and_running_averages_in_eval():
+    """Float64 hand computation of one hidden layer: training normalises by the batch's mean and
+    biased variance and moves the running averages by momentum 0.1 (unbiased variance); eval
+    normalises by the running averages, so one example's output no longer depends on the batch."""
+    torch.manual_seed(1)
+    model = make("mlp", input_spec=VECTOR, d_out=6, width=6, depth=1, norm="batch").double()
+    linear, norm = model.layers[0], model.layers[1]
+    x = torch.randn(9, 64, dtype=torch.float64)
+    assert linear.bias is None  # BN's shift is the layer's only offset
+    h = (x @ linear.weight.T).detach().numpy()
+    mean, var = h.mean(0), h.var(0)
+    out = model(x).detach().numpy()
+    np_expected = np.maximum((h - mean) / np.sqrt(var + 1e-5), 0.0)
+    np.testing.assert_allclose(out, np_expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(norm.running_mean.numpy(), 0.1 * mean, rtol=1e-12)
+    np.testing.assert_allclose(norm.running_var.numpy(), 0.9 + 0.1 * h.var(0, ddof=1), rtol=1e-12)
+    model.eval()
+    out = model(x).detach().numpy()
+    running = np.maximum((h - 0.1 * mean) / np.sqrt(0.9 + 0.1 * h.var(0, ddof=1) + 1e-5), 0.0)
+    np.testing.assert_allclose(out, running, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(model(x[:1]).detach().numpy(), running[:1], rtol=1e-10, atol=1e-10)
+    assert int(norm.num_batches_tracked) == 1  # eval forwards leave the averages alone
+
+
+def test_mlp_norm_value_is_checked():
+    with pytest.raises(ConfigError) as info:
+        make("mlp", input_spec=VECTOR, norm="layer")
+    assert str(info.value) == "model 'mlp': norm = 'layer' is not allowed; allowed values: 'none', 'batch'"
+    from overtone_torch.models.mlp import MLP
+
+    with pytest.raises(ConfigError) as info:
+        MLP(input_spec=VECTOR, norm="layer")
+    assert str(info.value) == "[model] norm = 'layer'; allowed: none, batch"
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in make("mlp", input_spec=VECTOR).modules())

@@ -179,3 +179,43 @@ def test_modular_default_split_is_unchanged_by_the_sampling_option():
 def test_modular_bad_n_samples(bad):
     with pytest.raises(ConfigError, match="n_samples"):
         make("modular-arithmetic", p=7, n_samples=bad)
+
+
+def test_char_text_validation_block(tmp_path):
+    """validation_fraction holds a block out of training just before the tail; evaluate_on picks
+    the block the eval split holds, and the training text is the same either way."""
+    text = "".join(chr(ord("a") + i % 26) for i in range(1000))
+    file = tmp_path / "t.txt"
+    file.write_text(text, encoding="utf-8")
+    plain = make("char-text", path=str(file), context=8, eval_fraction=0.1)
+    tail = make("char-text", path=str(file), context=8, eval_fraction=0.1, validation_fraction=0.2)
+    val = make("char-text", path=str(file), context=8, eval_fraction=0.1, validation_fraction=0.2,
+               evaluate_on="validation")
+
+    def decode(ids):
+        return "".join(tail.chars[i] for i in ids.tolist())
+
+    assert decode(plain.data["train"]) == text[:900] and decode(plain.data["eval"]) == text[900:]
+    assert decode(tail.data["train"]) == decode(val.data["train"]) == text[:700]
+    assert decode(tail.data["eval"]) == text[900:] and decode(val.data["eval"]) == text[700:900]
+    assert tail.describe()["characters"] == 1000 and val.describe()["evaluate_on"] == "validation"
+    # the same training batches under one generator seed; evaluation windows from the chosen block
+    a = tail.sample_batch("train", 16, torch.Generator().manual_seed(3))
+    b = val.sample_batch("train", 16, torch.Generator().manual_seed(3))
+    assert torch.equal(a[0], b[0]) and int(a[0].max()) < 26
+    x, _ = next(val.eval_batches(64))
+    assert decode(x[0]) == text[700:708] and decode(x[-1]) == text[900 - 9:900 - 1]
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"validation_fraction": 0.9}, "task 'char-text': [task] validation_fraction = 0.9 must be in [0, 1 - eval_fraction) = [0, 0.9); "
+                                   "lower it or eval_fraction"),
+    ({"evaluate_on": "validation"}, "task 'char-text': [task] evaluate_on = 'validation' needs a validation block; set "
+                                    "validation_fraction > 0 (e.g. 0.05)"),
+    ({"evaluate_on": "test"}, "task 'char-text': evaluate_on = 'test' is not allowed; allowed values: 'tail', "
+                              "'validation'"),
+])
+def test_char_text_bad_validation_params(params, message):
+    with pytest.raises(ConfigError) as info:
+        make("char-text", **params)
+    assert str(info.value) == message

@@ -31,6 +31,7 @@ BOUNDED = {
     ("modular-arithmetic", "p"), ("modular-arithmetic", "train_fraction"), ("digits", "train_fraction"),
     ("gaussian-mixture", "train_fraction"), ("char-text", "eval_fraction"), ("mlp", "init_scale"), ("gaussian-mixture", "n_classes"), ("gaussian-mixture", "dim"),
     ("gaussian-mixture", "separation"), ("char-text", "context"), ("char-text", "eval_windows"),
+    ("char-text", "validation_fraction"),
     ("kan", "width"), ("kan", "grid_size"), ("kan", "order"), ("kan", "grid_schedule"),
     ("fourier-regression", "n_train"), ("fourier-regression", "eval_points"), ("fourier-regression", "noise"),
 }
@@ -40,6 +41,7 @@ STRICT = {
     ("digits", "train_fraction", "min"), ("digits", "train_fraction", "max"),
     ("gaussian-mixture", "train_fraction", "min"), ("gaussian-mixture", "train_fraction", "max"),
     ("char-text", "eval_fraction", "min"), ("char-text", "eval_fraction", "max"),
+    ("char-text", "validation_fraction", "max"),
     ("mlp", "init_scale", "min"), ("mlp", "embed_std", "min"), ("bottleneck-autoencoder", "init_scale", "min"),
     ("transformer", "dropout", "max"), ("cross-entropy", "label_smoothing", "max"),
     ("adamw", "betas", "max"), ("adam", "betas", "max"),
@@ -56,7 +58,8 @@ VECTOR = {"kind": "vector", "dim": 6, "output": "pooled"}
 VECTOR_ONLY = {"bottleneck-autoencoder"}  # models that refuse token inputs
 #: Other parameters a value at the bound needs (d_model = 1 needs n_head = 1), or a value at
 #: the bound that the factory's cross-parameter checks allow (a grid size above grid_size).
-COMPANIONS = {("transformer", "d_model"): {"n_head": 1}, ("bottleneck-autoencoder", "width"): {"bottleneck": 1}}
+COMPANIONS = {("transformer", "d_model"): {"n_head": 1}, ("bottleneck-autoencoder", "width"): {"bottleneck": 1},
+              ("char-text", "validation_fraction"): {"eval_fraction": 0.005}}
 EDGES = {("kan", "grid_schedule"): [[1, 6]]}
 
 

@@ -147,6 +147,8 @@ KINDS = {
     "transformer": (None, ["model={name='transformer', n_layer=1, d_model=16, n_head=2}", "task.p=13",
                                     "train.batch_size=32"],
                     ["optimizer.lr=0.003,0.01", "optimizer.weight_decay=0.0,1.0"], 1, None),
+    "mlp-batch-norm": (None, ["model.norm='batch'", "model.depth=2"],
+                       ["optimizer.lr=0.003,0.01", "model.init_scale=0.7,1.0"], 2, None),
     "mse-classes": (None, ["loss.name='mse'"], ["optimizer.lr=0.003,0.01"], 2, None),
     "mse-regression": (FOURIER, [], ["optimizer.lr=0.003,0.01", "model.init_scale=0.5,1.0"], 1, None),
     "harmonic": (None, ["loss.name='harmonic'"], ["loss.n=2.0,8.0", "optimizer.lr=0.003,0.01",
@@ -156,9 +158,10 @@ KINDS = {
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_every_member_of_the_other_kinds_matches_its_solo_run(tmp_path, registry, kind):
-    """Transformer, mse (one-hot and real targets) and harmonic packs: each member's train loss
-    within 1e-4 relative of its solo run over 50 steps (float32, CPU); per-member loss values
-    (harmonic n, init scales) took effect."""
+    """Transformer, batch-norm MLP, mse (one-hot and real targets) and harmonic packs: each
+    member's train loss within 1e-4 relative of its solo run over 50 steps (float32, CPU);
+    per-member loss values (harmonic n, init scales) took effect. The eval loss (batch norm: from
+    each member's own running averages) within 1e-3 relative."""
     text, overrides, grid, seeds, loss = KINDS[kind]
     if loss and loss not in registry.names("loss"):
         pytest.skip(f"loss {loss!r} (overtone-{loss}) is not installed")
@@ -495,14 +498,16 @@ def test_the_cli_flag(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
-def test_an_interrupted_pack_resumes_bit_for_bit(tmp_path, registry, monkeypatch):
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_an_interrupted_pack_resumes_bit_for_bit(tmp_path, registry, monkeypatch, norm):
     """Interrupted at step 15 (checkpoints every 10), resumed: the same sweep.nc and probes as
-    the pack run straight through."""
+    the pack run straight through (with batch norm, each member's running averages too)."""
     from overtone_torch.vectorize_optim import PackOptimizer
 
     config = _config(tmp_path, optimizer="adam", extra="[[probes]]\nkind = 'embeddings'\nevery = 10\n")
     kwargs = {"grid": ["optimizer.lr=0.003,0.01"], "seeds": 2, "registry": registry, "vectorize": True,
-              "overrides": ["train.steps=30", "train.checkpoint_every=10", "train.eval_every=10"]}
+              "overrides": ["train.steps=30", "train.checkpoint_every=10", "train.eval_every=10",
+                            f"model.norm='{norm}'"]}
     straight = run_sweep(config, out=tmp_path / "straight", **kwargs)
     step = PackOptimizer.step
 

@@ -53,7 +53,13 @@ def overtone_tasks():
                           "context": Param(128, min=1, help="characters per training window (sequence length)"),
                           "eval_fraction": Param(0.1, min=0.0, max=1.0, exclusive_min=True, exclusive_max=True,
                                                  help="tail of the text held out for evaluation"),
-                          "eval_windows": Param(64, min=1, help="evenly spaced windows in the evaluation set")}),
+                          "eval_windows": Param(64, min=1, help="evenly spaced windows in the evaluation set"),
+                          "validation_fraction": Param(0.0, min=0.0, max=1.0, exclusive_max=True,
+                                                       help="a block just before the tail, held out of "
+                                                            "training too (0: none)"),
+                          "evaluate_on": Param("tail", choices=("tail", "validation"),
+                                               help="the held-out block the eval split holds (validation: "
+                                                    "for choosing hyper-parameters apart from the tail)")}),
     ] + kan.tasks()
 
 
@@ -72,7 +78,11 @@ def overtone_models():
                           "embed_std": Param(None, type=(float, int), min=0.0, exclusive_min=True,
                                              help="std of the token embedding at init (default: init_scale)"),
                           "tie_weights": Param(False, help="the loss head's weight is the token embedding "
-                                                           "(needs d_out = embed_dim, vocabulary = classes)")}),
+                                                           "(needs d_out = embed_dim, vocabulary = classes)"),
+                          "norm": Param("none", choices=("none", "batch"),
+                                        help="batch: BatchNorm1d after each hidden linear layer (then "
+                                             "bias-free), before its activation; running averages in "
+                                             "evaluation")}),
         Component("model", "transformer", "overtone_torch.models.transformer:Transformer",
                   "GPT-2-style pre-LN decoder (preset 'gpt2-small': 124M parameters)",
                   params={"n_layer": Param(2, min=1, help="transformer blocks"),

@@ -172,7 +172,7 @@ class PackTrainer:
         logs = [MetricsLog(_run_attrs(c, t)) for c, t in zip(configs, tasks)]
         start = 0
         if resume:
-            start = _restore(run_dirs, nets, params, optimizer, generators, logs)
+            start = _restore(run_dirs, nets, params, buffers, optimizer, generators, logs)
         stopped: dict[int, str] = {i: log.attrs["stopped"] for i, log in enumerate(logs) if "stopped" in log.attrs}
         for i in stopped:
             optimizer.stop(i)
@@ -219,7 +219,7 @@ class PackTrainer:
             for i, (net, task, log) in enumerate(zip(nets, tasks, logs)):
                 if i in stopped:
                     continue
-                load_member(net, params, i)  # the member's own module: the solo run's evaluation and probes
+                load_member(net, params, i, buffers)  # the member's own module: the solo run's evaluation and probes
                 if due_eval:
                     log.add(done, **rates)
                     log.add(done, **evaluate_splits(net, task, eval_batch, seeds[i], device,
@@ -229,7 +229,7 @@ class PackTrainer:
                 if due_analysis:
                     analyses[i].run(done, recorders[i].dataset(), log.dataset())
             if due_checkpoint:
-                _save(done, run_dirs, nets, params, optimizer, generators, logs, recorders)
+                _save(done, run_dirs, nets, params, buffers, optimizer, generators, logs, recorders)
             clock.resume(restart=due_eval)
         failures = []
         datasets = [log.dataset() for log in logs]
@@ -260,7 +260,9 @@ def stacked_loss(nets: Sequence[torch.nn.Module], template: torch.nn.Module) -> 
     device = next(iter(params.values())).device
     values = {k: torch.tensor([float(n.loss.member_values()[k]) for n in nets], device=device)
               for k in head.member_values()}  # (M,) each: the members' own loss values
-    model_template = template.model.eval()  # no dropout in a pack (refused); eval = train for the rest
+    # no dropout in a pack (refused), so eval = train except for batch norm, which trains on
+    # batch statistics and updates each member's running averages in its slice of ``buffers``
+    model_template = template.model.train(_has_batch_norm(nets[0]))
     ids = {id(p): n for n, p in nets[0].named_parameters()}  # a head tied to the embedding is stacked once
     head_names = {n: ids[id(p)] for n, p in head.named_parameters(remove_duplicate=False)}
 
@@ -289,7 +291,7 @@ IO_THREADS = 8
 
 
 def _save(step: int, run_dirs: Sequence[Path], nets: Sequence[torch.nn.Module], params: Mapping[str, torch.Tensor],
-          optimizer: PackOptimizer, generators: Sequence[torch.Generator], logs: Sequence[Any],
+          buffers: Mapping[str, torch.Tensor], optimizer: PackOptimizer, generators: Sequence[torch.Generator], logs: Sequence[Any],
           recorders: Sequence[Any]) -> None:
     """Each member's slice of the pack into its run directory's :data:`CHECKPOINT` (probes and
     metrics made durable first, as a solo run's checkpoint does); the members are written by
@@ -300,7 +302,7 @@ def _save(step: int, run_dirs: Sequence[Path], nets: Sequence[torch.nn.Module], 
 
     def member(i: int) -> None:
         net, log, run_dir = nets[i], logs[i], Path(run_dirs[i])
-        load_member(net, params, i)
+        load_member(net, params, i, buffers)
         log.last_checkpoint = step
         recorders[i].write()
         log.write(run_dir / "metrics.nc")
@@ -313,7 +315,7 @@ def _save(step: int, run_dirs: Sequence[Path], nets: Sequence[torch.nn.Module], 
 
 
 def _restore(run_dirs: Sequence[Path], nets: Sequence[torch.nn.Module], params: Mapping[str, torch.Tensor],
-             optimizer: PackOptimizer, generators: Sequence[torch.Generator], logs: list[Any]) -> int:
+             buffers: Mapping[str, torch.Tensor], optimizer: PackOptimizer, generators: Sequence[torch.Generator], logs: list[Any]) -> int:
     """Load every member's :data:`CHECKPOINT` into the pack; return the step they share (0 when
     none has one yet). Members saved at different steps cannot form one pack: ConfigError."""
     from overtone_torch import checkpoint
@@ -336,6 +338,8 @@ def _restore(run_dirs: Sequence[Path], nets: Sequence[torch.nn.Module], params: 
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(torch.stack([dict(net.named_parameters())[name] for net in nets]))
+        for name, b in buffers.items():
+            b.copy_(torch.stack([dict(net.named_buffers())[name] for net in nets]))
     optimizer.load_member_states([s["optimizer"] for s in saved])
     return steps.pop()
 
@@ -380,8 +384,16 @@ def clip_per_member(params: Any, max_norm: float) -> None:
         g.mul_(coef.reshape(-1, *([1] * (g.ndim - 1))))
 
 
+def _has_batch_norm(net: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
 @torch.no_grad()
-def load_member(net: torch.nn.Module, params: Mapping[str, torch.Tensor], i: int) -> None:
-    """Copy member ``i``'s slice of the stacked ``params`` into ``net``."""
+def load_member(net: torch.nn.Module, params: Mapping[str, torch.Tensor], i: int,
+                buffers: Mapping[str, torch.Tensor] | None = None) -> None:
+    """Copy member ``i``'s slice of the stacked ``params`` (and of the stacked ``buffers``, e.g.
+    batch norm's running averages, when given) into ``net``."""
     for name, p in net.named_parameters():
         p.copy_(params[name][i])
+    for name, b in (buffers or {}).items():
+        dict(net.named_buffers())[name].copy_(b[i])

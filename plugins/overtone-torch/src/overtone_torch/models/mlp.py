@@ -11,6 +11,8 @@ from torch import nn
 from overtone_torch.models.spec import check_input_spec
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+#: Normalisation after each hidden linear layer (before its activation).
+NORMS = ("none", "batch")
 
 
 def check_activation_and_scale(activation: str, init_scale: float) -> None:
@@ -25,6 +27,14 @@ def check_activation_and_scale(activation: str, init_scale: float) -> None:
 class MLP(nn.Module):
     """``depth`` hidden layers ``h <- act(W h + b)`` of ``width`` units; features of width ``d_out``.
 
+    ``norm = "batch"`` puts a ``BatchNorm1d(width)`` between each hidden linear layer and its
+    activation, ``h <- act(BN(W h))``: batch statistics (and running-average updates) in
+    training mode, the running averages in eval mode (the engine evaluates in eval mode). Those
+    linear layers have no bias: BN subtracts the batch mean, so a bias would get a zero gradient
+    that sign-like optimizers (Adam, Signum) turn into a random walk of rounding noise, moving
+    the running mean and hence the evaluation. BN's gain starts at 1 and its shift at 0; being
+    one-dimensional they take no weight decay under ``[optimizer] decay = "matrices"``.
+
     Token inputs ``(B, T)`` are embedded (``token_embedding``, ``embed_dim`` per token) and
     concatenated to ``(B, T * embed_dim)``, as in the grokking MLPs (Liu et al. 2022, Nanda
     et al. 2023); vector inputs ``(B, dim)`` enter directly. The features are the last hidden
@@ -38,7 +48,7 @@ class MLP(nn.Module):
 
     def __init__(self, *, input_spec: dict[str, Any], d_out: int | None = None, width: int = 256, depth: int = 1,
                  activation: str = "relu", init_scale: float = 1.0, embed_dim: int = 128,
-                 embed_std: float | None = None, tie_weights: bool = False) -> None:
+                 embed_std: float | None = None, tie_weights: bool = False, norm: str = "none") -> None:
         super().__init__()
         d_out = width if d_out is None else d_out
         kind, _ = check_input_spec("mlp", input_spec, ("tokens", "vector"), ("pooled",), "transformer")
@@ -46,6 +56,8 @@ class MLP(nn.Module):
             raise ConfigError(f"[model] mlp needs depth >= 0 and width, embed_dim, d_out >= 1 "
                               f"(got depth={depth}, width={width}, embed_dim={embed_dim}, d_out={d_out})")
         check_activation_and_scale(activation, init_scale)
+        if norm not in NORMS:
+            raise ConfigError(f"[model] norm = {norm!r}; allowed: {', '.join(NORMS)}")
         embed_std = init_scale if embed_std is None else embed_std
         if not embed_std > 0:
             raise ConfigError(f"[model] embed_std = {embed_std} must be positive (or left out: init_scale)")
@@ -61,7 +73,10 @@ class MLP(nn.Module):
             d_in = input_spec["dim"]
         layers: list[nn.Module] = []
         for i in range(depth):
-            layers += [nn.Linear(d_in if i == 0 else width, width), ACTIVATIONS[activation]()]
+            layers.append(nn.Linear(d_in if i == 0 else width, width, bias=norm == "none"))
+            if norm == "batch":
+                layers.append(nn.BatchNorm1d(width))
+            layers.append(ACTIVATIONS[activation]())
         if depth == 0 or d_out != width:
             layers.append(nn.Linear(width if depth else d_in, d_out))
         self.layers = nn.Sequential(*layers)
@@ -70,7 +85,8 @@ class MLP(nn.Module):
             for module in self.modules():
                 if isinstance(module, nn.Linear):
                     module.weight.normal_(0.0, init_scale / module.in_features**0.5)
-                    module.bias.zero_()
+                    if module.bias is not None:
+                        module.bias.zero_()
                 elif isinstance(module, nn.Embedding):
                     module.weight.normal_(0.0, embed_std)
 
