@@ -129,22 +129,27 @@ def NoneModel(*, input_spec, d_out, **params):
     """A plugin author's mistake: the factory forgot its return."""
 
 
-def WrongWidthModel(*, input_spec, d_out, **params):
-    """Declares 16 features but produces 5 (the module built is a plain linear map)."""
+def _embed_linear(input_spec, d_features, width, transform=lambda t: t):
+    """A module declaring ``d_features`` that embeds the tokens (width 4) and maps them linearly to
+    ``width`` features, then applies ``transform``: the shape of each broken model below."""
     import torch
 
     class _Model(torch.nn.Module):
-        d_features = 16
-
         def __init__(self):
             super().__init__()
+            self.d_features = d_features
             self.token_embedding = torch.nn.Embedding(input_spec["vocab_size"], 4)
-            self.linear = torch.nn.Linear(4 * input_spec["seq_len"], 5)
+            self.linear = torch.nn.Linear(4 * input_spec["seq_len"], width)
 
         def forward(self, x):
-            return self.linear(self.token_embedding(x).flatten(1))
+            return transform(self.linear(self.token_embedding(x).flatten(1)))
 
     return _Model()
+
+
+def WrongWidthModel(*, input_spec, d_out, **params):
+    """Declares 16 features but produces 5 (the module built is a plain linear map)."""
+    return _embed_linear(input_spec, 16, 5)
 
 
 def ClassModel(*, input_spec, d_out, **params):
@@ -158,36 +163,12 @@ def DtypeModel(*, input_spec, d_out, dtype="int64", **params):
     """Features of the wrong dtype (``dtype``): integer, or float64 against a float32 head."""
     import torch
 
-    class _Model(torch.nn.Module):
-        d_features = 8
-
-        def __init__(self):
-            super().__init__()
-            self.token_embedding = torch.nn.Embedding(input_spec["vocab_size"], 4)
-            self.linear = torch.nn.Linear(4 * input_spec["seq_len"], 8)
-
-        def forward(self, x):
-            return self.linear(self.token_embedding(x).flatten(1)).to(getattr(torch, dtype))
-
-    return _Model()
+    return _embed_linear(input_spec, 8, 8, lambda t: t.to(getattr(torch, dtype)))
 
 
 def NaNModel(*, input_spec, d_out, **params):
     """Features that are NaN from the start, before any optimizer update."""
-    import torch
-
-    class _Model(torch.nn.Module):
-        d_features = 8
-
-        def __init__(self):
-            super().__init__()
-            self.token_embedding = torch.nn.Embedding(input_spec["vocab_size"], 4)
-            self.linear = torch.nn.Linear(4 * input_spec["seq_len"], 8)
-
-        def forward(self, x):
-            return self.linear(self.token_embedding(x).flatten(1)) * float("nan")
-
-    return _Model()
+    return _embed_linear(input_spec, 8, 8, lambda t: t * float("nan"))
 
 
 def NoStepOptimizer(params, lr=0.01):
