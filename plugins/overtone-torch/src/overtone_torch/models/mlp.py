@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from overtone import ConfigError
 from torch import nn
 
@@ -76,23 +75,7 @@ class MLP(nn.Module):
                     module.weight.normal_(0.0, embed_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Features ``(B, d_out)`` of token ids ``(B, T)`` or vectors ``(B, dim)``.
-
-        With more examples than tokens (``B > vocab_size``) the first linear map of the embedded
-        tokens is computed through per-position tables: ``W [e(x_1); ...; e(x_T)] + b =
-        b + sum_t (E W_t^T)[x_t]``, ``W_t`` the columns of ``W`` that position ``t`` meets. The same
-        function (equal up to float summation order), for ``vocab_size`` rows of ``E W_t^T``
-        instead of ``B`` rows of ``W``'s product.
-        """
-        if self.token_embedding is None:
-            return self.layers(x)
-        embedding, first = self.token_embedding.weight, self.layers[0]
-        vocab, dim = embedding.shape
-        if x.shape[0] <= vocab:
-            return self.layers(self.token_embedding(x).flatten(1))
-        positions = x.shape[-1]
-        weights = first.weight.view(-1, positions, dim)  # (out, T, dim)
-        tables = torch.einsum("ve,ote->tvo", embedding, weights)  # (T, V, out)
-        offsets = torch.arange(positions, device=x.device) * vocab
-        h = F.embedding(x + offsets, tables.reshape(positions * vocab, -1)).sum(-2) + first.bias
-        return self.layers[1:](h)
+        """Features ``(B, d_out)`` of token ids ``(B, T)`` or vectors ``(B, dim)``."""
+        if self.token_embedding is not None:
+            x = self.token_embedding(x).flatten(1)
+        return self.layers(x)
