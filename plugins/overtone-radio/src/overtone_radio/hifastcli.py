@@ -3,7 +3,8 @@
 HiFAST (PyPI ``hifast``, GPLv2, Python 3.9 only) is never imported here: spectra are written
 in HiFAST's HDF5 format (:func:`write_hifast`), HiFAST's two steps run in the Python named by
 the ``HIFAST_PYTHON`` environment variable (a virtual environment of its own), and the
-output is read back (:func:`read_hifast`). This is the opt-in peer of the blind suite and
+output is read back with the project's own HiFAST reader
+(:func:`overtone_radio.readers.open_hifast`). This is the opt-in peer of the blind suite and
 ``benchmarks/bench_radio.py``.
 
 ``hifast.sw`` works on baseline-subtracted spectra (its help: "input baselined spectra"):
@@ -37,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+
+from overtone_radio.readers import open_hifast
 
 HIFAST_ENV = "HIFAST_PYTHON"
 COMMON_ARGS = ("--nproc", "1", "--show_prog", "False", "-f")
@@ -89,15 +92,6 @@ def write_hifast(
     return path
 
 
-def read_hifast(path: str | Path, field: str = "Ta") -> np.ndarray:
-    """``S/<field>`` of a HiFAST file as (time, polarization, channel) float32."""
-    import h5py
-
-    with h5py.File(path, "r") as h5:
-        data = np.asarray(h5["S"][field], dtype=np.float32)
-    return np.ascontiguousarray(np.moveaxis(data, 0, 1) if data.ndim == 3 else data[:, None, :])
-
-
 def hifast_python() -> str | None:
     """The Python of ``HIFAST_PYTHON`` if it is set, else None."""
     return os.environ.get(HIFAST_ENV) or None
@@ -138,7 +132,7 @@ def run_sw(ds: xr.Dataset, *, python: str | None = None, timeout_s: float = 1800
                 raise RuntimeError(f"{module} failed (exit {done.returncode}): " + " | ".join(tail))
             src = found[0]
         LAST_SECONDS = time.perf_counter() - start
-        out = read_hifast(src)
+        out = open_hifast(src, field="Ta")["spectrum"].values
     return out[:, 0, :] if x.ndim == 2 else out
 
 
