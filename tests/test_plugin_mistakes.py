@@ -112,6 +112,41 @@ def test_processor_may_transpose_or_decimate(fake_entry_points):
     np.testing.assert_array_equal(out["frequency"].values, spectra()["frequency"].values[::2])
 
 
+def all_nan(ds: xr.Dataset) -> xr.Dataset:
+    return ds.copy().assign(spectrum=ds["spectrum"] * np.nan)
+
+
+def test_processor_returning_all_nan_is_refused_in_memory(fake_entry_points):
+    reg = processor_registry(fake_entry_points, all_nan)
+    with pytest.raises(PluginError) as info:
+        overtone.process(spectra(), ["mine"], registry=reg)
+    assert str(info.value) == (
+        "signal processor 'mine' (plugin 'overtone-p') returned 'spectrum' with no finite value (every "
+        "value NaN or inf) although its input had finite ones; nothing was written: check the step's "
+        "parameters or fix the plugin"
+    )
+
+
+def test_processor_returning_all_nan_from_a_file_writes_nothing(fake_entry_points, tmp_path):
+    from overtone.io import write_dataset
+
+    source = write_dataset(spectra(), tmp_path / "in.nc")
+    out = tmp_path / "out.nc"
+    out.write_bytes(b"earlier result")
+    reg = processor_registry(fake_entry_points, all_nan)
+    with pytest.raises(PluginError, match=r"^signal processor 'mine' .* returned 'spectrum' with no finite"):
+        overtone.process(source, ["mine"], out, overwrite=True, chunks=1, registry=reg)
+    assert out.read_bytes() == b"earlier result"  # the refused output replaced nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.nc", "out.nc"]  # no temporary left
+
+
+def test_nan_input_is_not_the_processors_fault(fake_entry_points, tmp_path):
+    data = spectra().assign(spectrum=lambda ds: ds["spectrum"] * np.nan)
+    reg = processor_registry(fake_entry_points, lambda ds: ds.copy())
+    done = overtone.process(data, ["mine"], tmp_path / "out.nc", registry=reg)
+    assert done.output.exists() and bool(done.dataset["spectrum"].isnull().all())
+
+
 def test_factory_returning_a_class_and_a_step_raising_valueerror(fake_entry_points):
     reg = processor_registry(fake_entry_points, Smooth)
     with pytest.raises(

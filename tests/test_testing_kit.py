@@ -107,16 +107,27 @@ def test_check_signal_processor_accepts_the_example(example_registry):
     np.testing.assert_allclose(out["spectra"].mean("frequency"), 0.0)
 
 
+def test_check_signal_processor_accepts_what_the_host_accepts():
+    """A decimating smoother shortens ``frequency``: ``overtone process`` takes it, so must the kit."""
+    out = check_signal_processor(lambda ds: ds.isel(frequency=slice(None, None, 2)), spectra())
+    np.testing.assert_array_equal(out["frequency"].values, [1.0, 3.0])
+
+
 @pytest.mark.parametrize(
     ("function", "message"),
     [
         (lambda ds: ds.assign_attrs(done="x").drop_vars("frequency"),
-         "signal processor dropped or changed coordinate 'frequency'; keep coords as they are"),
+         "signal processor dropped the input's coordinate 'frequency'; expected its dims, coords and "
+         "attrs kept (assign into ds.copy(), or xr.apply_ufunc(..., keep_attrs=True))"),
+        (lambda ds: ds.assign_coords(frequency=ds["frequency"] + 0.5),
+         "signal processor changed the values of coordinate 'frequency' without resizing it; keep "
+         "coords as they are"),
         (lambda ds: ds.assign(spectra=ds["spectra"].T).assign_attrs(done="x"),
          "signal processor changed the dims of 'spectra' from ('time', 'frequency') to "
          "('frequency', 'time'); keep dims as they are"),
-        (lambda ds: xr.Dataset(ds.data_vars, attrs={"done": "x"}),
-         "signal processor dropped attrs 'telescope'; keep the input's attrs"),
+        (lambda ds: xr.Dataset(ds.data_vars, ds.coords, attrs={"done": "x"}),
+         "signal processor dropped the input's attribute 'telescope'; expected its dims, coords and "
+         "attrs kept (assign into ds.copy(), or xr.apply_ufunc(..., keep_attrs=True))"),
         (lambda ds: ds.to_array(), "signal processor on data returned an xarray.DataArray; expected an "
                                    "xarray.Dataset (wrap it: result.to_dataset(name='...'))"),
     ],

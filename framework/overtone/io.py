@@ -10,7 +10,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,8 +112,13 @@ def _progress(enabled: bool):
     return TqdmCallback(desc="writing", unit="task")
 
 
-def write_dataset(ds: xr.Dataset, path: str | Path, *, progress: bool = False) -> Path:
-    """Write ``ds`` atomically to netCDF (``.nc``, h5netcdf engine) or Zarr (``.zarr``)."""
+def write_dataset(ds: xr.Dataset, path: str | Path, *, progress: bool = False,
+                  verify: Callable[[Path], None] | None = None) -> Path:
+    """Write ``ds`` atomically to netCDF (``.nc``, h5netcdf engine) or Zarr (``.zarr``).
+
+    ``verify`` is called with the written temporary path before it is moved onto ``path``; if
+    it raises, nothing is written (an existing ``path`` stays as it was).
+    """
     fmt = storage_format(path)
     if fmt is None:
         raise DatasetError(
@@ -125,6 +130,8 @@ def write_dataset(ds: xr.Dataset, path: str | Path, *, progress: bool = False) -
             ds.to_zarr(tmp, mode="w", consolidated=False)
         else:
             ds.to_netcdf(tmp, engine="h5netcdf")
+        if verify is not None:
+            verify(tmp)
     return path
 
 

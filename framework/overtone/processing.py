@@ -143,23 +143,72 @@ def process(
                          "steps": describe(resolved)})
     done = Processed(result, steps=resolved)
     if out is not None:
-        done.dataset, done.output = _write(result, out, scheduler, progress), out
+        done.dataset, done.output = _write(result, out, scheduler, progress, stages, resolved), out
+    else:
+        refuse_all_nan(stages, result, resolved)
     if plots is not None:
         done.plots = write_plots(resolved, stages, plots)
     return done
 
 
-def _write(result: xr.Dataset, out: Path, scheduler: str | None, progress: bool) -> xr.Dataset:
+def has_finite(values: Any) -> bool:
+    """Whether ``values`` (a DataArray, NumPy- or dask-backed) holds a finite number, looking
+    chunk by chunk along its first dim and stopping at the first one that does (a healthy
+    lazy result costs one chunk, not a second pass over the data)."""
+    import numpy as np
+
+    if values.ndim == 0:
+        return bool(np.isfinite(values.values))
+    dim = values.dims[0]
+    chunks = values.chunksizes.get(dim) if values.chunks else None
+    start = 0
+    for size in chunks or [256] * -(-values.sizes[dim] // 256):
+        block = np.asarray(values.isel({dim: slice(start, start + size)}).values)
+        if np.isfinite(block).any():
+            return True
+        start += size
+    return False
+
+
+def refuse_all_nan(stages: Sequence[xr.Dataset], result: xr.Dataset, steps: Sequence[Step]) -> None:
+    """Raise a one-line PluginError when a floating variable of ``result`` has no finite value
+    although the input (``stages[0]``) had some, naming the first step whose output lost them
+    (a broken processor, or a division by zero)."""
+    import numpy as np
+
+    from overtone.errors import PluginError
+
+    for name in stages[0].data_vars:
+        if (name not in result.data_vars or not np.issubdtype(result[name].dtype, np.floating)
+                or has_finite(result[name]) or not has_finite(stages[0][name])):
+            continue
+        culprit = steps[-1]
+        for step, stage in zip(steps, stages[1:], strict=True):
+            if name in stage.data_vars and not has_finite(stage[name]):
+                culprit = step
+                break
+        raise PluginError(
+            f"signal processor {culprit.label} returned {name!r} with no finite value (every value "
+            f"NaN or inf) although its input had finite ones; nothing was written: check the step's "
+            f"parameters or fix the plugin")
+
+
+def _write(result: xr.Dataset, out: Path, scheduler: str | None, progress: bool,
+           stages: Sequence[xr.Dataset], steps: Sequence[Step]) -> xr.Dataset:
     from overtone.io import open_dataset, write_dataset
     from overtone.progress import progress_enabled
+
+    def verify(written: Path) -> None:  # read back what was written, not computed again
+        with open_dataset(written, chunks={}) as ds:
+            refuse_all_nan(stages, ds, steps)
 
     if scheduler:
         from dask.distributed import Client
 
         with Client(scheduler):
-            write_dataset(result, out, progress=False)
+            write_dataset(result, out, progress=False, verify=verify)
     else:
-        write_dataset(result, out, progress=progress_enabled(progress))
+        write_dataset(result, out, progress=progress_enabled(progress), verify=verify)
     return open_dataset(out)  # lazily, so using the result does not compute it again
 
 

@@ -19,7 +19,13 @@ from types import ModuleType
 from typing import Any
 
 from overtone.component import HOST_ARGUMENTS, KINDS, Component
-from overtone.contract import describe, expect_callable, expect_dataset, label
+from overtone.contract import (
+    describe,
+    expect_callable,
+    expect_dataset,
+    expect_structure_kept,
+    label,
+)
 from overtone.errors import OvertoneError, OvertoneWarning, PluginError
 from overtone.params import as_param, check_value
 from overtone.registry import Registry
@@ -353,24 +359,26 @@ def check_signal_processor(processor: Any, data: Any, *,
                            params: Mapping[str, Any] | None = None) -> Any:
     """Run a signal processor as ``overtone process`` does; return its result on ``data``.
 
-    Checked: it returns an ``xr.Dataset``; ``data`` is unchanged; every input coordinate is in
-    the output with the same values; every input variable kept in the output has the same dims;
-    the dataset's attrs are kept. Provenance is the host's job: ``overtone process`` records
-    each step (name, plugin, params) in ``history``.
+    Checked, as ``overtone process`` checks each step: it returns an ``xr.Dataset``; ``data`` is
+    unchanged; every input dim, coordinate and attribute is in the output; every input
+    variable kept in the output has the same dims. Stricter than the host in one way: a
+    coordinate keeps its values unless the processor changed the length of its dims (a
+    decimating smoother may shorten ``frequency``; a filter must not move it). Provenance is
+    the host's job: ``overtone process`` records each step (name, plugin, params) in ``history``.
     """
     name, function = _component_product(processor, "signal_processor", params)
     before = copy.deepcopy(data.attrs), data.copy(deep=True)
     result = _call(function, data, name, "data")
     if not data.identical(before[1]):
         raise PluginError(f"{name} changed its input dataset in place; work on a copy (ds.copy())")
+    expect_structure_kept(data, result, name)
     for coord in data.coords:
-        if coord not in result.coords or not result[coord].equals(data[coord]):
-            raise PluginError(f"{name} dropped or changed coordinate {coord!r}; keep coords as they are")
+        resized = any(result.sizes.get(dim) != size for dim, size in data[coord].sizes.items())
+        if not resized and not result[coord].equals(data[coord]):
+            raise PluginError(f"{name} changed the values of coordinate {coord!r} without resizing it; "
+                              f"keep coords as they are")
     for var in data.data_vars:
         if var in result and result[var].dims != data[var].dims:
             raise PluginError(f"{name} changed the dims of {var!r} from {data[var].dims} to "
                               f"{result[var].dims}; keep dims as they are")
-    lost = [k for k in before[0] if k not in result.attrs]
-    if lost:
-        raise PluginError(f"{name} dropped attrs {', '.join(map(repr, lost))}; keep the input's attrs")
     return result
