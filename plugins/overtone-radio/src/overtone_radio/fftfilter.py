@@ -113,9 +113,8 @@ def row_median(a: np.ndarray) -> np.ndarray:
     statistics and their mean in the array's dtype; NaN where a row holds one), without
     ``np.median``'s general-axis bookkeeping, which costs more than the selection itself on
     the small arrays of one batch. One selection (``np.partition`` at the upper middle
-    element) gives the upper middle value; for an even width the lower one is the largest of
-    the elements placed before it, and NaN rows are found by ``np.isnan`` (a NaN sorts
-    last, so it never sits among those)."""
+    element) gives the upper middle value; for an even width the lower one is the largest
+    of the elements placed before it; NaN rows are found by ``np.isnan``."""
     m = a.shape[-1]
     half = m // 2
     part = np.partition(a, half, axis=-1)
@@ -166,14 +165,6 @@ class _Plan:
     width_nsigma: float | None  # adaptive kept width: see :func:`_extents`; None: fixed
     width_fraction: float
     extents: tuple[tuple[int, int], ...] | None  # per window, fixed for a dataset
-    look_cols: np.ndarray  # every window's looked-at bins, one after the other
-    look_line: np.ndarray  # the ramp's DFT at those bins
-    look_at: tuple[int, ...]  # where each window starts in ``look_cols``
-    look_win: np.ndarray  # the window of each entry of ``look_cols``
-    # significance mode, kept widths fixed for the plan and no overlapping windows: per
-    # entry of ``look_cols``, the offsets from its window's peak that are kept (-left,
-    # right); every window is then thresholded at once (:func:`_keep_fixed`); else None
-    reach: tuple[np.ndarray, np.ndarray] | None
 
 
 def _plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]], threshold: str,
@@ -206,8 +197,7 @@ def _cached_plan(n: int, step_mhz: float, windows_us: tuple[tuple[float, float],
                       keep_bins, hifast_bins, period_mhz, dtype, edge_channels, robust_edges,
                       refuse_ratio, width_nsigma, width_fraction, extents)
     arrays = [plan.ref, plan.ref_line, plan.probe, *(a for pair in plan.basis.values() for a in pair),
-              *(a for w in plan.looks for a in (w.inside, w.line)), plan.look_cols,
-              plan.look_line, plan.look_win, *(plan.reach or ())]
+              *(a for w in plan.looks for a in (w.inside, w.line))]
     if isinstance(plan.ref_cols, np.ndarray):
         arrays.append(plan.ref_cols)
     for a in arrays:
@@ -262,16 +252,6 @@ def _make_plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]
     overlap = None
     if any(ranges[i + 1][0] < ranges[i][1] for i in range(len(ranges) - 1)):
         overlap = (ranges[0][0], max(hi for _, hi in ranges))
-    width_nsigma = width_nsigma if threshold == "significance" else None
-    extents = extents if threshold == "significance" else None
-    sizes = [w.hi - w.lo for w in looks]
-    look_win = np.repeat(np.arange(len(looks)), sizes)
-    reach = None
-    if threshold == "significance" and overlap is None and (extents is not None
-                                                            or width_nsigma is None):
-        more = np.array(extents if extents is not None else [(0, 0)] * len(looks),
-                        np.int64).reshape(-1, 2)
-        reach = (-(half + more[:, 0])[look_win], (half + more[:, 1])[look_win])
     return _Plan(n=n, spans=spans, half=half,
                  ref=ref, ref_cols=ref_cols, threshold=threshold, nsigma=nsigma, factor=factor,
                  period_ch=period_mhz / step_mhz,
@@ -279,11 +259,9 @@ def _make_plan(n: int, step_mhz: float, windows_us: Sequence[tuple[float, float]
                  edge=max(1, min(edge_channels, n // 4)), robust_edges=robust_edges,
                  refuse_ratio=refuse_ratio, probe=probe, basis=basis, looks=looks,
                  ref_line=_line_dft(ref, n), overlap=overlap,
-                 width_nsigma=width_nsigma, width_fraction=width_fraction, extents=extents,
-                 look_cols=np.concatenate([w.inside for w in looks] or [np.zeros(0, np.int64)]),
-                 look_line=np.concatenate([w.line for w in looks] or [np.zeros(0, complex)]),
-                 look_at=tuple(int(v) for v in np.cumsum([0, *sizes])[:-1]),
-                 look_win=look_win, reach=reach)
+                 width_nsigma=width_nsigma if threshold == "significance" else None,
+                 width_fraction=width_fraction,
+                 extents=extents if threshold == "significance" else None)
 
 
 def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray | None,
@@ -344,14 +322,11 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
         amp_ref = np.abs(spec[:, plan.ref_cols] - line(plan.ref_line))
         scale = row_median(amp_ref) / np.sqrt(np.log(4.0))
         limit = plan.nsigma * scale
-        # every window's looked-at bins, line removed, in one go
-        local_all = spec[:, plan.look_cols] - line(plan.look_line)
-        amp_all = np.abs(local_all)
-        if measure is not None:
-            measure.append((empty, scale, [amp_all[:, at: at + w.hi - w.lo]
-                                           for at, w in zip(plan.look_at, plan.looks)]))
-            return np.zeros(len(chunk), np.int32)
         # mean noise power per delay bin, 2 s^2 for Rayleigh |X| of scale s, batch-averaged
+        if measure is not None:
+            measure.append((empty, scale, [np.abs(spec[:, w.lo:w.hi] - line(w.line))
+                                           for w in plan.looks]))
+            return np.zeros(len(chunk), np.int32)
         noise_power = _noise_power(scale, empty)
     else:
         ok = ~empty
@@ -367,18 +342,10 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
         taken = np.zeros((len(chunk), plan.overlap[1] - first), bool)
     rows_at = np.arange(len(chunk))
     parts = []
-    keep_all = None
-    if plan.reach is not None:  # significance, fixed widths, no overlap: all windows at once
-        keep_all, parts = _keep_fixed(local_all, amp_all, limit, empty, plan)
-        kept += keep_all.sum(axis=1, dtype=np.int32)
-    for i, w in enumerate(plan.looks if keep_all is None else ()):
+    for w in plan.looks:
         lo, hi = w.lo, w.hi
-        if plan.threshold == "significance":
-            local = local_all[:, plan.look_at[i]: plan.look_at[i] + hi - lo]
-            amp = amp_all[:, plan.look_at[i]: plan.look_at[i] + hi - lo]
-        else:
-            local = spec[:, lo:hi] - line(w.line)
-            amp = np.abs(local)
+        local = spec[:, lo:hi] - line(w.line)
+        amp = np.abs(local)
         # the peak inside the window proper (first of equal maxima, as argmax gives)
         peak = w.a + np.argmax(amp[:, w.a - lo: w.b - lo], axis=1)
         left = right = half
@@ -406,11 +373,7 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
         kept[refused] = -1
     else:
         refused = None
-    if keep_all is not None:  # the parts are views of keep_all and local_all
-        if refused is not None:
-            keep_all &= ~refused[:, None]
-        spec[:, plan.look_cols] -= np.where(keep_all, local_all, 0)
-    for lo, hi, keep, local, *_ in (parts if keep_all is None else ()):
+    for lo, hi, keep, local, *_ in parts:
         if refused is not None:
             keep &= ~refused[:, None]
         spec[:, lo:hi] -= np.where(keep, local, 0)
@@ -433,32 +396,6 @@ def _clean_batch(chunk: np.ndarray, p: np.ndarray | None, channels: np.ndarray |
     if refused is not None and refused.any():  # left as they were, bit for bit
         dest[refused] = chunk[refused]
     return kept
-
-
-def _keep_fixed(local_all: np.ndarray, amp_all: np.ndarray, limit: np.ndarray,
-                empty: np.ndarray, plan: _Plan) -> tuple[np.ndarray, list]:
-    """The bins kept in every window at once when their widths are fixed for the plan
-    (``plan.reach``) and no two windows overlap: per window the peak inside the window
-    proper (first of equal maxima, as argmax gives), tested against ``limit``, and the bins
-    within (-left, right) of it. Returns the kept mask over ``plan.look_cols`` and, per
-    window, ``(lo, hi, keep, local, peak, (left, right))`` with ``keep`` and ``local``
-    views of the whole arrays (what :func:`_implausible` reads); the same numbers as one
-    window at a time."""
-    peaks = np.empty((len(amp_all), len(plan.looks)), np.int64)
-    for i, (at, w) in enumerate(zip(plan.look_at, plan.looks)):
-        peaks[:, i] = w.a + np.argmax(amp_all[:, at + w.a - w.lo: at + w.b - w.lo], axis=1)
-    starts = np.array([w.lo - at for at, w in zip(plan.look_at, plan.looks)], np.int64)
-    found = (np.take_along_axis(amp_all, peaks - starts, axis=1) > limit[:, None]) \
-        & ~empty[:, None]
-    offset = plan.look_cols[None, :] - peaks[:, plan.look_win]
-    low, high = plan.reach
-    keep_all = (offset >= low) & (offset <= high) & found[:, plan.look_win]
-    parts = []
-    for i, (at, w) in enumerate(zip(plan.look_at, plan.looks)):
-        end = at + w.hi - w.lo
-        parts.append((w.lo, w.hi, keep_all[:, at:end], local_all[:, at:end], peaks[:, i],
-                      (-int(low[at]), int(high[at]))))
-    return keep_all, parts
 
 
 def _noise_power(scale: np.ndarray, empty: np.ndarray) -> float:
@@ -1057,14 +994,8 @@ class FFTStandingWave:
 
         def early(windows: list, shared: np.ndarray) -> None:
             # the second look for lines rarely finds any: measure the adaptive widths with
-            # what is known now, on one other thread, and keep them if it found none. The
-            # background copy of the output stops here and leaves the core to this
-            # measurement (the batches copy what it has not reached): two threads, one a
-            # core, do the same work with less contention than three
-            if prefill is not None:
-                prefill.stop()
+            # what is known now, on other threads, and keep them if it found none
             kwargs = self._kwargs(axis, data, windows, reference, shared)
-            kwargs["workers"] = 1
             runner = ThreadPoolExecutor(1, thread_name_prefix="fft-standing-wave-extents")
             guess.append((windows, shared, runner.submit(self._extents, data, protect, kwargs)))
             runner.shutdown(wait=False)
