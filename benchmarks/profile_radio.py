@@ -12,9 +12,11 @@ Prints, each as the median and minimum over ``rounds`` calls:
    Dataset);
 2. the plan's steps timed alone, one after the other, on one thread;
 3. process CPU time per call of the floor (the bare round trip of ``bench_radio.py``), the
-   default, the default without adaptive width, Milky Way range only and protection off, and
-   each one's ratio to the floor's CPU time (on 2 cores a CPU-bound call cannot do better
-   than this ratio of the floor's wall rate unless it uses the cores better than the floor).
+   default, the default without adaptive width, without the line search (``lines=False``),
+   without both, Milky Way range only and protection off, and each one's ratio to the
+   floor's CPU time (what each feature costs; rounds alternate the order). On 2 cores a
+   CPU-bound call cannot do better than this ratio of the floor's wall rate unless it uses
+   the cores better than the floor.
 """
 
 from __future__ import annotations
@@ -166,26 +168,30 @@ def cpu(speed, rounds: int) -> None:
     no_mask = speed.drop_vars("source_mask")
     default = ff.FFTStandingWave()
     fixed = ff.FFTStandingWave(adaptive_width=False)
+    no_lines = ff.FFTStandingWave(lines=False)
+    fixed_no_lines = ff.FFTStandingWave(adaptive_width=False, lines=False)
     bare = ff.FFTStandingWave(protect=False)
     fns = {
         "floor": lambda: floor_threaded(x),
         "default": lambda: default(speed)["spectrum"].values,
         "default, fixed width": lambda: fixed(speed)["spectrum"].values,
+        "default, no line search": lambda: no_lines(speed)["spectrum"].values,
+        "fixed width, no lines": lambda: fixed_no_lines(speed)["spectrum"].values,
         "Milky Way range only": lambda: default(no_mask)["spectrum"].values,
         "protection off": lambda: bare(speed)["spectrum"].values,
     }
     times: dict[str, list[float]] = {k: [] for k in fns}
     for fn in fns.values():
         fn()
-    for _ in range(rounds):
-        for k, fn in fns.items():
+    for r in range(rounds):
+        for k, fn in list(fns.items())[:: 1 if r % 2 == 0 else -1]:
             t = time.process_time()
             fn()
             times[k].append(time.process_time() - t)
     floor = float(np.median(times["floor"]))
     print("process CPU ms per call, median (min); floor CPU / CPU:")
     for k, v in times.items():
-        print(f"  {k:22s} {stats(v)}  {floor / float(np.median(v)):.2f}")
+        print(f"  {k:24s} {stats(v)}  {floor / float(np.median(v)):.2f}")
 
 
 def main() -> None:

@@ -11,15 +11,20 @@ from overtone_radio.protect import substitute
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("width", [1, 2, 7, 16, 1072])
+@pytest.mark.parametrize("width", [1, 2, 7, 16, 1072, 1073])
 def test_row_median_is_numpy_median(dtype, width):
-    """row_median equals np.median(axis=1) value for value, ties, NaN rows and dtype included."""
+    """row_median equals np.median(axis=1) value for value, ties, NaN rows and dtype included
+    (one selection at the upper middle; the lower middle is the largest value before it)."""
     rng = np.random.default_rng(width)
-    a = rng.normal(size=(9, width)).astype(dtype)
+    a = rng.normal(size=(11, width)).astype(dtype)
     a[1] = np.round(a[1])  # ties
     a[2, width // 2] = np.nan
     a[3, -1] = np.nan
-    expected = np.median(a, axis=1)
+    a[4, : width // 2 + 1] = np.nan  # more than half NaN
+    a[5] = np.nan
+    a[6] = np.abs(np.round(a[6] / 4))  # mostly zeros
+    with np.errstate(invalid="ignore"):
+        expected = np.median(a, axis=1)
     got = row_median(a)
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)

@@ -110,15 +110,18 @@ def _line_dft(k: np.ndarray, n: int) -> np.ndarray:
 
 def row_median(a: np.ndarray) -> np.ndarray:
     """``np.median(a, axis=-1)`` for a 2-D float array, value for value (the two middle order
-    statistics by ``np.partition`` and their mean in the array's dtype; NaN where a row holds
-    one), without ``np.median``'s general-axis bookkeeping, which costs more than the
-    selection itself on the small arrays of one batch."""
+    statistics and their mean in the array's dtype; NaN where a row holds one), without
+    ``np.median``'s general-axis bookkeeping, which costs more than the selection itself on
+    the small arrays of one batch. One selection (``np.partition`` at the upper middle
+    element) gives the upper middle value; for an even width the lower one is the largest
+    of the elements placed before it; NaN rows are found by ``np.isnan``."""
     m = a.shape[-1]
     half = m // 2
-    kth = [half - 1, half, m - 1] if m % 2 == 0 else [half, m - 1]
-    part = np.partition(a, kth, axis=-1)
-    mid = part[:, half] if m % 2 else (part[:, half - 1] + part[:, half]) / 2
-    nan = np.isnan(part[:, -1])
+    part = np.partition(a, half, axis=-1)
+    mid = part[:, half]
+    if m % 2 == 0:
+        mid = (part[:, :half].max(axis=1) + mid) / 2
+    nan = np.isnan(a).any(axis=1)
     if nan.any():
         mid = np.where(nan, np.nan, mid).astype(a.dtype)
     return mid
