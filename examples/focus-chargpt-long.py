@@ -3,8 +3,9 @@
 The configs examples/focus-chargpt-{adamw,focus,signum}.toml (2-layer transformer, width 64,
 context 64, batch 32, warm-up then cosine decay, weight decay 0.1), run for ``--steps`` steps
 (default 2,000: FOCUS's beta2 = 0.999 averages over ~1,000 steps, half the run) with the
-bundled text split as train | validation (5%) | tail (10%). Every optimizer gets the same
-number of learning rates on a factor-2 grid around its 400-step best (docs/focus.md); each lr
+bundled text split as train | validation (5%) | tail (10%). Every optimizer gets a factor-2
+lr grid around its 400-step best (``LRS``; docs/focus.md), FOCUS's widened upwards to 8e-3 by
+``--lrs`` in the docs' runs because its best lay at the top of the first grid; each lr
 is trained with ``--seeds`` seeds as one vectorized pack per optimizer, evaluated on the
 **validation** block only. The lr with the lowest seed-mean final validation loss is chosen;
 its runs are then scored on the **tail** from their final checkpoints (the training text is
@@ -20,11 +21,12 @@ every sweep directory ``<out>/<name>`` and ``<out>/<name>-*`` by (lr, seed). The
     python examples/focus-chargpt-long.py --only focus --lrs focus=4e-3,8e-3 --seeds 3 --tag hi
     python examples/focus-chargpt-long.py --first-seed 2 --seeds 1 --tag s2   # seed 2; table
 
-Cost, measured on the shared 2-core machine (one thread): a 3-member AdamW pack took 21.8 CPU-s
-for 20 steps and 31.3 CPU-s for 100 (start-up, evaluation and tail scoring included), so about
-0.04 CPU-s per step and member; the default grid (3 optimizers x 3 lrs x 3 seeds x 2,000 steps)
-is about 40 CPU-minutes, ``--seeds 2`` about 25. The wall time is that divided by the share of a
-core the run gets (one core: about 40 minutes).
+(``--seeds 3`` in one go trains the same runs, up to the rounding differences of a larger pack.)
+
+Cost, measured on the shared 2-core machine (one thread): about 0.045 CPU-s per step and member
+(``--seeds 2``, 18 members: 1,685 CPU-s; the ``hi`` sweep, 6 members: 543 CPU-s), so 2,000
+steps cost about 90 CPU-s a run: the 3-seed table's 33 runs about 50 CPU-minutes. The wall time
+is that divided by the share of a core the run gets (it got 54-87% here).
 """
 
 from __future__ import annotations
@@ -153,14 +155,15 @@ def main() -> None:
         tails = [tail_loss(run) for _, (_, run) in sorted(runs[best].items())]
         rows.append((name, best, sorted(runs[best]), tails, means, counts))
     print(f"\nwall time {time.perf_counter() - start:.0f} s\n")
-    print("| optimizer | lr (best on validation) | tail eval loss, median [min, max] | per seed (seeds) "
+    print("| optimizer | lr (best on validation) | tail eval loss, mean +- sd [min, max] | per seed (seeds) "
           "| validation loss per lr (seed mean, n seeds) |")
     print("|---|---|---|---|---|")
     for name, lr, seeds, tails, scan, counts in rows:
         per_seed = ", ".join(f"{v:.4f}" for v in tails)
         scan_text = ", ".join(f"{k:g}: {v:.3f} (n={counts[k]})" for k, v in scan.items())
         edge = " (top of grid)" if lr == max(scan) else " (bottom of grid)" if lr == min(scan) else ""
-        print(f"| {name} | {lr:g}{edge} | {np.median(tails):.4f} [{min(tails):.4f}, {max(tails):.4f}] "
+        print(f"| {name} | {lr:g}{edge} | {np.mean(tails):.4f} +- {np.std(tails, ddof=1) if len(tails) > 1 else 0:.4f} "
+              f"[{min(tails):.4f}, {max(tails):.4f}] "
               f"| {per_seed} ({', '.join(map(str, seeds))}) | {scan_text} |")
 
 
