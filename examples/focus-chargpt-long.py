@@ -4,8 +4,8 @@ The configs examples/focus-chargpt-{adamw,focus,signum}.toml (2-layer transforme
 context 64, batch 32, warm-up then cosine decay, weight decay 0.1), run for ``--steps`` steps
 (default 2,000: FOCUS's beta2 = 0.999 averages over ~1,000 steps, half the run) with the
 bundled text split as train | validation (5%) | tail (10%). Every optimizer gets a factor-2
-lr grid around its 400-step best (``LRS``; docs/focus.md), FOCUS's widened upwards to 8e-3 by
-``--lrs`` in the docs' runs because its best lay at the top of the first grid; each lr
+lr grid around its 400-step best (``LRS``; docs/focus.md), widened upwards by ``--lrs`` in the
+docs' runs where the best lay at the top of the grid (FOCUS to 8e-3, Signum to 4e-3); each lr
 is trained with ``--seeds`` seeds as one vectorized pack per optimizer, evaluated on the
 **validation** block only. The lr with the lowest seed-mean final validation loss is chosen;
 its runs are then scored on the **tail** from their final checkpoints (the training text is
@@ -19,13 +19,15 @@ every sweep directory ``<out>/<name>`` and ``<out>/<name>-*`` by (lr, seed). The
 
     python examples/focus-chargpt-long.py --seeds 2                    # seeds 0, 1 of every grid
     python examples/focus-chargpt-long.py --only focus --lrs focus=4e-3,8e-3 --seeds 3 --tag hi
-    python examples/focus-chargpt-long.py --first-seed 2 --seeds 1 --tag s2   # seed 2; table
+    python examples/focus-chargpt-long.py --first-seed 2 --seeds 1 --tag s2   # seed 2
+    python examples/focus-chargpt-long.py --only signum --lrs signum=4e-3 --seeds 3 --tag hi
+    python examples/focus-chargpt-long.py                                     # the table
 
 (``--seeds 3`` in one go trains the same runs, up to the rounding differences of a larger pack.)
 
 Cost, measured on the shared 2-core machine (one thread): about 0.045 CPU-s per step and member
 (``--seeds 2``, 18 members: 1,685 CPU-s; the ``hi`` sweep, 6 members: 543 CPU-s), so 2,000
-steps cost about 90 CPU-s a run: the 3-seed table's 33 runs about 50 CPU-minutes. The wall time
+steps cost about 90 CPU-s a run: the 3-seed table's 36 runs about 54 CPU-minutes. The wall time
 is that divided by the share of a core the run gets (it got 54-87% here).
 """
 
