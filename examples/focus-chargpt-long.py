@@ -54,6 +54,9 @@ def sweep(name: str, where: Path, steps: int, seeds: int, lrs: tuple[float, ...]
     its sweep.nc exists)."""
     found = sorted(where.glob("*/sweep.nc"))
     if found:
+        done = [float(v) for v in np.atleast_1d(xr.load_dataset(found[0])["optimizer.lr"].values)]
+        if not np.allclose(sorted(done), sorted(lrs)):
+            raise SystemExit(f"{where} holds lrs {done}, not {list(lrs)}: give the new sweep its own --tag")
         return found[0].parent
     command = [sys.executable, "-m", "overtone", "sweep", str(HERE / f"focus-chargpt-{name}.toml"), "--vectorize",
                "--out", str(where), "--seeds", str(seeds),
