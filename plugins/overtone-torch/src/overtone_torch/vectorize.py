@@ -431,7 +431,9 @@ def clip_per_member(params: Any, max_norm: float) -> None:
     """Scale each member's gradients by ``min(1, max_norm / (||g|| + 1e-6))``, ``||g||`` the 2-norm
     over all of that member's gradients (``torch.nn.utils.clip_grad_norm_`` per member)."""
     grads = [p.grad for p in params if p.grad is not None]
-    norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()  # (M,)
+    # as torch's: the norm of the per-tensor norms (no squared copy of a gradient)
+    norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads]),
+                                     dim=0)  # (M,)
     coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(coef.reshape(-1, *([1] * (g.ndim - 1))))
