@@ -210,12 +210,15 @@ class BatchedMLPStep:
         target = torch.where(keep, y, 0).unsqueeze(-1)
         count = keep.sum(1).clamp_min(1).to(scores.dtype)  # (m,)
         s = smoothing.to(scores.dtype).view(m, 1)
-        lse = torch.logsumexp(scores, -1)  # (m, B)
-        per_target = (1 - s) * (lse - scores.gather(-1, target).squeeze(-1)) + s * (lse - scores.mean(-1))
+        scores.sub_(scores.amax(-1, keepdim=True))  # shifted by each row's largest score, as log_softmax
+        picked, mean = scores.gather(-1, target).squeeze(-1), scores.mean(-1)
+        total = scores.exp_().sum(-1)  # scores now hold exp(S - max)
+        log_total = total.log()  # lse - max
+        per_target = (1 - s) * (log_total - picked) + s * (log_total - mean)
         loss = (per_target * keep).sum(1) / count
         # -- backward: scores become dS
         n_classes = scores.shape[-1]
-        scores.sub_(lse.unsqueeze(-1)).exp_()
+        scores.div_(total.unsqueeze(-1))  # softmax(S)
         scores.scatter_add_(-1, target, (s - 1).unsqueeze(-1).expand(m, target.shape[1], 1).contiguous())
         scores.sub_((s / n_classes).unsqueeze(-1))
         scores.mul_((keep / count.unsqueeze(1)).unsqueeze(-1))
@@ -226,8 +229,8 @@ class BatchedMLPStep:
         torch.bmm(scores, p[self.head], out=grad)
         for i in range(len(self.layers) - 1, -1, -1):
             layer, out = self.layers[i], acts[i + 1]
-            if layer.activation == "relu":
-                grad.masked_fill_(out <= 0, 0.0)
+            if layer.activation == "relu":  # as autograd's ReLU: no gradient where the output is 0
+                torch.ops.aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
             elif layer.activation == "tanh":
                 grad.mul_(1 - out * out)
             torch.bmm(grad.transpose(1, 2), acts[i], out=g[layer.weight])
