@@ -143,10 +143,12 @@ class BatchedMLPStep:
                 keep = y[part, block] != IGNORE
                 target = torch.where(keep, y[part, block], 0).unsqueeze(-1)
                 s = smoothing[part].to(scores.dtype).unsqueeze(1)
-                lse = torch.logsumexp(scores, -1)
-                per_target = (1 - s) * (lse - scores.gather(-1, target).squeeze(-1)) + s * (lse - scores.mean(-1))
-                total[part] += (per_target.double() * keep).sum(1)
                 correct[part] += ((scores.argmax(-1) == target.squeeze(-1)) & keep).sum(1)
+                scores.sub_(scores.amax(-1, keepdim=True))  # as in the step: one exp pass
+                picked, mean = scores.gather(-1, target).squeeze(-1), scores.mean(-1)
+                log_total = scores.exp_().sum(-1).log_()
+                per_target = (1 - s) * (log_total - picked) + s * (log_total - mean)
+                total[part] += (per_target.double() * keep).sum(1)
         return total, correct, (y != IGNORE).sum(1)
 
     def _row_bytes(self, params: Mapping[str, torch.Tensor]) -> int:
