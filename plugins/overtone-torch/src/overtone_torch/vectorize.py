@@ -4,7 +4,9 @@ Every member is built exactly as its solo ``overtone run`` builds it (its seed, 
 split, its initialisation, its data order); their parameters are then stacked with a
 leading member dim (``torch.func.stack_module_state``) and one forward and backward over
 all members runs through ``torch.func.vmap`` of ``torch.func.functional_call`` on a
-template of the shared architecture. :class:`~overtone_torch.vectorize_optim.PackOptimizer`
+template of the shared architecture (a pack of MLPs under cross-entropy is stepped by
+:mod:`overtone_torch.vectorize_mlp` instead: batched matrix products written out by hand,
+forward and backward). :class:`~overtone_torch.vectorize_optim.PackOptimizer`
 updates the stacked parameters with per-member hyper-parameters. Evaluation copies each
 member's slice into its own module and runs the engine's own evaluation on it.
 """
@@ -25,6 +27,7 @@ import torch
 from overtone import ConfigError
 
 from overtone_torch.build import TrainNet, create_model_and_loss, exempt_from_decay
+from overtone_torch.vectorize_mlp import batched_mlp_step
 from overtone_torch.vectorize_optim import PATH_KEYS, PER_MEMBER, PackOptimizer
 
 #: Models a pack can hold: their forward runs under ``vmap`` (no data-dependent shapes and no
@@ -164,6 +167,7 @@ class PackTrainer:
             nets.append(TrainNet(*create_model_and_loss(config, self.registry, task)).to(device))
         template = copy.deepcopy(nets[0]).to("meta")
         params, buffers, values, pack_loss = stacked_loss(nets, template)
+        fast = batched_mlp_step(nets, params)  # MLPs under cross-entropy: batched products by hand
         exempt = exempt_from_decay(nets[0])
         decay_all = first["optimizer"].get("decay", "matrices") == "all"
         decays = {n: decay_all or id(p) not in exempt for n, p in nets[0].named_parameters()}
@@ -180,6 +184,7 @@ class PackTrainer:
                                    batch_size=eval_batch) for c, t, d in zip(configs, tasks, run_dirs)]
         analyses = [Analyses(c["analyzers"], self.registry, Path(d)) for c, d in zip(configs, run_dirs)]
 
+        eval_sets = stacked_splits(tasks, seeds, eval_batch, device) if fast is not None else None
         clock = Throughput(train["batch_size"], _tokens_per_example(tasks[0]))
         pending: list[tuple[int, torch.Tensor, float]] = []
         clip = train["grad_clip"]
@@ -189,8 +194,11 @@ class PackTrainer:
             y = to_device(torch.stack([b[1] for b in batches]), device)
             factor = lr_factor(step, total=train["steps"], warmup_steps=sched["warmup_steps"],
                                decay=sched["decay"], min_lr_ratio=sched["min_lr_ratio"])
-            losses = pack_loss(params, buffers, x, y, values)  # (M,)
-            losses.sum().backward()  # members share no parameter: each gets its own gradient
+            if fast is not None:  # the members' losses (M,), their gradients in each p.grad
+                losses = fast(params, x, y, values["label_smoothing"])
+            else:
+                losses = pack_loss(params, buffers, x, y, values)  # (M,)
+                losses.sum().backward()  # members share no parameter: each gets its own gradient
             if clip:
                 clip_per_member(params.values(), clip)
             optimizer.step(factor)
@@ -216,14 +224,18 @@ class PackTrainer:
                 continue
             clock.pause()
             rates = clock.rates()
+            evals = None
+            if due_eval and eval_sets is not None:  # every member at once, by the batched step's forward
+                evals = evaluate_pack(fast, params, eval_sets, values["label_smoothing"], eval_batch)
             for i, (net, task, log) in enumerate(zip(nets, tasks, logs)):
                 if i in stopped:
                     continue
-                load_member(net, params, i, buffers)  # the member's own module: the solo run's evaluation and probes
+                if due_probe or due_analysis or (due_eval and evals is None):
+                    load_member(net, params, i, buffers)  # the member's own module: the solo run's evaluation and probes
                 if due_eval:
                     log.add(done, **rates)
-                    log.add(done, **evaluate_splits(net, task, eval_batch, seeds[i], device,
-                                                    contextlib.nullcontext()))
+                    log.add(done, **(evals[i] if evals is not None else evaluate_splits(
+                        net, task, eval_batch, seeds[i], device, contextlib.nullcontext())))
                 if due_probe:
                     recorders[i].record(done, net)
                 if due_analysis:
@@ -279,6 +291,47 @@ def stacked_loss(nets: Sequence[torch.nn.Module], template: torch.nn.Module) -> 
             return vmapped(*args)
 
     return params, buffers, values, pack_loss
+
+
+def stacked_splits(tasks: Sequence[Any], seeds: Sequence[int], batch_size: int,
+                   device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor]] | None:
+    """Each member's evaluation examples as :func:`overtone_torch.engine.evaluate_splits` reads
+    them (``train``: its fixed training sample; ``eval``: its evaluation split), stacked over the
+    members: split -> ``(x (M, N, ...), y (M, N))``. None when a task has skills (per-skill
+    evaluation), targets are real numbers, or the members' splits differ in size."""
+    from overtone_torch.evaluation import train_sample
+
+    if any(callable(getattr(task, "skill_of", None)) for task in tasks):
+        return None
+    sets = {}
+    for split in ("train", "eval"):
+        xs, ys = [], []
+        for task, seed in zip(tasks, seeds):
+            batches = list(train_sample(task, batch_size, seed) if split == "train" else task.eval_batches(batch_size))
+            if not batches:
+                return None
+            xs.append(torch.cat([b[0] for b in batches]))
+            ys.append(torch.cat([b[1] for b in batches]))
+        if len({x.shape for x in xs}) > 1 or len({y.shape for y in ys}) > 1 or ys[0].is_floating_point():
+            return None
+        sets[split] = (torch.stack(xs).to(device), torch.stack(ys).to(device))
+    return sets
+
+
+def evaluate_pack(step: Any, params: Mapping[str, torch.Tensor], sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+                  smoothing: torch.Tensor, rows: int) -> list[dict[str, float]]:
+    """``train_loss``, ``train_acc``, ``eval_loss``, ``eval_acc`` of every member on its
+    :func:`stacked_splits` (mean loss per kept target and accuracy, as
+    :func:`overtone_torch.evaluation.evaluate`), by ``step.evaluate`` (a
+    :class:`~overtone_torch.vectorize_mlp.BatchedMLPStep`)."""
+    members = len(smoothing)
+    values: list[dict[str, float]] = [{} for _ in range(members)]
+    for split, (x, y) in sets.items():
+        total, correct, count = (t.tolist() for t in step.evaluate(params, x, y, smoothing, rows))
+        for i in range(members):
+            values[i][f"{split}_loss"] = total[i] / max(count[i], 1)
+            values[i][f"{split}_acc"] = correct[i] / max(count[i], 1)
+    return values
 
 
 CHECKPOINT = "pack-checkpoint.pt"
@@ -378,7 +431,9 @@ def clip_per_member(params: Any, max_norm: float) -> None:
     """Scale each member's gradients by ``min(1, max_norm / (||g|| + 1e-6))``, ``||g||`` the 2-norm
     over all of that member's gradients (``torch.nn.utils.clip_grad_norm_`` per member)."""
     grads = [p.grad for p in params if p.grad is not None]
-    norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()  # (M,)
+    # as torch's: the norm of the per-tensor norms (no squared copy of a gradient)
+    norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads]),
+                                     dim=0)  # (M,)
     coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(coef.reshape(-1, *([1] * (g.ndim - 1))))

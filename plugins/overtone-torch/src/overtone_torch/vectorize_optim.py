@@ -79,6 +79,7 @@ class PackOptimizer:
                                          _member_tensor([h["dampening"] for h in hparams], like))
             self.nesterov = bool(hparams[0].get("nesterov", False))
         self.state: dict[str, dict[str, torch.Tensor]] = {}
+        self.scratch: dict[str, torch.Tensor] = {}  # one work tensor per parameter, reused at every step
         self.steps = 0
         self.frozen = torch.zeros(len(hparams), dtype=torch.bool, device=like.device)
 
@@ -87,10 +88,11 @@ class PackOptimizer:
         """One update of every member, at learning rate ``lr * lr_factor`` (the schedule's factor)."""
         self.steps += 1
         lr = self.lr * lr_factor
+        frozen = bool(self.frozen.any())
         for name, p in self.params.items():
             if p.grad is None:
                 continue
-            if bool(self.frozen.any()):  # a stopped member's NaN must not reach its (unused) state
+            if frozen:  # a stopped member's NaN must not reach its (unused) state
                 p.grad.masked_fill_(_over(self.frozen.double(), p).bool(), 0.0)
             {"sgd": self._sgd, "focus": self._focus, "signum": self._signum}.get(self.name, self._adam)(
                 name, p, p.grad, lr)
@@ -119,19 +121,24 @@ class PackOptimizer:
             p.grad = None
 
     def _adam(self, name: str, p: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor) -> None:
-        state = self.state.setdefault(name, {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)})
+        if name not in self.state:  # (a setdefault would allocate the zeros at every step)
+            self.state[name] = {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+        state = self.state[name]
         wd = self.weight_decay[name]
         if self.name == "adamw":
             p.mul_(_over(1 - lr * wd, p))
         else:
             grad = grad + _over(wd, p) * p
         m, v = state["exp_avg"], state["exp_avg_sq"]
+        work = self.scratch.get(name)
+        if work is None or work.shape != p.shape:
+            work = self.scratch[name] = torch.empty_like(p)
         m.lerp_(grad, _over(1 - self.beta1, p))
-        v.mul_(_over(self.beta2, p)).addcmul_(grad, grad * _over(1 - self.beta2, p))
+        v.mul_(_over(self.beta2, p)).addcmul_(grad, torch.mul(grad, _over(1 - self.beta2, p), out=work))
         step_size = lr / (1 - self.beta1 ** self.steps)
         bias2_sqrt = (1 - self.beta2 ** self.steps).sqrt()
-        denom = (v.sqrt() / _over(bias2_sqrt, p)).add_(_over(self.eps, p))
-        p.sub_(_over(step_size, p) * m / denom)
+        denom = torch.sqrt(v, out=work).div_(_over(bias2_sqrt, p)).add_(_over(self.eps, p))
+        p.add_(torch.div(m, denom, out=work).mul_(_over(-step_size, p)))  # torch: p.addcdiv_(m, denom, -step)
 
     def _sgd(self, name: str, p: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor) -> None:
         grad = grad + _over(self.weight_decay[name], p) * p
@@ -149,8 +156,9 @@ class PackOptimizer:
 
     def _focus(self, name: str, p: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor) -> None:
         wide = torch.promote_types(p.dtype, torch.float32)
-        state = self.state.setdefault(name, {"exp_avg": torch.zeros_like(p),
-                                             "param_avg": torch.zeros_like(p, dtype=wide)})
+        if name not in self.state:
+            self.state[name] = {"exp_avg": torch.zeros_like(p), "param_avg": torch.zeros_like(p, dtype=wide)}
+        state = self.state[name]
         m, bar = state["exp_avg"], state["param_avg"]
         c = 1 - self.beta2 ** self.steps
         m.lerp_(grad, _over(1 - self.beta1, p))
@@ -165,7 +173,9 @@ class PackOptimizer:
             p.add_(bar.to(p.dtype) * decay)
 
     def _signum(self, name: str, p: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor) -> None:
-        m = self.state.setdefault(name, {"momentum_buffer": torch.zeros_like(p)})["momentum_buffer"]
+        if name not in self.state:
+            self.state[name] = {"momentum_buffer": torch.zeros_like(p)}
+        m = self.state[name]["momentum_buffer"]
         m.lerp_(grad, _over(1 - self.momentum, p))
         p.mul_(_over(1 - lr * self.weight_decay[name], p))
         p.add_(torch.sign(m) * _over(-lr, p))
