@@ -14,10 +14,11 @@ Per run: first evaluated step with eval accuracy >= 0.9, final eval accuracy, *c
 run reached 0.9 and its final eval accuracy is < 0.5), *dip* (after first reaching 0.9 the eval
 accuracy fell below 0.5 at some evaluation), and the structure of the class centres (the head's
 rows; cross-entropy: its weight rows) at the end: the top-2 PCA variance share and two circle
-scores against the Fourier key (:func:`circle_scores`). Results go to ``results.csv`` (one row
-per run, written after each run) and ``tables.md`` (median and range over seeds per cell).
+scores against the Fourier key (:func:`circle_scores`); ``wall_s`` is the run's wall time, or
+its pack's divided by the pack's members. Results go to ``results.csv`` (one row per run,
+written after each run) and ``tables.md`` (median and range over seeds per cell).
 
-    python examples/harmonic-robustness.py [--seeds 3] [--first-seed 0] [--steps 5000] [--p 31]
+    python examples/harmonic-robustness.py [--seeds 10] [--first-seed 0] [--steps 5000] [--p 31]
         [--models mlp,transformer] [--reference-steps 10000] [--out runs/harmonic-robustness]
         [--pack-seeds N] [--solo] [--tables-only]
 
@@ -27,17 +28,23 @@ seeds, one program trains every weight decay (and, harmonic, every exponent) of 
 member ``<name>-v<i>-s<j>`` of ``<out>/packs/<name>-sweep/`` is the run, its final weights in
 its ``pack-checkpoint.pt``. ``--solo`` trains one run at a time instead (``<out>/<run name>/``).
 A packed member starts exactly as its solo run (same split, initialisation, batches); its float
-sums run in another order, so its numbers agree with the solo run's to float rounding at first
-(train loss within 3e-7 relative over the first 50 steps, 200-step check) and drift apart where
-training amplifies differences (up to 8% in the batch loss by step 200 for n = 1 on d^2). So a
-packed seed is another sample of the same distribution, not a copy of the solo seed.
+sums may run in another order. MLP packs gave the solo runs' weights and evaluations exactly
+(200-step check; the 10-seed table's seeds 0-2 equal the earlier solo 3-seed table). Transformer
+packs agree with the solo runs to float rounding at first (train loss within 3e-7 relative over
+the first 50 steps) and drift apart where training amplifies differences (up to 8% in the batch
+loss by step 200 for n = 1 on d^2): a packed transformer seed is another draw from the same
+distribution, not a copy of the solo seed.
 
-Expected wall time, one thread: solo runs on a quiet CPU about 16 s per MLP run and 77 s per
-transformer run of 5,000 steps; on the loaded 2-core machine of docs/harmonic.md (load average
-10-17) 38-133 s per MLP run (5,000 steps), 69-110 s per reference run (10,000 steps), 75-213 s
-per transformer run of 3,000 steps and 344 s for one of 5,000. Packed, at load average 4-6 on
-2 cores: 24 transformer runs of 200 steps (evaluation every 4 steps) took 63 s (29 s CPU) against
-240 s (96 s CPU) solo. Runs are deterministic; a finished run (or pack) is read, not rerun.
+Expected wall time, one thread. Packed (the default), measured 2026-11-30 on the shared 2-core
+machine at load average 3-6 (``nice -n 10``): the transformer grid, 10 seeds x 5,000 steps (120
+runs, ``--pack-seeds 2``), 38 minutes (1,351 s CPU); the MLP grid, 10 seeds x 5,000 steps, with
+the reference rows, 10 seeds x 10,000 steps (160 runs, ``--pack-seeds 5``), 9.5 minutes (429 s
+CPU); the MLP grid at ``--p 97``, 3 seeds (36 runs), 142 s. Solo (``--solo``): on a quiet CPU
+about 16 s per MLP run and 77 s per transformer run of 5,000 steps; at load average 10-17,
+38-133 s per MLP run (5,000 steps), 69-110 s per reference run (10,000 steps), 344 s per
+transformer run of 5,000 steps. In a 200-step check at load average 4-6, 24 transformer runs
+took 63 s packed against 240 s solo, 32 MLP runs 48 s against 224 s. Runs are deterministic;
+a finished run (or pack) is read, not rerun.
 """
 
 from __future__ import annotations
@@ -329,7 +336,7 @@ def tables(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--steps", type=int, default=5000, help="steps of the grid's runs")
     parser.add_argument("--reference-steps", type=int, default=10000,
