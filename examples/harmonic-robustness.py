@@ -39,7 +39,8 @@ Expected wall time, one thread. Packed (the default), measured 2026-11-30 on the
 machine at load average 3-6 (``nice -n 10``): the transformer grid, 10 seeds x 5,000 steps (120
 runs, ``--pack-seeds 2``), 38 minutes (1,351 s CPU); the MLP grid, 10 seeds x 5,000 steps, with
 the reference rows, 10 seeds x 10,000 steps (160 runs, ``--pack-seeds 5``), 9.5 minutes (429 s
-CPU); the MLP grid at ``--p 97``, 3 seeds (36 runs), 142 s. Solo (``--solo``): on a quiet CPU
+CPU); at ``--p 97`` (load average 1-3), the MLP grid 142 s for 3 seeds and 285 s for 7 more,
+the transformer grid 527 s for 3 seeds and 1,136 s for 7 more (one pack of 63 harmonic members). Solo (``--solo``): on a quiet CPU
 about 16 s per MLP run and 77 s per transformer run of 5,000 steps; at load average 10-17,
 38-133 s per MLP run (5,000 steps), 69-110 s per reference run (10,000 steps), 344 s per
 transformer run of 5,000 steps. In a 200-step check at load average 4-6, 24 transformer runs
