@@ -14,21 +14,38 @@ Per run: first evaluated step with eval accuracy >= 0.9, final eval accuracy, *c
 run reached 0.9 and its final eval accuracy is < 0.5), *dip* (after first reaching 0.9 the eval
 accuracy fell below 0.5 at some evaluation), and the structure of the class centres (the head's
 rows; cross-entropy: its weight rows) at the end: the top-2 PCA variance share and two circle
-scores against the Fourier key (:func:`circle_scores`). Results go to ``results.csv`` (one row
-per run, written after each run) and ``tables.md`` (median and range over seeds per cell).
+scores against the Fourier key (:func:`circle_scores`); ``wall_s`` is the run's wall time, or
+its pack's divided by the pack's members. Results go to ``results.csv`` (one row per run,
+written after each run) and ``tables.md`` (median and range over seeds per cell).
 
-    python examples/harmonic-robustness.py [--seeds 3] [--first-seed 0] [--steps 5000]
+    python examples/harmonic-robustness.py [--seeds 10] [--first-seed 0] [--steps 5000] [--p 31]
         [--models mlp,transformer] [--reference-steps 10000] [--out runs/harmonic-robustness]
-        [--tables-only]
+        [--pack-seeds N] [--solo] [--tables-only]
 
-Expected wall time, one thread per run: on a quiet CPU about 16 s per MLP run and 77 s per
-transformer run of 5,000 steps; on the loaded 2-core machine of docs/harmonic.md (load average
-10-17) 38-133 s per MLP run (5,000 steps), 69-110 s per reference run (10,000 steps), 75-213 s
-per transformer run of 3,000 steps and 344 s for one of 5,000. The default plan (3 seeds: 36 MLP
-+ 12 reference + 36 transformer runs of 5,000 steps) is about 20-30 minutes on a quiet machine
-and 3-4 hours on that loaded one; docs/harmonic.md ran the transformer at ``--steps 3000`` in
-two processes (about 65 minutes). Runs are deterministic; a finished run directory is read, not
-rerun.
+By default the runs are trained in vectorized packs (``overtone sweep --vectorize``, through
+:func:`overtone.sweep.run_sweep`): per model x protocol x loss family x block of ``--pack-seeds``
+seeds, one program trains every weight decay (and, harmonic, every exponent) of those seeds;
+member ``<name>-v<i>-s<j>`` of ``<out>/packs/<name>-sweep/`` is the run, its final weights in
+its ``pack-checkpoint.pt``. ``--solo`` trains one run at a time instead (``<out>/<run name>/``).
+A packed member starts exactly as its solo run (same split, initialisation, batches); its float
+sums may run in another order. MLP packs gave the solo runs' weights and evaluations exactly
+(200-step check; the 10-seed table's seeds 0-2 equal the earlier solo 3-seed table). Transformer
+packs agree with the solo runs to float rounding at first (train loss within 3e-7 relative over
+the first 50 steps) and drift apart where training amplifies differences (up to 8% in the batch
+loss by step 200 for n = 1 on d^2): a packed transformer seed is another draw from the same
+distribution, not a copy of the solo seed.
+
+Expected wall time, one thread. Packed (the default), measured 2026-11-30 on the shared 2-core
+machine at load average 3-6 (``nice -n 10``): the transformer grid, 10 seeds x 5,000 steps (120
+runs, ``--pack-seeds 2``), 38 minutes (1,351 s CPU); the MLP grid, 10 seeds x 5,000 steps, with
+the reference rows, 10 seeds x 10,000 steps (160 runs, ``--pack-seeds 5``), 9.5 minutes (429 s
+CPU); at ``--p 97`` (load average 1-3), the MLP grid 142 s for 3 seeds and 285 s for 7 more,
+the transformer grid 527 s for 3 seeds and 1,136 s for 7 more (one pack of 63 harmonic members). Solo (``--solo``): on a quiet CPU
+about 16 s per MLP run and 77 s per transformer run of 5,000 steps; at load average 10-17,
+38-133 s per MLP run (5,000 steps), 69-110 s per reference run (10,000 steps), 344 s per
+transformer run of 5,000 steps. In a 200-step check at load average 4-6, 24 transformer runs
+took 63 s packed against 240 s solo, 32 MLP runs 48 s against 224 s. Runs are deterministic;
+a finished run (or pack) is read, not rerun.
 """
 
 from __future__ import annotations
@@ -52,7 +69,7 @@ D = 16  # feature width of both models
 EXPONENTS = {"1": 1.0, "sqrt(D)": math.sqrt(D), "D": float(D)}  # on d^2 (the reference's convention)
 FIELDS = ["model", "protocol", "loss", "n_sq", "wd", "seed", "steps", "step90", "max_eval_acc", "final_eval_acc",
           "final_train_acc", "collapse", "dip", "pca2", "circle", "order", "key", "emb_pca2", "emb_circle",
-          "emb_order", "wall_s"]
+          "emb_order", "wall_s", "p"]
 
 MODEL_OVERRIDES = {
     "mlp": [],
@@ -129,8 +146,10 @@ def self_check() -> None:
     assert circle < 0.6 and order < 0.3, (circle, order)
 
 
-def plan(models: list[str], seeds: int, steps: int, reference_steps: int, first_seed: int = 0) -> list[dict]:
-    """Every run: seed-major, so a plan cut short still covers the whole grid with fewer seeds."""
+def plan(models: list[str], seeds: int, steps: int, reference_steps: int, first_seed: int = 0,
+         p: int = 31) -> list[dict]:
+    """Every run (``a + b mod p``): seed-major, so a plan cut short still covers the whole grid with
+    fewer seeds."""
     runs = []
     for seed in range(first_seed, first_seed + seeds):
         for model in models:
@@ -146,19 +165,21 @@ def plan(models: list[str], seeds: int, steps: int, reference_steps: int, first_
                         runs.append({"model": model, "protocol": protocol, "loss": loss,
                                      "n_sq": "1" if loss == "harmonic" else "", "wd": 0.01, "seed": seed,
                                      "steps": reference_steps})
-    return runs
+    return [dict(r, p=p) for r in runs]
 
 
 def run_name(r: dict) -> str:
+    p = int(r.get("p", 31))
     return (f"{r['model']}-{r['protocol']}-{r['loss']}" + (f"-n{r['n_sq']}" if r["n_sq"] else "")
-            + f"-wd{r['wd']:g}-s{r['seed']}-{r['steps']}")
+            + f"-wd{r['wd']:g}-s{r['seed']}-{r['steps']}" + (f"-p{p}" if p != 31 else ""))
 
 
-def config_of(r: dict) -> dict:
-    """The run's config: examples/harmonic-modadd.toml with the grid's overrides, no probes."""
+def overrides_of(r: dict) -> list[str]:
+    """The run's overrides of examples/harmonic-modadd.toml (the grid's and the protocol's)."""
     eval_every = max(r["steps"] // 50, 1)  # each evaluation also rewrites metrics.nc (a fixed cost)
     overrides = [f"run.seed={r['seed']}", f"train.steps={r['steps']}", f"train.eval_every={eval_every}",
                  f"train.checkpoint_every={r['steps']}", f"optimizer.weight_decay={r['wd']}"]
+    overrides += [f"task.p={r['p']}"] if int(r.get("p", 31)) != 31 else []
     overrides += MODEL_OVERRIDES[r["model"]]
     if r["loss"] == "cross-entropy":
         overrides.append("loss={name = \"cross-entropy\"}")
@@ -167,11 +188,78 @@ def config_of(r: dict) -> dict:
         overrides.append(f"loss={{name = \"harmonic\", n = {EXPONENTS[r['n_sq']]!r}, convention = \"squared\"{eps}}}")
     if r["protocol"].startswith("reference"):
         overrides += reference_overrides(overlap=r["protocol"] == "reference")
-    config = apply_overrides(load_config(BASE), overrides)
+    return overrides
+
+
+def config_of(r: dict) -> dict:
+    """The run's config: examples/harmonic-modadd.toml with the grid's overrides, no probes."""
+    config = apply_overrides(load_config(BASE), overrides_of(r))
     config.pop("probes", None)
     config.pop("analyzers", None)
     config["run"]["name"] = run_name(r)
     return config
+
+
+def packs(runs: list[dict], seeds_per_pack: int) -> list[list[dict]]:
+    """The runs grouped into vectorized packs, in plan order: one pack per model x protocol x
+    loss family x steps x block of ``seeds_per_pack`` consecutive seeds (a harmonic pack holds
+    every n x weight decay of its seeds, a cross-entropy pack every weight decay). The plan is
+    seed-major, so the packs of the first seed block come first."""
+    first = min((r["seed"] for r in runs), default=0)
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        key = ((r["seed"] - first) // seeds_per_pack, r["model"], r["protocol"], r["loss"], r["steps"])
+        groups.setdefault(key, []).append(r)
+    return list(groups.values())
+
+
+def run_pack(pack: list[dict], out: Path) -> dict[str, tuple[Path, float]]:
+    """Train ``pack`` with ``overtone sweep --vectorize`` (:func:`overtone.sweep.run_sweep`): its
+    rows' n x weight decay x seeds as one program, every member built as its solo run.
+
+    The sweep is ``<out>/packs/<name>-sweep/`` and member (variant ``v``, seed index ``s``) is
+    its ``<name>-v<v>-s<s>/`` (metrics.nc, pack-checkpoint.pt). A pack whose members all hold a
+    final checkpoint is read, not rerun. Returns ``run_name -> (run directory, pack wall time
+    per member)``.
+    """
+    from overtone.sweep import run_sweep
+
+    seeds = sorted({r["seed"] for r in pack})
+    exponents = [k for k in EXPONENTS if any(r["n_sq"] == k for r in pack)]
+    decays = sorted({r["wd"] for r in pack})
+    assert seeds == list(range(seeds[0], seeds[-1] + 1)), seeds
+    r0 = pack[0]
+    name = (f"{r0['model']}-{r0['protocol']}-{r0['loss']}-s{seeds[0]}-{seeds[-1]}-{r0['steps']}"
+            + (f"-p{r0['p']}" if int(r0.get("p", 31)) != 31 else ""))
+    grid = [f"loss.n={','.join(repr(EXPONENTS[k]) for k in exponents)}"] if len(exponents) > 1 else []
+    grid += [f"optimizer.weight_decay={','.join(repr(wd) for wd in decays)}"] if len(decays) > 1 else []
+    # a checkpoint every fifth of the run: progress shows in the members' metrics.nc, and an
+    # interrupted pack resumes from it (the runs' numbers do not depend on it)
+    overrides = overrides_of(dict(r0, seed=seeds[0])) + [f"train.checkpoint_every={max(r0['steps'] // 5, 1)}",
+                                                         "probes=[]", "analyzers=[]", f"run.name=\"{name}\""]
+    sweep_dir = out / "packs" / f"{name}-sweep"
+    dirs = {}
+    for r in pack:
+        v = (exponents.index(r["n_sq"]) if len(exponents) > 1 else 0) * (len(decays) if len(decays) > 1 else 1)
+        v += decays.index(r["wd"]) if len(decays) > 1 else 0
+        dirs[run_name(r)] = sweep_dir / f"{name}-v{v}-s{r['seed'] - seeds[0]}"
+    members = len(exponents or [""]) * len(decays) * len(seeds)
+    t0 = time.perf_counter()
+    if not all(_final(d, r0["steps"]) for d in dirs.values()):
+        run_sweep(BASE, grid=grid, seeds=len(seeds), overrides=overrides, out=out / "packs", vectorize=True,
+                  resume=True)
+    wall = (time.perf_counter() - t0) / members
+    return {k: (d, wall) for k, d in dirs.items()}
+
+
+def _final(run_dir: Path, steps: int) -> bool:
+    """Whether ``run_dir`` holds a checkpoint (solo or pack) at step ``steps``."""
+    import torch
+
+    for name in ("checkpoint.pt", "pack-checkpoint.pt"):
+        if (run_dir / name).exists():
+            return torch.load(run_dir / name, map_location="cpu", weights_only=False)["step"] == steps
+    return False
 
 
 def measure(r: dict, run_dir: Path, wall: float) -> dict:
@@ -184,7 +272,11 @@ def measure(r: dict, run_dir: Path, wall: float) -> dict:
     steps, values = acc.step.values, acc.values
     step90 = first_step(steps, values)
     after = values[steps >= step90] if math.isfinite(step90) else values[:0]
-    net = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)["net"]
+    # a solo run's checkpoint.pt, or a pack member's pack-checkpoint.pt (its slice of the pack
+    # at the final step: the same state dict)
+    path = run_dir / "checkpoint.pt"
+    path = path if path.exists() else run_dir / "pack-checkpoint.pt"
+    net = torch.load(path, map_location="cpu", weights_only=False)["net"]
     centres = net["loss.weight"].double().numpy()
     emb = net["model.token_embedding.weight"].double().numpy()
     circle, order, key = circle_scores(centres)
@@ -201,8 +293,9 @@ def read_rows(path: Path) -> list[dict]:
     with path.open() as f:
         rows = list(csv.DictReader(f))
     for row in rows:
-        for key in FIELDS[5:]:
+        for key in FIELDS[5:-1]:
             row[key] = float(row[key])
+        row["p"] = int(row.get("p") or 31)  # files written before the p column: 31
         row["wd"], row["seed"], row["steps"] = float(row["wd"]), int(row["seed"]), int(row["steps"])
     return rows
 
@@ -221,15 +314,16 @@ def tables(rows: list[dict]) -> str:
     """Markdown: one line per cell (model, protocol, loss, n, weight decay), spreads over seeds."""
     cells: dict[tuple, list[dict]] = {}
     for row in rows:
-        key = (row["model"], row["protocol"], row["loss"], row["n_sq"], row["wd"], int(row["steps"]))
+        key = (row["model"], row["protocol"], row["loss"], row["n_sq"], row["wd"], int(row["steps"]), row["p"])
         cells.setdefault(key, []).append(row)
     head = ("| model | protocol | loss (n on d^2) | wd | seeds | reached 90% | step at 90%, median (range) "
             "| final eval acc, median (range) | collapse | dip | centres: top-2 PCA share | circle | key order |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     order = {"grid": 0, "reference": 1, "reference-no-overlap": 2}
-    for key in sorted(cells, key=lambda k: (k[0], k[5], order[k[1]], k[4], k[2], EXPONENTS.get(k[3], 0))):
+    for key in sorted(cells, key=lambda k: (k[6], k[0], k[5], order[k[1]], k[4], k[2], EXPONENTS.get(k[3], 0))):
         rs = sorted(cells[key], key=lambda r: r["seed"])
-        model, protocol, loss, n_sq, wd, steps = key
+        model, protocol, loss, n_sq, wd, steps, p = key
+        protocol += f", p = {p}" if p != 31 else ""
         reached = sum(math.isfinite(r["step90"]) for r in rs)
         collapse, dip = sum(int(r["collapse"]) for r in rs), sum(int(r["dip"]) for r in rs)
         lines.append(
@@ -243,14 +337,19 @@ def tables(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--steps", type=int, default=5000, help="steps of the grid's runs")
     parser.add_argument("--reference-steps", type=int, default=10000,
                         help="steps of the reference-protocol rows (batch 32: 400 epochs of 800 pairs); 0: none")
     parser.add_argument("--models", default="mlp,transformer")
+    parser.add_argument("--p", type=int, default=31, help="the modulus (a prime; the models' width stays 16)")
     parser.add_argument("--out", default="runs/harmonic-robustness")
-    parser.add_argument("--reverse", action="store_true", help="run the plan last run first (a second "
+    parser.add_argument("--solo", action="store_true", help="one process-local run at a time (overtone run) "
+                        "instead of vectorized packs (overtone sweep --vectorize)")
+    parser.add_argument("--pack-seeds", type=int, default=0, help="seeds per pack (default: all of --seeds in "
+                        "one pack); smaller packs finish sooner, seed block by seed block")
+    parser.add_argument("--reverse", action="store_true", help="--solo: run the plan last run first (a second "
                         "process on another --out meets the first in the middle)")
     parser.add_argument("--merge", default="", help="comma-separated other --out folders whose results.csv "
                         "rows join this one's tables (a run name counted once)")
@@ -261,27 +360,41 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "results.csv"
     rows = read_rows(csv_path)
+
+    def record(r: dict, run_dir: Path, wall: float) -> None:
+        rows.append(measure(r, run_dir, wall))
+        with csv_path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        x = rows[-1]
+        print(f"{run_name(r)}: 90% at {x['step90']}, final {x['final_eval_acc']:.3f}, circle {x['circle']:.2f}, "
+              f"{x['wall_s']:.1f} s (total {time.perf_counter() - start:.0f} s)", flush=True)
+
+    start = time.perf_counter()
     if not args.tables_only:
         done = {run_name(r) for r in rows}
-        todo = [r for r in plan(args.models.split(","), args.seeds, args.steps, args.reference_steps, args.first_seed)
-                if run_name(r) not in done]
-        todo = todo[::-1] if args.reverse else todo
-        start = time.perf_counter()
-        for i, r in enumerate(todo):
-            config = config_of(r)
-            t0 = time.perf_counter()
-            run_dir = out / config["run"]["name"]
-            if not (run_dir / "checkpoint.pt").exists():
-                run_dir = run_config(config, source=str(BASE), default_name=config["run"]["name"], out=out)
-            rows.append(measure(r, run_dir, time.perf_counter() - t0))
-            with csv_path.open("w", newline="") as f:
-                writer = csv.DictWriter(f, FIELDS)
-                writer.writeheader()
-                writer.writerows(rows)
-            x = rows[-1]
-            print(f"[{i + 1}/{len(todo)}] {run_name(r)}: 90% at {x['step90']}, final {x['final_eval_acc']:.3f}, "
-                  f"circle {x['circle']:.2f}, {x['wall_s']:.0f} s (total {time.perf_counter() - start:.0f} s)",
-                  flush=True)
+        runs = plan(args.models.split(","), args.seeds, args.steps, args.reference_steps, args.first_seed, args.p)
+        todo = [r for r in runs if run_name(r) not in done]
+        if args.solo:
+            for r in todo[::-1] if args.reverse else todo:
+                config = config_of(r)
+                t0 = time.perf_counter()
+                run_dir = out / config["run"]["name"]
+                if not (run_dir / "checkpoint.pt").exists():
+                    run_dir = run_config(config, source=str(BASE), default_name=config["run"]["name"], out=out)
+                record(r, run_dir, time.perf_counter() - t0)
+        else:
+            # packs of the whole plan (so a pack's members keep their directories when a rerun
+            # finds some of them measured already); packs with nothing left to measure are skipped
+            for i, pack in enumerate(packs(runs, args.pack_seeds or args.seeds)):
+                left = [r for r in pack if run_name(r) not in done]
+                if not left:
+                    continue
+                print(f"pack {i + 1}: {len(pack)} runs, {run_name(pack[0])} ...", flush=True)
+                dirs = run_pack(pack, out)
+                for r in left:
+                    record(r, *dirs[run_name(r)])
     names = {run_name(r) for r in rows}
     for other in filter(None, args.merge.split(",")):
         for row in read_rows(Path(other) / "results.csv"):
