@@ -337,10 +337,12 @@ def evaluate_pack(step: Any, params: Mapping[str, torch.Tensor], sets: Mapping[s
 CHECKPOINT = "pack-checkpoint.pt"
 
 
-#: Threads that write the members' files at a checkpoint: each member's probes, metrics and
-#: checkpoint are written (and fsync'ed) in turn by one thread, the members side by side, so the
-#: disk's flushes overlap instead of queueing one member after another.
-IO_THREADS = 8
+#: Threads that write the members' files at a checkpoint (each member's probes, metrics and
+#: checkpoint in turn, the members side by side). One: writing ``metrics.nc`` through xarray is
+#: Python work under the GIL and the fsyncs are short, so more threads only contend (32 members
+#: of bench_ensemble.py, quiet machine: the checkpoint took 1.8-2.0 s with 1 thread, 2.5 with 2,
+#: 2.7-3.1 with 8).
+IO_THREADS = 1
 
 
 def _save(step: int, run_dirs: Sequence[Path], nets: Sequence[torch.nn.Module], params: Mapping[str, torch.Tensor],
