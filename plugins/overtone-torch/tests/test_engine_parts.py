@@ -62,3 +62,28 @@ def test_metrics_log_round_trip_and_dataset():
     np.testing.assert_array_equal(ds["eval_acc"].values, [np.nan, 0.25])
     assert ds["eval_acc"].attrs["units"] == "1" and ds["train_batch_loss"].attrs["units"] == "nat"
     assert ds.attrs == {"p": 7, "op": "+"}  # only netCDF-able attrs are kept
+
+
+@pytest.mark.parametrize("rows", [
+    {1: {"train_batch_loss": 2.0}, 5: {"eval_acc": 0.5, "eval_loss_skill[0]": 1.0, "eval_loss_skill[2]": 0.5}},
+    {},  # an empty log: dim step of size 0
+])
+def test_metrics_file_is_the_one_xarray_writes(tmp_path, rows):
+    """metrics.nc is written through h5netcdf's API for speed: read back, it is identical to
+    the file ``xr.Dataset.to_netcdf`` writes (values with their NaN gaps, dims, coords, attrs,
+    dtypes, the float variables' _FillValue)."""
+    import xarray as xr
+
+    log = MetricsLog({"p": 7, "op": "+", "lr": 1e-3, "seed": 3})
+    for step, values in rows.items():
+        log.add(step, **values)
+    log.write(tmp_path / "metrics.nc")
+    log.dataset().to_netcdf(tmp_path / "xarray.nc", engine="h5netcdf")
+    with xr.open_dataset(tmp_path / "metrics.nc", engine="h5netcdf") as ours, \
+            xr.open_dataset(tmp_path / "xarray.nc", engine="h5netcdf") as theirs:
+        assert ours.identical(theirs)
+        assert {k: str(v.dtype) for k, v in ours.variables.items()} == \
+            {k: str(v.dtype) for k, v in theirs.variables.items()}
+        for name in ours.data_vars:
+            assert np.isnan(ours[name].encoding["_FillValue"]) and np.isnan(theirs[name].encoding["_FillValue"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.nc", "xarray.nc"]  # no temporary left
