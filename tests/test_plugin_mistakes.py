@@ -140,6 +140,22 @@ def test_processor_returning_all_nan_from_a_file_writes_nothing(fake_entry_point
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.nc", "out.nc"]  # no temporary left
 
 
+def test_a_lazy_result_without_an_output_is_not_computed(fake_entry_points):
+    calls = []
+
+    def counted(block):
+        calls.append(block.shape)
+        return block * np.nan
+
+    def lazy_nan(ds):
+        return ds.copy().assign(spectrum=ds["spectrum"].copy(data=ds["spectrum"].data.map_blocks(counted)))
+
+    reg = processor_registry(fake_entry_points, lazy_nan)
+    done = overtone.process(spectra().chunk({"time": 1}), ["mine"], registry=reg)
+    assert (1, 64) not in calls  # no real block computed (dask probes its function on tiny ones)
+    assert done.dataset["spectrum"].chunks is not None
+
+
 def test_nan_input_is_not_the_processors_fault(fake_entry_points, tmp_path):
     data = spectra().assign(spectrum=lambda ds: ds["spectrum"] * np.nan)
     reg = processor_registry(fake_entry_points, lambda ds: ds.copy())

@@ -144,7 +144,7 @@ def process(
     done = Processed(result, steps=resolved)
     if out is not None:
         done.dataset, done.output = _write(result, out, scheduler, progress, stages, resolved), out
-    else:
+    elif not result.chunks:  # in memory; a lazy result stays lazy (checked where it is written)
         refuse_all_nan(stages, result, resolved)
     if plots is not None:
         done.plots = write_plots(resolved, stages, plots)
