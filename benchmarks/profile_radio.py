@@ -5,18 +5,19 @@
 
 Prints, each as the median and minimum over ``rounds`` calls:
 
-1. the phases of one call of the default filter, wall time: before the plan (masks, output
-   buffer), the plan (guide spectrum, junk edges, line search, delay search, second line
-   look; the adaptive-width measurement and the output prefill run beside it), the wait for
-   the adaptive width, the batches (substitution, FFTs, thresholds) and the rest (the output
-   Dataset);
+1. the phases of one call of the default filter: before the plan (masks, output buffer), the
+   plan (guide spectrum, junk edges, line search, delay search, second line look; the
+   adaptive-width measurement and the output prefill run beside it), the wait for the
+   adaptive width, the batches (substitution, FFTs, thresholds) and the rest (the output
+   Dataset), each as wall time, process CPU time and core use, CPU / (cores x wall): 1.0
+   when every core works throughout, 0.5 on 2 cores for a phase one thread does alone;
 2. the plan's steps timed alone, one after the other, on one thread;
-3. process CPU time per call of the floor (the bare round trip of ``bench_radio.py``), the
-   default, the default without adaptive width, without the line search (``lines=False``),
-   without both, Milky Way range only and protection off, and each one's ratio to the
-   floor's CPU time (what each feature costs; rounds alternate the order). On 2 cores a
-   CPU-bound call cannot do better than this ratio of the floor's wall rate unless it uses
-   the cores better than the floor.
+3. process CPU time and wall time per call of the floor (the bare round trip of
+   ``bench_radio.py``), the default, the default without adaptive width, without the line
+   search (``lines=False``), without both, Milky Way range only and protection off, each
+   one's ratios to the floor's, and its core use (what each feature costs; rounds alternate
+   the order). A call's wall ratio to the floor is its CPU ratio times its core use over the
+   floor's: it beats its CPU ratio only by keeping the cores busier than the floor does.
 """
 
 from __future__ import annotations
@@ -49,49 +50,51 @@ def stats(values: list[float]) -> str:
 
 
 def phases(speed, rounds: int) -> None:
-    """Wall time of the phases of the default filter's calls (see the module docstring)."""
-    marks: dict[str, float] = {}
+    """Wall time, process CPU time and core use (CPU / (cores x wall)) of the phases of the
+    default filter's calls (see the module docstring)."""
+    marks: dict[str, tuple[float, float]] = {}
     plan, per = ff.FFTStandingWave.plan, ff.per_spectrum
 
+    def now() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
     def timed_plan(self, *a, **k):
-        marks["plan0"] = time.perf_counter()
+        marks["plan0"] = now()
         try:
             return plan(self, *a, **k)
         finally:
-            marks["plan1"] = time.perf_counter()
+            marks["plan1"] = now()
 
     def timed_per(*a, **k):
-        marks["batch0"] = time.perf_counter()
+        marks["batch0"] = now()
         try:
             return per(*a, **k)
         finally:
-            marks["batch1"] = time.perf_counter()
+            marks["batch1"] = now()
 
     ff.FFTStandingWave.plan, ff.per_spectrum = timed_plan, timed_per
+    order = ("start", "plan0", "plan1", "batch0", "batch1", "end")
     try:
         f = ff.FFTStandingWave()
         f(speed)
         rows = []
         for _ in range(rounds):
-            start = time.perf_counter()
+            marks["start"] = now()
             _ = f(speed)["spectrum"].values
-            end = time.perf_counter()
-            rows.append(
-                (
-                    marks["plan0"] - start,
-                    marks["plan1"] - marks["plan0"],
-                    marks["batch0"] - marks["plan1"],
-                    marks["batch1"] - marks["batch0"],
-                    end - marks["batch1"],
-                    end - start,
-                )
-            )
+            marks["end"] = now()
+            rows.append([marks[k] for k in order])
     finally:
         ff.FFTStandingWave.plan, ff.per_spectrum = plan, per
+    cores = os.cpu_count() or 1
     names = ("before the plan", "plan", "wait for the width", "batches", "after", "total")
-    print("default filter, wall ms, median (min):")
-    for i, name in enumerate(names):
-        print(f"  {name:20s} {stats([r[i] for r in rows])}")
+    spans = [(i, i + 1) for i in range(5)] + [(0, 5)]
+    print("default filter, per phase: wall ms and process CPU ms, median (min); core use "
+          "(median CPU / (cores x wall)):")
+    for name, (a, b) in zip(names, spans):
+        wall = [r[b][0] - r[a][0] for r in rows]
+        used = [r[b][1] - r[a][1] for r in rows]
+        use = float(np.median(np.asarray(used) / np.maximum(np.asarray(wall), 1e-9))) / cores
+        print(f"  {name:20s} wall {stats(wall)}  CPU {stats(used)}  use {use:.2f}")
 
 
 def plan_steps(speed, rounds: int) -> None:
@@ -134,7 +137,8 @@ def plan_steps(speed, rounds: int) -> None:
     (clean, _), t_second = best(
         lambda: ff.remove_standing_waves(
             np.where(np.isfinite(guide), guide, np.nan)[None, :],
-            shared[None, :],
+            (shared | ~np.isfinite(guide))[None, :],
+            workers=1,
             step_mhz=axis.step_mhz,
             windows_us=windows,
             nsigma=f.nsigma,
@@ -181,17 +185,25 @@ def cpu(speed, rounds: int) -> None:
         "protection off": lambda: bare(speed)["spectrum"].values,
     }
     times: dict[str, list[float]] = {k: [] for k in fns}
+    walls: dict[str, list[float]] = {k: [] for k in fns}
     for fn in fns.values():
         fn()
     for r in range(rounds):
         for k, fn in list(fns.items())[:: 1 if r % 2 == 0 else -1]:
-            t = time.process_time()
+            t, w = time.process_time(), time.perf_counter()
             fn()
             times[k].append(time.process_time() - t)
+            walls[k].append(time.perf_counter() - w)
     floor = float(np.median(times["floor"]))
-    print("process CPU ms per call, median (min); floor CPU / CPU:")
+    floor_wall = float(np.median(walls["floor"]))
+    cores = os.cpu_count() or 1
+    print("process CPU ms per call, median (min); floor CPU / CPU; wall ms median; floor wall "
+          "/ wall; core use (median CPU / (cores x wall)):")
     for k, v in times.items():
-        print(f"  {k:24s} {stats(v)}  {floor / float(np.median(v)):.2f}")
+        wall = float(np.median(walls[k]))
+        use = float(np.median(np.asarray(v) / np.asarray(walls[k]))) / cores
+        print(f"  {k:24s} {stats(v)}  {floor / float(np.median(v)):.2f}   {1e3 * wall:6.1f}  "
+              f"{floor_wall / wall:.2f}  {use:.2f}")
 
 
 def main() -> None:

@@ -901,8 +901,11 @@ class FFTStandingWave:
             # a second look for lines with the ripple taken out of the guide spectrum: a
             # standing wave as strong as a faint line hides it from the first look
             try:
+                # NaN channels protected up front (the filter would find them in the
+                # transform and substitute again); one spectrum: one FFT thread
                 clean, _ = remove_standing_waves(
-                    np.where(np.isfinite(guide), guide, np.nan)[None, :], shared[None, :],
+                    np.where(np.isfinite(guide), guide, np.nan)[None, :],
+                    (shared | ~np.isfinite(guide))[None, :], workers=1,
                     step_mhz=axis.step_mhz, windows_us=windows, nsigma=self.nsigma,
                     reference_us=self.reference_us, keep_bins=max(1, int(round(
                         self.keep_us * axis.n * axis.width_mhz))), robust_edges=True)
@@ -996,6 +999,7 @@ class FFTStandingWave:
             # the second look for lines rarely finds any: measure the adaptive widths with
             # what is known now, on other threads, and keep them if it found none
             kwargs = self._kwargs(axis, data, windows, reference, shared)
+            kwargs["workers"] = 1  # the other core: the main thread has its second look to do
             runner = ThreadPoolExecutor(1, thread_name_prefix="fft-standing-wave-extents")
             guess.append((windows, shared, runner.submit(self._extents, data, protect, kwargs)))
             runner.shutdown(wait=False)
