@@ -49,6 +49,12 @@ def stats(values: list[float]) -> str:
     return f"{np.median(v):6.1f} ({v.min():6.1f})"
 
 
+def core_use(cpu_s: list[float], wall_s: list[float]) -> float:
+    """Median over calls of CPU / (cores x wall): 1.0 when every core works throughout."""
+    ratio = np.asarray(cpu_s) / np.maximum(np.asarray(wall_s), 1e-9)
+    return float(np.median(ratio)) / (os.cpu_count() or 1)
+
+
 def phases(speed, rounds: int) -> None:
     """Wall time, process CPU time and core use (CPU / (cores x wall)) of the phases of the
     default filter's calls (see the module docstring)."""
@@ -85,7 +91,6 @@ def phases(speed, rounds: int) -> None:
             rows.append([marks[k] for k in order])
     finally:
         ff.FFTStandingWave.plan, ff.per_spectrum = plan, per
-    cores = os.cpu_count() or 1
     names = ("before the plan", "plan", "wait for the width", "batches", "after", "total")
     spans = [(i, i + 1) for i in range(5)] + [(0, 5)]
     print("default filter, per phase: wall ms and process CPU ms, median (min); core use "
@@ -93,8 +98,7 @@ def phases(speed, rounds: int) -> None:
     for name, (a, b) in zip(names, spans):
         wall = [r[b][0] - r[a][0] for r in rows]
         used = [r[b][1] - r[a][1] for r in rows]
-        use = float(np.median(np.asarray(used) / np.maximum(np.asarray(wall), 1e-9))) / cores
-        print(f"  {name:20s} wall {stats(wall)}  CPU {stats(used)}  use {use:.2f}")
+        print(f"  {name:20s} wall {stats(wall)}  CPU {stats(used)}  use {core_use(used, wall):.2f}")
 
 
 def plan_steps(speed, rounds: int) -> None:
@@ -196,14 +200,12 @@ def cpu(speed, rounds: int) -> None:
             walls[k].append(time.perf_counter() - w)
     floor = float(np.median(times["floor"]))
     floor_wall = float(np.median(walls["floor"]))
-    cores = os.cpu_count() or 1
     print("process CPU ms per call, median (min); floor CPU / CPU; wall ms median; floor wall "
           "/ wall; core use (median CPU / (cores x wall)):")
     for k, v in times.items():
         wall = float(np.median(walls[k]))
-        use = float(np.median(np.asarray(v) / np.asarray(walls[k]))) / cores
         print(f"  {k:24s} {stats(v)}  {floor / float(np.median(v)):.2f}   {1e3 * wall:6.1f}  "
-              f"{floor_wall / wall:.2f}  {use:.2f}")
+              f"{floor_wall / wall:.2f}  {core_use(v, walls[k]):.2f}")
 
 
 def main() -> None:
